@@ -1,0 +1,55 @@
+"""The one interface through which the harness drives any implementation.
+
+A target is started with a plan (what to run: the scenario and the partition
+count of this run), a loopback port where the collector listens for its
+output, and a private working directory.  It returns the loopback address
+where it accepts syslog traffic once it is ready, and on ``stop`` it reports
+what it can observe of itself.  ``stop`` must always be safe to call, also
+after a failed ``start``, and must leave no process, port or file behind
+outside ``workdir``.
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class TargetError(Exception):
+    """A target could not be started or misbehaved; the message says why
+    (and includes the tail of the implementation's stderr when there is one)."""
+
+
+@dataclass
+class TargetPlan:
+    scenario: Any  # harness.scenario.Scenario
+    # Partition count of this run; 0 = no parallelize() element at all.
+    partitions: int
+
+
+@dataclass
+class TargetReport:
+    cpu_seconds: float | None = None  # user+system of the target's processes
+    peak_rss_bytes: int | None = None
+    # Per partition index: messages processed there, when the target exposes it.
+    partition_processed: list[int] | None = None
+    partition_assigned: list[int] | None = None
+    counters: dict[str, Any] | None = None  # raw counters as the target reported them
+    exit_code: int | None = None
+    stderr_tail: str = ""
+    notes: list[str] = field(default_factory=list)  # findings worth a line in the report
+    version: str | None = None  # implementation version, when known
+
+
+class Target(abc.ABC):
+    #: short name used on the command line (--impl NAME) and in reports
+    name: str
+
+    @abc.abstractmethod
+    def start(self, plan: TargetPlan, out_port: int, workdir: Path, timeout: float = 30.0) -> tuple[str, int]:
+        """Start and wait until ready; return (host, port) accepting syslog."""
+
+    @abc.abstractmethod
+    def stop(self, timeout: float = 15.0) -> TargetReport:
+        """Stop what start() started (gracefully, then by force) and report."""

@@ -1,0 +1,50 @@
+"""The ``parbench`` command: one entry point composing the subcommands.
+
+Subcommands live next to the code they drive (reference/cli.py,
+harness/cli.py, ...) and are imported only when used, so a broken or slow
+import in one never affects the others and ``parbench --help`` stays fast.
+"""
+from __future__ import annotations
+
+import importlib
+
+import click
+
+# name -> (module, attribute, one-line help shown by `parbench --help`)
+SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
+    "serve": ("reference.service", "serve", "Run the reference parallelizer as a TCP service from a syslog-ng config."),
+    "place": ("reference.place", "place", "Print the partition of key values and the expected balance."),
+    "run": ("harness.cli", "run", "Run scenario files against implementations; check and report."),
+    "check": ("harness.cli", "check", "Check a capture of parbench-generated traffic for loss, duplicates and order."),
+    "compare": ("harness.compare_cli", "compare", "Compare two result files: noise-aware regression verdicts."),
+    "history": ("harness.compare_cli", "history", "Plot a metric across saved runs."),
+    "install": ("harness.install", "install", "Install an implementation under test (syslog-ng) privately."),
+    "doctor": ("harness.install", "doctor", "Say which implementations are runnable here and why not."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(SUBCOMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in SUBCOMMANDS:
+            return None
+        module, attr, _ = SUBCOMMANDS[name]
+        return getattr(importlib.import_module(module), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, short) for name, (_, _, short) in SUBCOMMANDS.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="parbench")
+def main() -> None:
+    """parbench: make syslog-ng / AxoSyslog parallelize() testable and measurable.
+
+    Typical use: `parbench run scenarios/chatty-single-sender.toml` drives the
+    reference parallelizer with a scenario, checks exactly-once delivery and
+    per-key ordering, and writes a report under reports/.
+    """

@@ -1,0 +1,75 @@
+"""Version profiles: what each real implementation does differently.
+
+Facts from ../shared/notes/parallelize-semantics.md.  A profile is chosen on
+the command line (``--profile``) and defaults to the newest AxoSyslog.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    # Largest partitions()/workers() value; larger ones are rejected
+    # (syslog-ng) or warned about and clamped (AxoSyslog).
+    max_partitions: int
+    clamp_partitions: bool
+    # workers()/worker-partition-key() spellings accepted by parallelize().
+    accepts_worker_aliases: bool
+    # batch-size() and log-fetch-limit() accepted inside parallelize().
+    accepts_batch_size: bool
+    accepts_parallelize_fetch_limit: bool
+    # Round-robin start: "zero" = every input thread starts at partition 0;
+    # "thread_index" = input thread i starts at i % N.
+    round_robin_start: str
+    # batch-size() default when not given (0 = per-message round-robin).
+    default_batch_size: int
+    # Whether partition-key() together with batch-size() is allowed.
+    key_with_batch_size: bool
+    # Staging list handed over as soon as it reaches batch-size (4.26+).
+    early_handover: bool
+    # Messages a partition drain job processes before yielding; None = no
+    # limit (drains the FIFO until empty).
+    default_drain_limit: int | None
+
+
+SYSLOG_NG_4_8 = Profile(
+    name="syslog-ng-4.8",
+    max_partitions=16,
+    clamp_partitions=False,
+    accepts_worker_aliases=False,
+    accepts_batch_size=False,
+    accepts_parallelize_fetch_limit=False,
+    round_robin_start="zero",
+    default_batch_size=0,
+    key_with_batch_size=False,
+    early_handover=False,
+    default_drain_limit=None,
+)
+
+AXOSYSLOG_4_26 = Profile(
+    name="axosyslog-4.26",
+    max_partitions=32,
+    clamp_partitions=True,
+    accepts_worker_aliases=True,
+    accepts_batch_size=True,
+    accepts_parallelize_fetch_limit=True,
+    round_robin_start="thread_index",
+    default_batch_size=100,
+    key_with_batch_size=True,
+    early_handover=True,
+    default_drain_limit=1000,
+)
+
+PROFILES: dict[str, Profile] = {p.name: p for p in (SYSLOG_NG_4_8, AXOSYSLOG_4_26)}
+DEFAULT_PROFILE = AXOSYSLOG_4_26.name
+
+
+def get_profile(name: str) -> Profile:
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown profile {name!r}; known profiles: {', '.join(sorted(PROFILES))}"
+        ) from None
