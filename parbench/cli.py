@@ -15,7 +15,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "serve": ("reference.service", "serve", "Run the reference parallelizer as a TCP service from a syslog-ng config."),
     "place": ("reference.place", "place", "Print the partition of key values and the expected balance."),
     "run": ("harness.cli", "run", "Run scenario files against implementations; check and report."),
-    "check": ("harness.cli", "check", "Check a capture of parbench-generated traffic for loss, duplicates and order."),
+    "check": ("harness.check_cli", "check", "Check a capture of parbench-generated traffic for loss, duplicates and order."),
     "compare": ("harness.compare_cli", "compare", "Compare two result files: noise-aware regression verdicts."),
     "history": ("harness.compare_cli", "history", "Plot a metric across saved runs."),
     "install": ("harness.install", "install", "Install an implementation under test (syslog-ng) privately."),
