@@ -1,0 +1,564 @@
+"""Get a real syslog-ng (>= 4.3, with parallelize() and loggen) onto this machine
+without touching the system, and find it again later.
+
+The method is the same on every Debian release (12 and 13 alike): a private apt
+setup (its own sources list naming Debian 13 "trixie", its own lists, cache and
+an empty dpkg status, so the whole dependency closure, libc included, is
+resolved) downloads syslog-ng-core and everything it needs, and ``dpkg-deb -x``
+unpacks them into a private root.  The binaries then run through that root's
+own dynamic loader with ``--library-path``, so the system's libc, its loggers and
+its init system are never involved: nothing is installed system-wide, no
+package is removed and no daemon is started.  On Debian 13 the system package
+would work too, but it conflicts with other system loggers and starts a
+system-wide daemon; the private root avoids both with no special cases.
+
+``find_syslog_ng()`` looks, in order, at an explicit path (``--syslog-ng PATH``),
+``$PARBENCH_SYSLOG_NG``, the private root, and ``syslog-ng`` on ``$PATH``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+SUITE = "trixie"
+PACKAGES = ("syslog-ng-core",)
+MANIFEST = "parbench-install.json"
+ENV_HOME = "PARBENCH_HOME"
+ENV_MIRROR = "PARBENCH_DEBIAN_MIRROR"
+ENV_SYSLOG_NG = "PARBENCH_SYSLOG_NG"
+MIN_VERSION = (4, 3)
+# Debian's keyring package ships the trixie keys also on Debian 12.
+KEYRING_CANDIDATES = (
+    "/usr/share/keyrings/debian-archive-keyring.gpg",
+    "/usr/share/keyrings/debian-archive-trixie-stable.gpg",
+)
+APT_TIMEOUT_S = 600.0
+VERSION_TIMEOUT_S = 10.0
+
+
+class InstallError(Exception):
+    """The installation failed; str() is one line for the user."""
+
+
+class RegistryUnreachable(InstallError):
+    """The Debian package registry could not be reached."""
+
+
+def parbench_home() -> Path:
+    home = os.environ.get(ENV_HOME)
+    return Path(home).expanduser() if home else PROJECT_DIR / ".parbench"
+
+
+def default_root() -> Path:
+    return parbench_home() / "syslog-ng"
+
+
+# --------------------------------------------------------------------------
+# What an installation is and how to run it
+
+
+@dataclass
+class SyslogNgInstall:
+    """A runnable syslog-ng: where it is and how to invoke each of its tools."""
+
+    syslog_ng: Path  # the real binary (not a wrapper)
+    version: str  # "syslog-ng 4.8.1" or "axosyslog 4.26.0"
+    source: str  # "private-root", "explicit", "env", "path"
+    root: Path | None = None  # the private root, when it is one
+    loggen: Path | None = None
+    syslog_ng_ctl: Path | None = None
+    # Private root only: the root's loader and library path; every tool is
+    # started as [loader, --library-path, LIBS, binary, ...].
+    loader: Path | None = None
+    library_path: list[Path] = field(default_factory=list)
+    module_path: Path | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+    def _prefix(self, binary: Path) -> list[str]:
+        if self.loader is None:
+            return [str(binary)]
+        return [str(self.loader), "--library-path", ":".join(map(str, self.library_path)), str(binary)]
+
+    def syslog_ng_argv(self) -> list[str]:
+        argv = self._prefix(self.syslog_ng)
+        if self.module_path is not None:
+            argv += ["--module-path", str(self.module_path)]
+        return argv
+
+    def loggen_argv(self) -> list[str] | None:
+        return None if self.loggen is None else self._prefix(self.loggen)
+
+    def syslog_ng_ctl_argv(self) -> list[str] | None:
+        return None if self.syslog_ng_ctl is None else self._prefix(self.syslog_ng_ctl)
+
+    def full_env(self) -> dict[str, str]:
+        return {**os.environ, **self.env}
+
+    @property
+    def version_tuple(self) -> tuple[int, ...]:
+        return parse_version_numbers(self.version)
+
+
+_VERSION_RE = re.compile(r"^(?P<name>[A-Za-z][\w-]*)\s+\d+\s+\((?P<version>\d+\.\d+(?:\.\d+)?)[^)]*\)", re.M)
+_INSTALLER_RE = re.compile(r"^Installer-Version:\s*(?P<version>\d+\.\d+(?:\.\d+)?)", re.M)
+
+
+def parse_version_output(text: str) -> str:
+    """``syslog-ng --version`` output -> "syslog-ng 4.8.1" / "axosyslog 4.26.0".
+
+    The first line is "<name> <major> (<full version>)"; AxoSyslog builds say
+    axosyslog there or mention it elsewhere in the output."""
+    match = _VERSION_RE.search(text) or _INSTALLER_RE.search(text)
+    if match is None:
+        raise ValueError(f"no version found in --version output: {text.strip()[:120]!r}")
+    version = match.group("version")
+    name = "axosyslog" if re.search(r"axosyslog|axoflow", text, re.I) else "syslog-ng"
+    return f"{name} {version}"
+
+
+def parse_version_numbers(version: str) -> tuple[int, ...]:
+    match = re.search(r"(\d+)\.(\d+)(?:\.(\d+))?", version)
+    if match is None:
+        raise ValueError(f"not a version: {version!r}")
+    return tuple(int(g) for g in match.groups() if g is not None)
+
+
+def detect_version(argv: list[str], env: dict[str, str] | None = None, timeout: float = VERSION_TIMEOUT_S) -> str:
+    """Run ``argv --version`` and return "syslog-ng X.Y.Z" / "axosyslog X.Y.Z".
+
+    Raises InstallError (one line) when it does not run or says no version."""
+    try:
+        proc = subprocess.run(
+            [*argv, "--version"], env=env, capture_output=True, text=True, timeout=timeout,
+            stdin=subprocess.DEVNULL, errors="replace",
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise InstallError(f"{argv[-1] if argv else '?'}: cannot run --version: {exc}") from None
+    try:
+        return parse_version_output(proc.stdout + "\n" + proc.stderr)
+    except ValueError as exc:
+        tail = (proc.stderr.strip().splitlines() or [""])[-1]
+        raise InstallError(f"{argv[-1]}: exit {proc.returncode}, {exc}{'; ' + tail if tail else ''}") from None
+
+
+def reference_profile_for(version: str) -> str:
+    """The reference's version profile that models a detected implementation.
+
+    syslog-ng 4.3-4.11 -> "syslog-ng-4.8"; any AxoSyslog -> "axosyslog-4.26".
+    A bare number is syslog-ng up to 4.11 (later numbers exist only in AxoSyslog)."""
+    numbers = parse_version_numbers(version)
+    major_minor = numbers[:2]
+    is_axo = "axosyslog" in version.lower() or (
+        "syslog-ng" not in version.lower() and major_minor > (4, 11)
+    )
+    if major_minor < MIN_VERSION:
+        raise ValueError(f"{version}: parallelize() needs syslog-ng >= 4.3")
+    if is_axo:
+        return "axosyslog-4.26"
+    return "syslog-ng-4.8"
+
+
+# --------------------------------------------------------------------------
+# Finding an installation
+
+
+def _manifest_path(root: Path) -> Path:
+    return root / MANIFEST
+
+
+def load_private_root(root: Path) -> SyslogNgInstall:
+    """The installation in a private root made by ``install``; InstallError if none."""
+    manifest_file = _manifest_path(root)
+    try:
+        manifest = json.loads(manifest_file.read_text())
+    except FileNotFoundError:
+        raise InstallError(f"no syslog-ng installed in {root} (run: parbench install syslog-ng)") from None
+    except (OSError, ValueError) as exc:
+        raise InstallError(f"{manifest_file}: unreadable manifest ({exc}); reinstall with --force") from None
+
+    def rel(key: str) -> Path | None:
+        value = manifest.get(key)
+        return None if value is None else root / value
+
+    install = SyslogNgInstall(
+        syslog_ng=root / manifest["syslog_ng"],
+        version=manifest["version"],
+        source="private-root",
+        root=root,
+        loggen=rel("loggen"),
+        syslog_ng_ctl=rel("syslog_ng_ctl"),
+        loader=rel("loader"),
+        library_path=[root / p for p in manifest["library_path"]],
+        module_path=rel("module_path"),
+        env={k: str(root / v) for k, v in manifest["env"].items()},
+    )
+    missing = [p for p in (install.syslog_ng, install.loader) if p is not None and not p.exists()]
+    if missing:
+        raise InstallError(f"{root}: incomplete installation, {missing[0]} is missing; reinstall with --force")
+    return install
+
+
+def _sibling_tool(binary: Path, name: str) -> Path | None:
+    """loggen / syslog-ng-ctl of a user's build: next to the binary or in ../bin, ../sbin."""
+    here = binary.resolve().parent
+    for directory in (here, here.parent / "bin", here.parent / "sbin", binary.parent):
+        candidate = directory / name
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    found = shutil.which(name)
+    return Path(found) if found else None
+
+
+def install_from_binary(path: Path, source: str) -> SyslogNgInstall:
+    """A user's own syslog-ng / AxoSyslog binary (or its install prefix)."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        for candidate in (path / "sbin" / "syslog-ng", path / "bin" / "syslog-ng", path / "syslog-ng"):
+            if candidate.is_file():
+                path = candidate
+                break
+        else:
+            raise InstallError(f"{path}: no sbin/syslog-ng or bin/syslog-ng in this directory")
+    if not path.is_file() or not os.access(path, os.X_OK):
+        raise InstallError(f"{path}: not an executable syslog-ng binary")
+    if _manifest_path(path.resolve().parents[2]).exists() and path.resolve().parts[-3:-1] == ("usr", "sbin"):
+        # a binary inside a parbench private root needs the root's loader
+        return load_private_root(path.resolve().parents[2])
+    version = detect_version([str(path)])
+    return SyslogNgInstall(
+        syslog_ng=path, version=version, source=source,
+        loggen=_sibling_tool(path, "loggen"), syslog_ng_ctl=_sibling_tool(path, "syslog-ng-ctl"),
+    )
+
+
+def locate_syslog_ng(explicit: str | Path | None = None, root: Path | None = None) -> tuple[SyslogNgInstall | None, list[str]]:
+    """The syslog-ng to use and, for each place looked at in vain, why not.
+
+    Order: ``explicit`` (an error there is final: the user asked for it),
+    ``$PARBENCH_SYSLOG_NG``, the private root, ``syslog-ng`` on PATH."""
+    reasons: list[str] = []
+    if explicit is not None:
+        try:
+            return _checked(install_from_binary(Path(explicit), "explicit")), []
+        except InstallError as exc:
+            return None, [str(exc)]
+    env_path = os.environ.get(ENV_SYSLOG_NG)
+    if env_path:
+        try:
+            return _checked(install_from_binary(Path(env_path), "env")), []
+        except InstallError as exc:
+            return None, [f"${ENV_SYSLOG_NG}: {exc}"]
+    root = root or default_root()
+    try:
+        return _checked(load_private_root(root)), []
+    except InstallError as exc:
+        reasons.append(str(exc))
+    on_path = shutil.which("syslog-ng")
+    if on_path:
+        try:
+            return _checked(install_from_binary(Path(on_path), "path")), reasons
+        except InstallError as exc:
+            reasons.append(f"PATH: {exc}")
+    else:
+        reasons.append("PATH: no syslog-ng")
+    return None, reasons
+
+
+def _checked(install: SyslogNgInstall) -> SyslogNgInstall:
+    if install.version_tuple[:2] < MIN_VERSION:
+        raise InstallError(f"{install.syslog_ng}: {install.version} has no parallelize() (needs >= 4.3)")
+    return install
+
+
+def find_syslog_ng(explicit: str | Path | None = None, root: Path | None = None) -> SyslogNgInstall | None:
+    """The syslog-ng to test (see ``locate_syslog_ng``), or None when there is none."""
+    return locate_syslog_ng(explicit, root)[0]
+
+
+# --------------------------------------------------------------------------
+# Installing into a private root
+
+
+def _apt_config(apt_dir: Path, mirror: str, keyring: str) -> Path:
+    for sub in ("etc/apt.conf.d", "etc/preferences.d", "etc/trusted.gpg.d", "lists/partial",
+                "cache/archives/partial", "state"):
+        (apt_dir / sub).mkdir(parents=True, exist_ok=True)
+    (apt_dir / "state" / "status").write_text("")
+    (apt_dir / "etc" / "sources.list").write_text(f"deb [signed-by={keyring}] {mirror} {SUITE} main\n")
+    settings = {
+        "Dir::Etc::SourceList": apt_dir / "etc" / "sources.list",
+        "Dir::Etc::SourceParts": apt_dir / "etc" / "sources.list.d-none",
+        "Dir::Etc::Parts": apt_dir / "etc" / "apt.conf.d",
+        "Dir::Etc::Preferences": apt_dir / "etc" / "preferences",
+        "Dir::Etc::PreferencesParts": apt_dir / "etc" / "preferences.d",
+        "Dir::Etc::Trusted": apt_dir / "etc" / "trusted.gpg",
+        "Dir::Etc::TrustedParts": apt_dir / "etc" / "trusted.gpg.d",
+        "Dir::State": apt_dir / "state",
+        "Dir::State::Lists": apt_dir / "lists",
+        "Dir::State::status": apt_dir / "state" / "status",
+        "Dir::Cache": apt_dir / "cache",
+        "Dir::Cache::Archives": apt_dir / "cache" / "archives",
+        "Dir::Log": apt_dir / "log",
+        "APT::Architecture": _dpkg_architecture(),
+        "APT::Architectures": _dpkg_architecture(),
+        "APT::Install-Recommends": "false",
+        "APT::Install-Suggests": "false",
+        "Acquire::Languages": "none",
+        "Acquire::PDiffs": "false",
+        "Acquire::Retries": "0",
+        "Acquire::http::Timeout": "30",
+        "Acquire::GzipIndexes": "true",
+        "Acquire::IndexTargets::deb::DEP-11::DefaultEnabled": "false",
+        "Acquire::IndexTargets::deb::DEP-11-icons::DefaultEnabled": "false",
+        "Acquire::IndexTargets::deb::CNF::DefaultEnabled": "false",
+        "Debug::NoLocking": "true",
+    }
+    if os.geteuid() == 0:
+        # Private dirs are root's; the _apt sandbox user could not write them.
+        settings["APT::Sandbox::User"] = "root"
+    conf = apt_dir / "apt.conf"
+    conf.write_text("".join(f'{key} "{value}";\n' for key, value in settings.items()))
+    return conf
+
+
+def _dpkg_architecture() -> str:
+    try:
+        return subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True,
+                              timeout=VERSION_TIMEOUT_S, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "amd64"
+
+
+def _run_apt(args: list[str], conf: Path, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "APT_CONFIG": str(conf), "LC_ALL": "C", "DEBIAN_FRONTEND": "noninteractive"}
+    try:
+        return subprocess.run(args, env=env, cwd=cwd, capture_output=True, text=True,
+                              timeout=APT_TIMEOUT_S, stdin=subprocess.DEVNULL, errors="replace")
+    except FileNotFoundError:
+        raise InstallError(f"{args[0]} not found: this installer needs Debian's apt and dpkg") from None
+    except subprocess.TimeoutExpired:
+        raise RegistryUnreachable(f"{' '.join(args[:2])} did not finish within {APT_TIMEOUT_S:.0f} s") from None
+
+
+def _first_problem(text: str) -> str:
+    lines = text.splitlines()
+    for prefixes in (("E:",), ("Err:",), ("W:",)):
+        for index, line in enumerate(lines):
+            if line.startswith(prefixes):
+                # apt puts the reason of an Err: on the next, indented line
+                detail = lines[index + 1] if index + 1 < len(lines) and lines[index + 1][:1].isspace() else ""
+                return " ".join(f"{line} {detail}".split())
+    lines = text.strip().splitlines()
+    return lines[-1].strip() if lines else "no output"
+
+
+def _resolve_closure(conf: Path) -> list[str]:
+    """Every package (name=version) an install of PACKAGES needs, against an empty system."""
+    proc = _run_apt(["apt-get", "-s", "-q", "install", *PACKAGES], conf)
+    if proc.returncode != 0:
+        raise InstallError(f"cannot resolve {', '.join(PACKAGES)} in {SUITE}: {_first_problem(proc.stderr + proc.stdout)}")
+    selected = re.findall(r"^Inst (\S+) \((\S+)", proc.stdout, re.M)
+    if not selected:
+        raise InstallError(f"apt-get -s install {' '.join(PACKAGES)} selected nothing")
+    return [f"{name}={version}" for name, version in selected]
+
+
+def _layout(root: Path) -> dict:
+    """Find, in an unpacked root, the loader, the library dirs and the tools."""
+    def first(patterns: list[str]) -> Path | None:
+        for pattern in patterns:
+            hits = sorted(root.glob(pattern))
+            if hits:
+                return hits[0]
+        return None
+
+    syslog_ng = root / "usr" / "sbin" / "syslog-ng"
+    loader = first(["usr/lib64/ld-linux*.so*", "lib64/ld-linux*.so*", "usr/lib/*/ld-linux*.so*", "usr/lib/ld-linux*.so*"])
+    if not syslog_ng.exists() or loader is None:
+        raise InstallError(f"{root}: unpacked packages have no {'usr/sbin/syslog-ng' if not syslog_ng.exists() else 'dynamic loader'}")
+    triplets = sorted(p.name for p in (root / "usr" / "lib").glob("*-linux-gnu*") if p.is_dir())
+    library_dirs = []
+    for triplet in triplets:
+        library_dirs += [f"usr/lib/{triplet}", f"lib/{triplet}", f"usr/lib/{triplet}/syslog-ng"]
+    library_dirs += ["usr/lib", "usr/lib/syslog-ng"]
+    library_dirs = [d for d in library_dirs if (root / d).is_dir()]
+    module_dir = first(["usr/lib/syslog-ng/[0-9]*", "usr/lib/*/syslog-ng/[0-9]*", "usr/lib/syslog-ng"])
+    env = {"SYSLOGNG_PREFIX": "usr"}
+    gconv = first(["usr/lib/*/gconv"])
+    if gconv is not None:
+        env["GCONV_PATH"] = str(gconv.relative_to(root))
+    ossl = first(["usr/lib/*/ossl-modules"])
+    if ossl is not None:
+        env["OPENSSL_MODULES"] = str(ossl.relative_to(root))
+
+    def tool(name: str) -> str | None:
+        for d in ("usr/bin", "usr/sbin"):
+            if (root / d / name).exists():
+                return f"{d}/{name}"
+        return None
+
+    return {
+        "syslog_ng": "usr/sbin/syslog-ng",
+        "loggen": tool("loggen"),
+        "syslog_ng_ctl": tool("syslog-ng-ctl"),
+        # ld.so is a symlink into the multiarch dir; resolve it inside the root.
+        "loader": str(loader.relative_to(root)),
+        "library_path": library_dirs,
+        "module_path": None if module_dir is None else str(module_dir.relative_to(root)),
+        "env": env,
+    }
+
+
+_WRAPPER = """#!/bin/sh
+# Written by `parbench install syslog-ng`: runs {tool} from this private root
+# through the root's own loader, so the system's libraries are never used.
+ROOT=$(CDPATH= cd -- "$(dirname -- "$0")/.." && pwd)
+{exports}
+exec "$ROOT/{loader}" --library-path "{libs}" "$ROOT/{binary}"{extra} "$@"
+"""
+
+
+def _write_wrappers(root: Path, layout: dict) -> None:
+    bin_dir = root / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    exports = "\n".join(f'export {k}="$ROOT/{v}"' for k, v in layout["env"].items())
+    libs = ":".join(f"$ROOT/{d}" for d in layout["library_path"])
+    for key, name in (("syslog_ng", "syslog-ng"), ("loggen", "loggen"), ("syslog_ng_ctl", "syslog-ng-ctl")):
+        if layout.get(key) is None:
+            continue
+        extra = f' --module-path "$ROOT/{layout["module_path"]}"' if key == "syslog_ng" and layout["module_path"] else ""
+        wrapper = bin_dir / name
+        wrapper.write_text(_WRAPPER.format(tool=name, exports=exports, loader=layout["loader"], libs=libs,
+                                           binary=layout[key], extra=extra))
+        wrapper.chmod(0o755)
+
+
+def install_syslog_ng(root: Path | None = None, force: bool = False, mirror: str | None = None,
+                      log=lambda line: None) -> tuple[SyslogNgInstall, bool]:
+    """Install into ``root`` (default: .parbench/syslog-ng); (installation, whether anything was done).
+
+    Work happens in a staging dir next to ``root`` that is renamed into place
+    at the end, so an interrupted install never leaves a half root behind."""
+    root = Path(root or default_root()).expanduser().absolute()
+    mirror = mirror or os.environ.get(ENV_MIRROR) or DEFAULT_MIRROR
+    if not force:
+        try:
+            return _checked(load_private_root(root)), False
+        except InstallError:
+            pass
+    keyring = next((k for k in KEYRING_CANDIDATES if Path(k).exists()), None)
+    if keyring is None:
+        raise InstallError(f"no Debian archive keyring ({KEYRING_CANDIDATES[0]}): install debian-archive-keyring")
+    root.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.staging-", dir=root.parent))
+    try:
+        apt_dir = staging / "apt"
+        conf = _apt_config(apt_dir, mirror, keyring)
+        log(f"apt-get update ({mirror} {SUITE}, private lists in the staging dir)")
+        proc = _run_apt(["apt-get", "-q", "update"], conf)
+        if proc.returncode != 0 or not any(apt_dir.joinpath("lists").glob("*_Packages*")):
+            raise RegistryUnreachable(
+                f"cannot reach the Debian package registry at {mirror}: {_first_problem(proc.stderr + proc.stdout)}")
+        packages = _resolve_closure(conf)
+        log(f"downloading {len(packages)} packages")
+        debs_dir = apt_dir / "debs"
+        debs_dir.mkdir()
+        proc = _run_apt(["apt-get", "-q", "download", *packages], conf, cwd=debs_dir)
+        if proc.returncode != 0:
+            raise RegistryUnreachable(f"apt-get download from {mirror} failed: {_first_problem(proc.stderr + proc.stdout)}")
+        debs = sorted(debs_dir.glob("*.deb"))
+        log(f"unpacking {len(debs)} packages")
+        for deb in debs:
+            proc = subprocess.run(["dpkg-deb", "-x", str(deb), str(staging)], capture_output=True, text=True,
+                                  timeout=APT_TIMEOUT_S, stdin=subprocess.DEVNULL)
+            if proc.returncode != 0:
+                raise InstallError(f"dpkg-deb -x {deb.name}: {_first_problem(proc.stderr)}")
+        layout = _layout(staging)
+        _write_wrappers(staging, layout)
+        # The lists are tens of MB and only needed for this run.
+        shutil.rmtree(apt_dir, ignore_errors=True)
+        probe = SyslogNgInstall(syslog_ng=staging / layout["syslog_ng"], version="?", source="private-root",
+                                loader=staging / layout["loader"],
+                                library_path=[staging / d for d in layout["library_path"]],
+                                module_path=None if layout["module_path"] is None else staging / layout["module_path"],
+                                env={k: str(staging / v) for k, v in layout["env"].items()})
+        version = detect_version(probe.syslog_ng_argv(), env=probe.full_env())
+        manifest = {**layout, "version": version, "mirror": mirror, "suite": SUITE,
+                    "packages": [p for p in packages], "installed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        _manifest_path(staging).write_text(json.dumps(manifest, indent=2) + "\n")
+        if root.exists():
+            shutil.rmtree(root)
+        staging.rename(root)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return _checked(load_private_root(root)), True
+
+
+# --------------------------------------------------------------------------
+# Commands
+
+
+@click.command("install")
+@click.argument("implementation", type=click.Choice(["syslog-ng"]))
+@click.option("--root", type=click.Path(path_type=Path), default=None,
+              help=f"Install here (default: ${ENV_HOME}/syslog-ng or .parbench/syslog-ng in the project).")
+@click.option("--force", is_flag=True, help="Reinstall even if an installation is already there.")
+@click.option("--mirror", default=None, metavar="URL",
+              help=f"Debian mirror (default: ${ENV_MIRROR} or {DEFAULT_MIRROR}).")
+def install(implementation: str, root: Path | None, force: bool, mirror: str | None) -> None:
+    """Install syslog-ng >= 4.3 with loggen into a private root (Debian 13's
+    packages, unpacked; the system is not touched)."""
+    started = time.monotonic()
+    try:
+        result, did_install = install_syslog_ng(root, force=force, mirror=mirror,
+                                                log=lambda line: click.echo(f"  {line}", err=True))
+    except InstallError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    what = "installed" if did_install else "already installed"
+    click.echo(f"{result.version} {what} in {result.root} ({time.monotonic() - started:.1f} s); "
+               f"run it with {result.root / 'bin' / 'syslog-ng'}")
+
+
+@click.command("doctor")
+@click.option("--syslog-ng", "syslog_ng_path", default=None, metavar="PATH",
+              help="A syslog-ng / AxoSyslog binary (or install prefix) to check instead of the default search.")
+def doctor(syslog_ng_path: str | None) -> None:
+    """Say which implementations are runnable here and why not."""
+    click.echo("reference: runnable (embedded, `parbench serve`)")
+    found, reasons = locate_syslog_ng(syslog_ng_path)
+    if found is None:
+        click.echo("syslog-ng: not runnable")
+        for reason in reasons:
+            click.echo(f"  - {reason}")
+        click.echo("  install it with: parbench install syslog-ng")
+        click.echo("loggen: not available (comes with syslog-ng)")
+        return
+    try:
+        profile = reference_profile_for(found.version)
+    except ValueError as exc:
+        profile = f"none ({exc})"
+    click.echo(f"syslog-ng: runnable, {found.version} ({found.source}: {found.syslog_ng}); "
+               f"reference profile {profile}")
+    if found.loggen is None:
+        click.echo("loggen: not found next to syslog-ng or on PATH")
+    else:
+        click.echo(f"loggen: {found.loggen}")
+    if found.syslog_ng_ctl is None:
+        click.echo("syslog-ng-ctl: not found (no per-partition counters)")
+    else:
+        click.echo(f"syslog-ng-ctl: {found.syslog_ng_ctl}")

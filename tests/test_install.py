@@ -1,0 +1,192 @@
+"""The syslog-ng installer, version detection and `parbench doctor`."""
+from __future__ import annotations
+
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from harness import install as inst
+from parbench.cli import main
+
+SYSLOG_NG_481 = textwrap.dedent("""\
+    syslog-ng 4 (4.8.1)
+    Config version: 4.2
+    Installer-Version: 4.8.1
+    Revision: 4.8.1-5+deb13u1
+""")
+AXOSYSLOG_426 = textwrap.dedent("""\
+    axosyslog 4 (4.26.0)
+    Config version: 4.2
+    Installer-Version: 4.26.0
+""")
+SYSLOG_NG_338 = "syslog-ng 3 (3.38.1)\nConfig version: 3.35\n"
+
+
+def fake_build(prefix: Path, version_text: str, with_loggen: bool = True) -> Path:
+    """A user's own build: PREFIX/sbin/syslog-ng printing version_text, PREFIX/bin/loggen."""
+    (prefix / "sbin").mkdir(parents=True)
+    (prefix / "bin").mkdir()
+    binary = prefix / "sbin" / "syslog-ng"
+    binary.write_text(f"#!/bin/sh\ncat <<'EOF'\n{version_text}EOF\n")
+    binary.chmod(0o755)
+    if with_loggen:
+        loggen = prefix / "bin" / "loggen"
+        loggen.write_text("#!/bin/sh\nexit 0\n")
+        loggen.chmod(0o755)
+    return binary
+
+
+@pytest.mark.parametrize("text, expected", [
+    (SYSLOG_NG_481, "syslog-ng 4.8.1"),
+    (AXOSYSLOG_426, "axosyslog 4.26.0"),
+    (SYSLOG_NG_338, "syslog-ng 3.38.1"),
+    ("syslog-ng 4 (4.9.0)\nInstaller-Version: 4.9.0\nhttps://axoflow.com/\n", "axosyslog 4.9.0"),
+])
+def test_parse_version_output(text, expected):
+    assert inst.parse_version_output(text) == expected
+
+
+def test_parse_version_output_rejects_text_without_version():
+    with pytest.raises(ValueError, match="no version"):
+        inst.parse_version_output("Usage: syslog-ng [OPTION?]\n")
+
+
+@pytest.mark.parametrize("version, profile", [
+    ("syslog-ng 4.3.0", "syslog-ng-4.8"),
+    ("syslog-ng 4.8.1", "syslog-ng-4.8"),
+    ("syslog-ng 4.11.0", "syslog-ng-4.8"),
+    ("4.8.1", "syslog-ng-4.8"),
+    ("axosyslog 4.9.0", "axosyslog-4.26"),
+    ("axosyslog 4.26.0", "axosyslog-4.26"),
+    ("4.26.0", "axosyslog-4.26"),
+])
+def test_reference_profile_for(version, profile):
+    assert inst.reference_profile_for(version) == profile
+
+
+def test_reference_profile_for_rejects_versions_without_parallelize():
+    with pytest.raises(ValueError, match=">= 4.3"):
+        inst.reference_profile_for("syslog-ng 3.38.1")
+
+
+def test_detect_version_runs_the_binary(tmp_path):
+    binary = fake_build(tmp_path / "p", AXOSYSLOG_426)
+    assert inst.detect_version([str(binary)]) == "axosyslog 4.26.0"
+
+
+def test_detect_version_of_a_binary_that_says_nothing_is_one_clear_error(tmp_path):
+    binary = tmp_path / "syslog-ng"
+    binary.write_text("#!/bin/sh\necho 'segfault-ish' >&2\nexit 3\n")
+    binary.chmod(0o755)
+    with pytest.raises(inst.InstallError) as info:
+        inst.detect_version([str(binary)])
+    assert "exit 3" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_explicit_build_prefix_is_found_with_its_loggen(tmp_path):
+    binary = fake_build(tmp_path / "axo", AXOSYSLOG_426)
+    found, reasons = inst.locate_syslog_ng(tmp_path / "axo")
+    assert reasons == []
+    assert found.syslog_ng == binary and found.source == "explicit"
+    assert found.version == "axosyslog 4.26.0"
+    assert found.loggen == tmp_path / "axo" / "bin" / "loggen"
+    assert found.syslog_ng_argv() == [str(binary)]
+
+
+def test_too_old_syslog_ng_is_refused_with_the_reason(tmp_path):
+    fake_build(tmp_path / "old", SYSLOG_NG_338)
+    found, reasons = inst.locate_syslog_ng(tmp_path / "old" / "sbin" / "syslog-ng")
+    assert found is None
+    assert "3.38.1" in reasons[0] and "4.3" in reasons[0]
+
+
+def test_env_var_points_at_a_build(tmp_path, monkeypatch):
+    binary = fake_build(tmp_path / "b", SYSLOG_NG_481)
+    monkeypatch.setenv(inst.ENV_SYSLOG_NG, str(binary))
+    found = inst.find_syslog_ng(root=tmp_path / "no-root")
+    assert found is not None and found.source == "env" and found.version == "syslog-ng 4.8.1"
+
+
+def test_nothing_found_says_why_for_each_place(tmp_path, monkeypatch):
+    monkeypatch.delenv(inst.ENV_SYSLOG_NG, raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    found, reasons = inst.locate_syslog_ng(root=tmp_path / "none")
+    assert found is None
+    assert any("no syslog-ng installed in" in r for r in reasons)
+    assert any(r.startswith("PATH:") for r in reasons)
+
+
+def test_doctor_without_syslog_ng_exits_0_and_says_why(tmp_path):
+    env = {inst.ENV_HOME: str(tmp_path), "PATH": str(tmp_path / "empty-bin"), inst.ENV_SYSLOG_NG: ""}
+    result = CliRunner().invoke(main, ["doctor"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "reference: runnable" in result.output
+    assert "syslog-ng: not runnable" in result.output
+    assert "parbench install syslog-ng" in result.output
+
+
+def test_doctor_with_a_user_build(tmp_path):
+    fake_build(tmp_path / "axo", AXOSYSLOG_426)
+    result = CliRunner().invoke(main, ["doctor", "--syslog-ng", str(tmp_path / "axo")])
+    assert result.exit_code == 0, result.output
+    assert "axosyslog 4.26.0" in result.output and "axosyslog-4.26" in result.output
+    assert f"loggen: {tmp_path / 'axo' / 'bin' / 'loggen'}" in result.output
+
+
+def test_unreachable_registry_is_one_line_and_exit_2(tmp_path):
+    # Port 9 (discard) on loopback refuses connections: no network involved.
+    root = tmp_path / "root"
+    result = CliRunner().invoke(main, ["install", "syslog-ng", "--root", str(root),
+                                       "--mirror", "http://127.0.0.1:9/debian"])
+    assert result.exit_code == 2
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "cannot reach the Debian package registry" in errors[0]
+    assert "127.0.0.1:9" in errors[0]
+    assert not root.exists()
+    assert list(tmp_path.iterdir()) == [], "the staging dir must be removed"
+
+
+def test_unreachable_registry_from_env_var(tmp_path, monkeypatch):
+    monkeypatch.setenv(inst.ENV_MIRROR, "http://127.0.0.1:9/debian")
+    with pytest.raises(inst.RegistryUnreachable):
+        inst.install_syslog_ng(tmp_path / "root")
+
+
+@pytest.fixture(scope="module")
+def installed() -> inst.SyslogNgInstall:
+    """The default private root, installed if missing (as CI does first)."""
+    try:
+        result, _ = inst.install_syslog_ng()
+    except inst.RegistryUnreachable as exc:
+        pytest.skip(f"Debian package registry unreachable, cannot install syslog-ng: {exc}")
+    return result
+
+
+def test_second_install_does_nothing_and_says_where(installed):
+    manifest = installed.root / inst.MANIFEST
+    before = manifest.stat().st_mtime_ns
+    result = CliRunner().invoke(main, ["install", "syslog-ng", "--root", str(installed.root)])
+    assert result.exit_code == 0, result.output
+    assert f"already installed in {installed.root}" in result.output
+    assert manifest.stat().st_mtime_ns == before
+
+
+def test_installed_syslog_ng_runs_from_its_private_root(installed):
+    assert installed.version_tuple[:2] >= (4, 3)
+    assert installed.loader is not None and installed.loader.is_relative_to(installed.root)
+    proc = subprocess.run([*installed.syslog_ng_argv(), "--version"], env=installed.full_env(),
+                          capture_output=True, text=True, timeout=10)
+    assert proc.returncode == 0
+    assert str(installed.root) in proc.stdout  # module dir inside the root, not the system's
+    wrapper = subprocess.run([str(installed.root / "bin" / "syslog-ng"), "--version"],
+                             capture_output=True, text=True, timeout=10)
+    assert inst.parse_version_output(wrapper.stdout) == installed.version
+
+
+def test_installed_loggen_runs(installed):
+    proc = subprocess.run([*installed.loggen_argv(), "--help"], env=installed.full_env(),
+                          capture_output=True, text=True, timeout=10)
+    assert proc.returncode == 0 and "--active-connections" in proc.stdout
