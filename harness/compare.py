@@ -1,0 +1,591 @@
+"""Noise-aware comparison of two sets of benchmark samples (issue 5).
+
+Pure statistics plus loading of the two input formats; no printing, no
+plotting. ``harness.compare_cli`` turns this into ``parbench compare`` and
+``parbench history``; the method and its limits are in docs/regressions.md.
+
+Method, in one paragraph: for each (metric, configuration) present in both
+files the samples are the repeats (parbench results.json) or the rounds
+(pytest-benchmark). The effect is the ratio of medians, current / baseline,
+reported as a percent change. Its confidence interval is a percentile
+bootstrap of that ratio: both sides are resampled with replacement
+``resamples`` times in one numpy fancy-indexing step, with a fixed seed so the
+same files always give the same verdict. A regression needs the whole
+interval on the bad side of 0 *and* a median change at least ``threshold``
+(Vector's regression detector: 90 % confidence, 5 % effect tolerance). A side
+whose coefficient of variation exceeds ``max_cv`` makes the pair ``erratic``
+(no verdict, since the interval would be untrustworthy), fewer than
+``min_samples`` on a side gives ``too few samples``.
+
+Why a bootstrap of the median ratio and not Mann-Whitney U: the threshold is
+a relative effect size, so the interval must be on the ratio scale, in the
+same units as the threshold; the median ignores a single disturbed repeat;
+and the bootstrap makes no assumption that the two sides differ by a pure
+shift (Mann-Whitney's Hodges-Lehmann interval does). Measured calibration for
+10 vs 10 repeats from one distribution with 3 % CV: the 90 % interval excludes
+0 in about 9 % of pairs (see tests/test_compare.py).
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+RESULTS_SCHEMA = "parbench.results/1"
+
+REGRESSION = "regression"
+IMPROVEMENT = "improvement"
+NO_CHANGE = "no change"
+ERRATIC = "erratic"
+TOO_FEW = "too few samples"
+VERDICTS = (REGRESSION, IMPROVEMENT, NO_CHANGE, ERRATIC, TOO_FEW)
+
+DEFAULT_THRESHOLD = 0.05
+DEFAULT_CONFIDENCE = 0.90
+DEFAULT_MAX_CV = 0.10
+# Below 5 repeats a bootstrap of the median has so few distinct values that
+# its interval is mostly an artefact of the resampling grid.
+MIN_SAMPLES = 5
+DEFAULT_RESAMPLES = 4000
+DEFAULT_SEED = 20240917
+# Upper bound on resamples x samples materialised at once (float64: 8 bytes
+# each), so thousands of pytest-benchmark rounds never need gigabytes.
+_BOOTSTRAP_CHUNK_ELEMENTS = 4_000_000
+
+
+class InputError(Exception):
+    """Bad or unknown input file; ``str()`` is one line naming file and key."""
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    higher_is_better: bool
+    unit: str
+
+    @property
+    def direction(self) -> str:
+        return "higher is better" if self.higher_is_better else "lower is better"
+
+
+RESULTS_METRICS: dict[str, Metric] = {
+    m.name: m
+    for m in (
+        Metric("throughput_msgs_per_s", True, "msg/s"),
+        Metric("latency_ms.p50", False, "ms"),
+        Metric("latency_ms.p99", False, "ms"),
+        Metric("cpu_seconds", False, "s"),
+    )
+}
+BENCH_METRIC = Metric("time_s", False, "s")
+BENCH_METRICS: dict[str, Metric] = {BENCH_METRIC.name: BENCH_METRIC}
+
+KIND_RESULTS = "parbench"
+KIND_BENCH = "pytest-benchmark"
+
+
+@dataclass
+class SampleSet:
+    """One input file reduced to samples per (metric name, configuration)."""
+
+    path: str
+    kind: str  # KIND_RESULTS or KIND_BENCH
+    created: datetime
+    label: str  # short name for plots: commit id or file name
+    metrics: dict[str, Metric]
+    samples: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
+    configs: list[str] = field(default_factory=list)  # in file order
+    groups: dict[str, str] = field(default_factory=dict)  # config -> benchmark group
+    excluded: list[str] = field(default_factory=list)  # errored runs, one line each
+    notes: list[str] = field(default_factory=list)
+    scenario: str | None = None
+    # Whole-run repeats: a wild repeat is worth flagging, so the classic CV.
+    # Benchmark rounds: preemption outliers are routine, so a robust CV.
+    robust_cv: bool = False
+
+
+@dataclass(frozen=True)
+class Comparison:
+    metric: Metric
+    config: str
+    group: str | None
+    n_baseline: int
+    n_current: int
+    median_baseline: float
+    median_current: float
+    change: float  # current/baseline - 1 (nan when not computed)
+    ci_low: float
+    ci_high: float
+    cv_baseline: float
+    cv_current: float
+    verdict: str
+    reason: str
+    n_needed: int = MIN_SAMPLES
+
+
+@dataclass
+class CompareReport:
+    baseline: SampleSet
+    current: SampleSet
+    threshold: float
+    confidence: float
+    max_cv: float
+    min_samples: int
+    comparisons: list[Comparison]
+    only_in_baseline: list[str]
+    only_in_current: list[str]
+    notes: list[str]
+
+    @property
+    def regressions(self) -> list[Comparison]:
+        return [c for c in self.comparisons if c.verdict == REGRESSION]
+
+    def counts(self) -> dict[str, int]:
+        out = {v: 0 for v in VERDICTS}
+        for c in self.comparisons:
+            out[c.verdict] += 1
+        return out
+
+
+# --------------------------------------------------------------------------
+# statistics
+
+
+def coefficient_of_variation(values: np.ndarray, robust: bool = False) -> float:
+    """std/mean; with ``robust``, 1.4826*MAD/median (equal for normal data)."""
+    values = np.asarray(values, dtype=float)
+    if values.size < 2:
+        return 0.0
+    if robust:
+        center = float(np.median(values))
+        spread = 1.4826 * float(np.median(np.abs(values - center)))
+    else:
+        center = float(np.mean(values))
+        spread = float(np.std(values, ddof=1))
+    if center == 0.0:
+        return math.inf if spread > 0 else 0.0
+    return abs(spread / center)
+
+
+def _bootstrap_medians(values: np.ndarray, resamples: int, rng: np.random.Generator) -> np.ndarray:
+    n = values.size
+    rows_per_chunk = max(1, _BOOTSTRAP_CHUNK_ELEMENTS // n)
+    out = np.empty(resamples)
+    for start in range(0, resamples, rows_per_chunk):
+        rows = min(rows_per_chunk, resamples - start)
+        idx = rng.integers(0, n, size=(rows, n))
+        out[start:start + rows] = np.median(values[idx], axis=1)
+    return out
+
+
+def bootstrap_ratio_ci(
+    baseline: np.ndarray,
+    current: np.ndarray,
+    confidence: float = DEFAULT_CONFIDENCE,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = DEFAULT_SEED,
+) -> tuple[float, float]:
+    """Percentile-bootstrap interval of median(current)/median(baseline) - 1."""
+    baseline = np.asarray(baseline, dtype=float)
+    current = np.asarray(current, dtype=float)
+    rng = np.random.default_rng(seed)
+    med_b = _bootstrap_medians(baseline, resamples, rng)
+    med_c = _bootstrap_medians(current, resamples, rng)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = med_c / med_b - 1.0
+    tail = (1.0 - confidence) / 2.0
+    low, high = np.quantile(ratio, [tail, 1.0 - tail])
+    return float(low), float(high)
+
+
+def compare_samples(
+    baseline: np.ndarray,
+    current: np.ndarray,
+    metric: Metric,
+    config: str = "",
+    *,
+    group: str | None = None,
+    threshold: float = DEFAULT_THRESHOLD,
+    confidence: float = DEFAULT_CONFIDENCE,
+    max_cv: float = DEFAULT_MAX_CV,
+    min_samples: int = MIN_SAMPLES,
+    robust_cv: bool = False,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = DEFAULT_SEED,
+) -> Comparison:
+    """Verdict for one metric x configuration; see the module docstring."""
+    baseline = np.asarray(baseline, dtype=float)
+    current = np.asarray(current, dtype=float)
+    nb, nc = baseline.size, current.size
+    med_b = float(np.median(baseline)) if nb else math.nan
+    med_c = float(np.median(current)) if nc else math.nan
+    cv_b = coefficient_of_variation(baseline, robust_cv) if nb else math.nan
+    cv_c = coefficient_of_variation(current, robust_cv) if nc else math.nan
+
+    def result(verdict: str, reason: str, change=math.nan, low=math.nan, high=math.nan) -> Comparison:
+        return Comparison(metric, config, group, nb, nc, med_b, med_c, change, low, high,
+                          cv_b, cv_c, verdict, reason, min_samples)
+
+    if nb < min_samples or nc < min_samples:
+        return result(TOO_FEW, f"{nb} baseline / {nc} current samples; at least {min_samples} per side needed")
+    if not med_b > 0 or not med_c > 0:
+        return result(ERRATIC, "a median is not positive; a ratio of medians is meaningless")
+    change = med_c / med_b - 1.0
+    if cv_b > max_cv or cv_c > max_cv:
+        side = "baseline" if cv_b >= cv_c else "current"
+        return result(ERRATIC, f"coefficient of variation of the {side} is "
+                      f"{max(cv_b, cv_c):.3f} > {max_cv:g}", change)
+    low, high = bootstrap_ratio_ci(baseline, current, confidence, resamples, seed)
+    # "bad" and "good" sides of zero depend on the metric's direction.
+    bad_sign = -1.0 if metric.higher_is_better else 1.0
+    signed_low, signed_high = sorted((bad_sign * low, bad_sign * high))
+    signed_change = bad_sign * change
+    pct = f"{confidence:.0%}"
+    if signed_low > 0 and signed_change >= threshold:
+        return result(REGRESSION, f"whole {pct} interval on the bad side and |change| >= {threshold:.1%}",
+                      change, low, high)
+    if signed_high < 0 and -signed_change >= threshold:
+        return result(IMPROVEMENT, f"whole {pct} interval on the good side and |change| >= {threshold:.1%}",
+                      change, low, high)
+    if signed_low > 0 or signed_high < 0:
+        reason = f"significant at {pct} but |change| < {threshold:.1%}"
+    else:
+        reason = f"{pct} interval contains 0"
+    return result(NO_CHANGE, reason, change, low, high)
+
+
+def compare_sets(
+    baseline: SampleSet,
+    current: SampleSet,
+    metrics: Sequence[str] | None = None,
+    *,
+    threshold: float = DEFAULT_THRESHOLD,
+    confidence: float = DEFAULT_CONFIDENCE,
+    max_cv: float = DEFAULT_MAX_CV,
+    min_samples: int = MIN_SAMPLES,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = DEFAULT_SEED,
+) -> CompareReport:
+    if baseline.kind != current.kind:
+        raise InputError(f"{current.path}: is a {current.kind} file but {baseline.path} is a "
+                         f"{baseline.kind} file; compare files of the same kind")
+    names = list(metrics) if metrics else list(baseline.metrics)
+    for name in names:
+        if name not in baseline.metrics:
+            raise InputError(f"--metric {name}: unknown for {baseline.kind} files; expected one of "
+                             f"{', '.join(baseline.metrics)}")
+    notes: list[str] = []
+    if baseline.scenario != current.scenario:
+        notes.append(f"scenarios differ: baseline {baseline.scenario!r}, current {current.scenario!r}")
+    base_configs, cur_configs = set(baseline.configs), set(current.configs)
+    comparisons: list[Comparison] = []
+    for name in names:
+        metric = baseline.metrics[name]
+        for config in baseline.configs:
+            if config not in cur_configs:
+                continue
+            b = baseline.samples.get((name, config), np.empty(0))
+            c = current.samples.get((name, config), np.empty(0))
+            comparisons.append(compare_samples(
+                b, c, metric, config, group=baseline.groups.get(config),
+                threshold=threshold, confidence=confidence, max_cv=max_cv,
+                min_samples=min_samples, robust_cv=baseline.robust_cv,
+                resamples=resamples, seed=seed))
+    return CompareReport(
+        baseline, current, threshold, confidence, max_cv, min_samples, comparisons,
+        only_in_baseline=[c for c in baseline.configs if c not in cur_configs],
+        only_in_current=[c for c in current.configs if c not in base_configs],
+        notes=notes)
+
+
+# --------------------------------------------------------------------------
+# history: step detection over a series of runs
+
+
+@dataclass(frozen=True)
+class Step:
+    config: str
+    index: int  # the first run at the new level
+    change: float  # median of run index vs run index-1, as a fraction
+    verdict: str  # REGRESSION or IMPROVEMENT
+    confirmed: bool  # the next run stays on the new side (False: last run, unconfirmed)
+
+
+def detect_steps(
+    series: Sequence[np.ndarray],
+    metric: Metric,
+    config: str = "",
+    *,
+    threshold: float = DEFAULT_THRESHOLD,
+    confidence: float = DEFAULT_CONFIDENCE,
+    max_cv: float = DEFAULT_MAX_CV,
+    min_samples: int = MIN_SAMPLES,
+    robust_cv: bool = False,
+    resamples: int = DEFAULT_RESAMPLES,
+) -> list[Step]:
+    """Steps between consecutive runs, by the same rule as ``compare``.
+
+    A step at run i: comparing run i-1 (baseline) with run i (current) gives
+    regression or improvement. It must persist: if run i+1 exists, its median
+    must also lie beyond ``threshold`` from run i-1's median in the same
+    direction; otherwise run i was a one-off blip and no step is marked.
+    """
+    steps: list[Step] = []
+    for i in range(1, len(series)):
+        cmp = compare_samples(series[i - 1], series[i], metric, config, threshold=threshold,
+                              confidence=confidence, max_cv=max_cv, min_samples=min_samples,
+                              robust_cv=robust_cv, resamples=resamples, seed=DEFAULT_SEED + i)
+        if cmp.verdict not in (REGRESSION, IMPROVEMENT):
+            continue
+        confirmed = False
+        if i + 1 < len(series) and series[i + 1].size:
+            later = float(np.median(series[i + 1])) / cmp.median_baseline - 1.0
+            if math.copysign(1.0, later) != math.copysign(1.0, cmp.change) or abs(later) < threshold:
+                continue
+            confirmed = True
+        steps.append(Step(config, i, cmp.change, cmp.verdict, confirmed))
+    return steps
+
+
+# --------------------------------------------------------------------------
+# loading
+
+
+def _type_name(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _number(path: str, key: str, value: Any, allow_null: bool = False) -> float | None:
+    if value is None and allow_null:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InputError(f"{path}: key {key}: expected a finite number, got {_type_name(value)} {value!r}"[:300])
+    return float(value)
+
+
+def _parse_time(path: str, key: str, value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise InputError(f"{path}: key {key}: expected an ISO 8601 time string, got {_type_name(value)}")
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(f"{path}: key {key}: expected an ISO 8601 time string, got {value!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment
+
+
+def _results_config(run: dict) -> str:
+    return f"{run['impl']} p={run['partitions']}"
+
+
+def _load_results(path: str, doc: dict) -> SampleSet:
+    created = _parse_time(path, "created", doc.get("created"))
+    runs = doc.get("runs")
+    if not isinstance(runs, list):
+        raise InputError(f"{path}: key runs: expected a list of runs, got {_type_name(runs)}")
+    scenario = doc.get("scenario")
+    scenario_name = scenario.get("name") if isinstance(scenario, dict) else None
+    out = SampleSet(path, KIND_RESULTS, created, Path(path).parent.name or Path(path).name,
+                    dict(RESULTS_METRICS), scenario=scenario_name)
+    collected: dict[tuple[str, str], list[float]] = {}
+    nulls = 0
+    for i, run in enumerate(runs):
+        where = f"runs[{i}]"
+        if not isinstance(run, dict):
+            raise InputError(f"{path}: key {where}: expected an object, got {_type_name(run)}")
+        impl = run.get("impl")
+        if not isinstance(impl, str):
+            raise InputError(f"{path}: key {where}.impl: expected a string, got {_type_name(impl)}")
+        partitions = run.get("partitions")
+        if isinstance(partitions, bool) or not isinstance(partitions, int):
+            raise InputError(f"{path}: key {where}.partitions: expected an integer, got {_type_name(partitions)}")
+        config = _results_config(run)
+        if config not in out.configs:
+            out.configs.append(config)
+        error = run.get("error")
+        if error is not None:
+            out.excluded.append(f"{config} repeat {run.get('repeat', '?')}: {str(error).splitlines()[0] if str(error) else 'error'}")
+            continue
+        latency = run.get("latency_ms")
+        if not isinstance(latency, dict):
+            raise InputError(f"{path}: key {where}.latency_ms: expected an object with p50 and p99, "
+                             f"got {_type_name(latency)}")
+        values = {
+            "throughput_msgs_per_s": (f"{where}.throughput_msgs_per_s", run.get("throughput_msgs_per_s")),
+            "latency_ms.p50": (f"{where}.latency_ms.p50", latency.get("p50")),
+            "latency_ms.p99": (f"{where}.latency_ms.p99", latency.get("p99")),
+            "cpu_seconds": (f"{where}.cpu_seconds", run.get("cpu_seconds")),
+        }
+        for name, (key, raw) in values.items():
+            # null: the run measured nothing for this metric (e.g. no message
+            # received, so no latency); the other metrics still count.
+            value = _number(path, key, raw, allow_null=True)
+            if value is None:
+                nulls += 1
+                continue
+            collected.setdefault((name, config), []).append(value)
+    if nulls:
+        out.notes.append(f"{path}: {nulls} metric value(s) were null and skipped")
+    out.samples = {k: np.asarray(v) for k, v in collected.items()}
+    return out
+
+
+def _load_bench(path: str, doc: dict) -> SampleSet:
+    created = _parse_time(path, "datetime", doc.get("datetime"))
+    benchmarks = doc.get("benchmarks")
+    if not isinstance(benchmarks, list):
+        raise InputError(f"{path}: key benchmarks: expected a list, got {_type_name(benchmarks)}")
+    commit = doc.get("commit_info") if isinstance(doc.get("commit_info"), dict) else {}
+    commit_id = commit.get("id")
+    label = commit_id[:10] if isinstance(commit_id, str) and commit_id != "unversioned" else Path(path).stem
+    out = SampleSet(path, KIND_BENCH, created, label, dict(BENCH_METRICS), robust_cv=True)
+    for i, bench in enumerate(benchmarks):
+        where = f"benchmarks[{i}]"
+        if not isinstance(bench, dict):
+            raise InputError(f"{path}: key {where}: expected an object, got {_type_name(bench)}")
+        fullname = bench.get("fullname")
+        if not isinstance(fullname, str):
+            raise InputError(f"{path}: key {where}.fullname: expected a string, got {_type_name(fullname)}")
+        stats = bench.get("stats")
+        if not isinstance(stats, dict):
+            raise InputError(f"{path}: key {where}.stats: expected an object, got {_type_name(stats)}")
+        data = stats.get("data")
+        if data is None:
+            raise InputError(f"{path}: key {where}.stats.data: no raw timings for {fullname}; "
+                             "save with `pytest --benchmark-save-data` (or --benchmark-json with it)")
+        if not isinstance(data, list):
+            raise InputError(f"{path}: key {where}.stats.data: expected a list of timings, got {_type_name(data)}")
+        try:
+            timings = np.asarray(data, dtype=float)
+        except (TypeError, ValueError):
+            raise InputError(f"{path}: key {where}.stats.data: expected numbers only") from None
+        if timings.ndim != 1 or not np.all(np.isfinite(timings)):
+            raise InputError(f"{path}: key {where}.stats.data: expected a flat list of finite numbers")
+        if fullname in out.configs:
+            raise InputError(f"{path}: key {where}.fullname: duplicate benchmark {fullname!r}")
+        out.configs.append(fullname)
+        group = bench.get("group")
+        if isinstance(group, str):
+            out.groups[fullname] = group
+        out.samples[(BENCH_METRIC.name, fullname)] = timings
+    return out
+
+
+def load_samples(path: str | Path) -> SampleSet:
+    """Load a parbench results.json or a pytest-benchmark JSON; InputError on anything else."""
+    path = str(path)
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        doc = json.loads(raw)
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not UTF-8 text; expected a JSON file") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
+    if not isinstance(doc, dict):
+        raise InputError(f"{path}: top level: expected a JSON object, got {_type_name(doc)}")
+    schema = doc.get("schema")
+    if schema is not None:
+        if schema != RESULTS_SCHEMA:
+            raise InputError(f"{path}: key schema: expected {RESULTS_SCHEMA!r}, got {schema!r}")
+        return _load_results(path, doc)
+    if "benchmarks" in doc:
+        return _load_bench(path, doc)
+    raise InputError(f"{path}: key schema: missing; expected a parbench results.json "
+                     f"(schema {RESULTS_SCHEMA!r}) or a pytest-benchmark JSON (key benchmarks)")
+
+
+def find_result_files(root: str | Path) -> list[Path]:
+    """Every *.json under root, sorted by path (loading decides what they are)."""
+    root = Path(root)
+    return sorted(p for p in root.rglob("*.json") if p.is_file())
+
+
+# --------------------------------------------------------------------------
+# rendering (pure text)
+
+
+def format_value(value: float) -> str:
+    if not math.isfinite(value):
+        return "-"
+    magnitude = abs(value)
+    if magnitude != 0 and (magnitude < 1e-3 or magnitude >= 1e6):
+        return f"{value:.3g}"
+    if magnitude >= 100:
+        return f"{value:,.0f}"
+    return f"{value:#.3g}"
+
+
+def format_change(value: float) -> str:
+    return "-" if not math.isfinite(value) else f"{value:+.1%}"
+
+
+def format_ci(c: Comparison) -> str:
+    if not math.isfinite(c.ci_low):
+        return "-"
+    return f"[{c.ci_low:+.1%}, {c.ci_high:+.1%}]"
+
+
+_MD_ICON = {REGRESSION: "🔴 regression", IMPROVEMENT: "🟢 improvement", NO_CHANGE: "no change",
+            ERRATIC: "🟡 erratic", TOO_FEW: "⚪ too few samples"}
+
+
+def summary_line(report: CompareReport) -> str:
+    counts = report.counts()
+    parts = [f"{n} {v}" + ("s" if n != 1 and v in (REGRESSION, IMPROVEMENT) else "")
+             for v, n in counts.items() if n]
+    return (f"{', '.join(parts) or 'nothing compared'} "
+            f"(threshold {report.threshold:.1%}, confidence {report.confidence:.0%}, "
+            f"erratic above CV {report.max_cv:g}, at least {report.min_samples} samples per side)")
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def render_markdown(report: CompareReport) -> str:
+    n_reg = len(report.regressions)
+    head = "❌ performance regression" if n_reg else "✅ no performance regression"
+    lines = [
+        f"### parbench compare: {head}",
+        "",
+        f"Baseline `{report.baseline.path}` vs current `{report.current.path}`: {summary_line(report)}.",
+        "",
+        "| metric | configuration | baseline median | current median | change | CI | CV (b / c) | verdict |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for c in report.comparisons:
+        config = c.config if not c.group else f"{c.config} ({c.group})"
+        verdict = _MD_ICON[c.verdict]
+        if c.verdict in (ERRATIC, TOO_FEW):
+            verdict += f": {c.reason}"
+        lines.append(
+            f"| {c.metric.name} ({c.metric.direction}) | {_md_escape(config)} | {format_value(c.median_baseline)} "
+            f"| {format_value(c.median_current)} | {format_change(c.change)} | {format_ci(c)} "
+            f"| {c.cv_baseline:.3f} / {c.cv_current:.3f} | {_md_escape(verdict)} |")
+    extra = []
+    if report.only_in_baseline:
+        extra.append("Only in baseline (not compared): " + ", ".join(f"`{c}`" for c in report.only_in_baseline))
+    if report.only_in_current:
+        extra.append("Only in current (not compared): " + ", ".join(f"`{c}`" for c in report.only_in_current))
+    for side in (report.baseline, report.current):
+        if side.excluded:
+            extra.append(f"Runs excluded from `{side.path}` because they errored: "
+                         + "; ".join(_md_escape(e) for e in side.excluded))
+    extra.extend(report.notes)
+    if extra:
+        lines.append("")
+        lines.extend(f"- {e}" for e in extra)
+    lines += ["", f"Method: bootstrap ({DEFAULT_RESAMPLES} resamples, seeded) interval of the ratio of "
+              "medians; a regression needs the whole interval on the bad side and a change of at least "
+              "the threshold. See docs/regressions.md.", ""]
+    return "\n".join(lines)

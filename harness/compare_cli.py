@@ -1,0 +1,257 @@
+"""``parbench compare`` and ``parbench history`` (issue 5).
+
+The statistics live in ``harness.compare``; this module parses options,
+prints a rich table, writes Markdown and PNG files, and maps outcomes to exit
+statuses: 0 fine, 1 a regression, 2 bad input.
+"""
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import click
+import numpy as np
+
+from harness import compare as cmp
+
+
+class _Fraction(click.ParamType):
+    """``5%`` or ``0.05``; a bare number must already be a fraction."""
+
+    name = "fraction"
+
+    def __init__(self, low_open: bool) -> None:
+        self.low_open = low_open
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, float):
+            return value
+        text = str(value).strip()
+        try:
+            number = float(text[:-1]) / 100.0 if text.endswith("%") else float(text)
+        except ValueError:
+            self.fail(f"{value!r}: expected a percentage like 5% or a fraction like 0.05", param, ctx)
+        if not (0.0 < number < 1.0 if self.low_open else 0.0 <= number < 1.0):
+            self.fail(f"{value!r}: expected a value between 0 and 100% (exclusive of 100%)", param, ctx)
+        return number
+
+
+def _fail_input(message: str) -> None:
+    click.echo(f"parbench: error: {message}", err=True)
+    sys.exit(2)
+
+
+_STYLE = {cmp.REGRESSION: "bold red", cmp.IMPROVEMENT: "bold green", cmp.NO_CHANGE: "",
+          cmp.ERRATIC: "yellow", cmp.TOO_FEW: "dim"}
+
+
+def _short_verdict(c: cmp.Comparison) -> str:
+    if c.verdict == cmp.ERRATIC:
+        return f"erratic (CV {max(c.cv_baseline, c.cv_current):.2f})"
+    if c.verdict == cmp.TOO_FEW:
+        return f"too few samples ({min(c.n_baseline, c.n_current)} < {c.n_needed})"
+    return c.verdict
+
+
+def _print_table(report: cmp.CompareReport) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    console.print(f"baseline {report.baseline.path}\ncurrent  {report.current.path}", markup=False)
+    by_metric: dict[str, list[cmp.Comparison]] = {}
+    for c in report.comparisons:
+        by_metric.setdefault(c.metric.name, []).append(c)
+    for rows in by_metric.values():
+        metric = rows[0].metric
+        table = Table(title=escape(f"{metric.name} [{metric.unit}], {metric.direction}"), title_justify="left")
+        for heading, justify in (("configuration", "left"), ("baseline", "right"), ("current", "right"),
+                                 ("change", "right"), (f"{report.confidence:.0%} CI", "right"),
+                                 ("CV b/c", "right"), ("verdict", "left")):
+            table.add_column(heading, justify=justify)
+        for c in rows:
+            config = escape(c.config) + (f" [dim]({escape(c.group)})[/dim]" if c.group else "")
+            verdict = _short_verdict(c)
+            table.add_row(
+                config, cmp.format_value(c.median_baseline), cmp.format_value(c.median_current),
+                cmp.format_change(c.change), cmp.format_ci(c), f"{c.cv_baseline:.3f}/{c.cv_current:.3f}",
+                f"[{_STYLE[c.verdict]}]{verdict}[/]" if _STYLE[c.verdict] else verdict)
+        console.print(table)
+    for label, configs in (("only in baseline", report.only_in_baseline),
+                           ("only in current", report.only_in_current)):
+        if configs:
+            console.print(f"{label} (not compared): {', '.join(configs)}", markup=False)
+    for side in (report.baseline, report.current):
+        for line in side.excluded:
+            console.print(f"excluded errored run in {side.path}: {line}", markup=False)
+        for note in side.notes:
+            console.print(f"note: {note}", markup=False)
+    for note in report.notes:
+        console.print(f"note: {note}", markup=False)
+    console.print(cmp.summary_line(report), markup=False)
+
+
+@click.command()
+@click.argument("baseline", type=click.Path(dir_okay=False))
+@click.argument("current", type=click.Path(dir_okay=False))
+@click.option("--threshold", type=_Fraction(low_open=False), default="5%", show_default=True,
+              help="Smallest median change that counts as a regression/improvement.")
+@click.option("--confidence", type=_Fraction(low_open=True), default="0.90", show_default=True,
+              help="Confidence of the bootstrap interval of the change.")
+@click.option("--max-cv", type=float, default=cmp.DEFAULT_MAX_CV, show_default=True,
+              help="A side whose coefficient of variation exceeds this is 'erratic'.")
+@click.option("--markdown", "markdown_path", type=click.Path(dir_okay=False),
+              help="Also write the comparison as Markdown (for a pull-request comment).")
+@click.option("--metric", "metrics", multiple=True,
+              help="Metric to compare (repeatable). results.json: throughput_msgs_per_s, latency_ms.p50, "
+                   "latency_ms.p99, cpu_seconds (default: all). pytest-benchmark: time_s.")
+def compare(baseline, current, threshold, confidence, max_cv, markdown_path, metrics):
+    """Compare BASELINE and CURRENT result files with noise-aware verdicts.
+
+    Both files are parbench results.json or both pytest-benchmark JSON saved
+    with --benchmark-save-data. Exit 1 when any metric regressed by at least
+    --threshold with the whole --confidence interval on the bad side.
+    """
+    if not (max_cv > 0 and math.isfinite(max_cv)):
+        _fail_input(f"--max-cv {max_cv}: expected a positive number")
+    try:
+        base = cmp.load_samples(baseline)
+        cur = cmp.load_samples(current)
+        report = cmp.compare_sets(base, cur, metrics or None, threshold=threshold,
+                                  confidence=confidence, max_cv=max_cv)
+    except cmp.InputError as exc:
+        _fail_input(str(exc))
+    _print_table(report)
+    if markdown_path:
+        try:
+            Path(markdown_path).write_text(cmp.render_markdown(report), encoding="utf-8")
+        except OSError as exc:
+            _fail_input(f"{markdown_path}: cannot write: {exc.strerror or exc}")
+    sys.exit(1 if report.regressions else 0)
+
+
+def _plot_history(series_by_config: dict[str, list[tuple[int, np.ndarray]]], labels: list[str],
+                  steps: list[cmp.Step], metric: cmp.Metric, out: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    configs = list(series_by_config)
+    ncols = 1 if len(configs) == 1 else 2
+    nrows = math.ceil(len(configs) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(6.4 * ncols, 2.6 * nrows + 0.8),
+                             sharex=True, squeeze=False)
+    steps_by_config: dict[str, list[cmp.Step]] = {}
+    for s in steps:
+        steps_by_config.setdefault(s.config, []).append(s)
+    x_all = np.arange(len(labels))
+    for ax, config in zip(axes.flat, configs):
+        points = series_by_config[config]
+        xs = np.array([i for i, _ in points])
+        med = np.array([float(np.median(v)) for _, v in points])
+        lo = med - np.array([float(np.min(v)) for _, v in points])
+        hi = np.array([float(np.max(v)) for _, v in points]) - med
+        ax.errorbar(xs, med, yerr=[lo, hi], fmt="o-", color="tab:blue", ecolor="tab:gray",
+                    capsize=3, ms=4, lw=1.2, label="median (bars: min-max)")
+        for s in steps_by_config.get(config, []):
+            run_index = points[s.index][0]
+            color = "tab:red" if s.verdict == cmp.REGRESSION else "tab:green"
+            ax.axvline(run_index - 0.5, color=color, ls="-" if s.confirmed else ":", lw=1.5)
+            ax.annotate(f"{s.change:+.1%}" + ("" if s.confirmed else "?"),
+                        (run_index - 0.5, 1.0), xycoords=("data", "axes fraction"),
+                        textcoords="offset points", xytext=(3, -12), color=color, fontsize=8)
+        ax.set_title(config, fontsize=9)
+        ax.set_ylabel(f"{metric.name}\n[{metric.unit}]", fontsize=8)
+        ax.grid(alpha=0.3)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(configs):]:
+        ax.set_visible(False)
+    for ax in axes[-1]:
+        ax.set_xticks(x_all)
+        ax.set_xticklabels(labels, rotation=30, ha="right", fontsize=7)
+        ax.tick_params(labelbottom=True)
+    fig.suptitle(f"{title}\n{metric.name} ({metric.direction}); red/green line: step "
+                 f"(dotted: last run, unconfirmed)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+@click.command()
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--metric", default=None,
+              help="Metric to plot. Default: throughput_msgs_per_s for results.json, time_s for "
+                   "pytest-benchmark files.")
+@click.option("--impl", "impls", multiple=True, help="Only these implementations (results.json; repeatable).")
+@click.option("--threshold", type=_Fraction(low_open=False), default="5%", show_default=True,
+              help="Smallest change between consecutive runs marked as a step.")
+@click.option("--confidence", type=_Fraction(low_open=True), default="0.90", show_default=True)
+@click.option("--max-cv", type=float, default=cmp.DEFAULT_MAX_CV, show_default=True)
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), default="history.png", show_default=True,
+              help="PNG to write.")
+def history(directory, metric, impls, threshold, confidence, max_cv, out_path):
+    """Plot a metric across the saved runs under DIRECTORY and mark step changes.
+
+    Finds parbench results.json files (or pytest-benchmark JSON files) under
+    DIRECTORY, orders them by creation time, plots the median per
+    configuration with min-max bars, and marks a step where two consecutive
+    runs differ by the `parbench compare` rule and the next run confirms it.
+    """
+    root = Path(directory)
+    if not root.is_dir():
+        _fail_input(f"{directory}: not a directory")
+    loaded: list[cmp.SampleSet] = []
+    skipped: list[str] = []
+    for path in cmp.find_result_files(root):
+        try:
+            loaded.append(cmp.load_samples(path))
+        except cmp.InputError as exc:
+            skipped.append(str(exc))
+    kinds = {s.kind for s in loaded}
+    if not loaded:
+        _fail_input(f"{directory}: no parbench results.json or pytest-benchmark JSON found"
+                    + (f" ({len(skipped)} JSON file(s) skipped; first: {skipped[0]})" if skipped else ""))
+    if metric is None:
+        metric = "throughput_msgs_per_s" if cmp.KIND_RESULTS in kinds else cmp.BENCH_METRIC.name
+    kind = cmp.KIND_RESULTS if metric in cmp.RESULTS_METRICS else cmp.KIND_BENCH if metric in cmp.BENCH_METRICS else None
+    if kind is None:
+        _fail_input(f"--metric {metric}: unknown; expected one of "
+                    f"{', '.join([*cmp.RESULTS_METRICS, *cmp.BENCH_METRICS])}")
+    runs = sorted((s for s in loaded if s.kind == kind), key=lambda s: (s.created, s.path))
+    if not runs:
+        _fail_input(f"{directory}: no {kind} files found for metric {metric}")
+    metric_obj = runs[0].metrics[metric]
+    impl_prefixes = tuple(f"{i} " for i in impls)
+    series: dict[str, list[tuple[int, np.ndarray]]] = {}
+    for index, run in enumerate(runs):
+        for config in run.configs:
+            if impls and not config.startswith(impl_prefixes):
+                continue
+            values = run.samples.get((metric, config))
+            if values is not None and values.size:
+                series.setdefault(config, []).append((index, values))
+    if not series:
+        _fail_input(f"{directory}: no samples of {metric}" + (f" for impl {', '.join(impls)}" if impls else ""))
+    steps: list[cmp.Step] = []
+    for config, points in series.items():
+        steps += cmp.detect_steps([v for _, v in points], metric_obj, config, threshold=threshold,
+                                  confidence=confidence, max_cv=max_cv, robust_cv=runs[0].robust_cv)
+    labels = [f"{r.created:%m-%d %H:%M} {r.label}"[:28] for r in runs]
+    out = Path(out_path)
+    try:
+        _plot_history(series, labels, steps, metric_obj, out, f"{len(runs)} runs under {directory}")
+    except OSError as exc:
+        _fail_input(f"{out_path}: cannot write: {exc.strerror or exc}")
+    click.echo(f"{len(runs)} {kind} run(s), {len(series)} configuration(s); wrote {out}")
+    for s in steps:
+        run = runs[series[s.config][s.index][0]]
+        click.echo(f"step: {s.config}: {s.verdict} {s.change:+.1%} at {run.path}"
+                   + ("" if s.confirmed else " (last run, unconfirmed)"))
+    if skipped:
+        click.echo(f"skipped {len(skipped)} other JSON file(s); first: {skipped[0]}")
+    other = [s for s in loaded if s.kind != kind]
+    if other:
+        click.echo(f"ignored {len(other)} {other[0].kind} file(s) (metric {metric} is for {kind} files)")
