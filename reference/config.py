@@ -1,0 +1,1033 @@
+"""The subset of syslog-ng's configuration language that parbench speaks.
+
+``parse_config(text)`` / ``load_config(path)`` turn a syslog-ng configuration
+into a ``reference.config_model.Config``.  One file can therefore be run by the
+reference (``parbench serve -f``) and by a real syslog-ng.
+
+Lexical rules follow syslog-ng's own lexer (lib/cfg-lex.l):
+
+* ``#`` starts a comment that runs to the end of the line; a comma is
+  whitespace; a backslash before a newline continues the line.
+* ``-`` and ``_`` are interchangeable in option, driver and flag names.  Names
+  are normalized to ``-`` (the spelling of syslog-ng's documentation), and
+  error messages use that spelling.
+* Double-quoted strings know the escapes ``\\a \\n \\r \\t \\v \\xHH \\oOOO``;
+  any other escaped character stands for itself (``\\"``, ``\\\\``).  Single
+  quoted strings have no escapes.  Both may span lines.
+* A bare word may contain dots between word characters (``127.0.0.1``) and
+  may stand where a string is expected, as in syslog-ng.
+* Numbers: ``0x1F`` (hex), ``017`` (octal: a leading zero means octal in
+  syslog-ng too), ``-12``, floats ``1.5``, and sizes: an exponent ``k``/``M``/
+  ``G`` (either case), optionally followed by ``i`` (binary) and/or ``B``.
+  Without ``i`` the base is 1000 and with it 1024, exactly like syslog-ng's
+  ``parse_number_with_suffix``: ``10M`` = ``10MB`` = 10,000,000; ``64k`` =
+  64,000; ``10KiB`` = 10,240; ``1Gi`` = 1,073,741,824; ``5B`` = 5.
+* Booleans: ``yes no on off true false`` or a number (non-zero = yes).
+
+Anything outside the supported subset is rejected with a ``ConfigError`` whose
+text is ``FILE:LINE:COLUMN: <what was found>; <what is supported>``; the parser
+raises before returning, so nothing ever starts half-configured.  Lines and
+columns are 1-based; a tab counts as one column.
+"""
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+from reference.config_model import (
+    Config,
+    CostStage,
+    Destination,
+    DestinationDriver,
+    GlobalOptions,
+    Location,
+    LogPath,
+    Parallelize,
+    Parser,
+    Source,
+    SourceDriver,
+)
+from reference.profiles import DEFAULT_PROFILE, PROFILES, Profile, get_profile
+
+WarnFn = Callable[[str], None]
+
+LOOPBACK_HOSTS = {"127.0.0.1": "127.0.0.1", "::1": "::1", "localhost": "127.0.0.1"}
+
+
+class ConfigError(Exception):
+    """A configuration the reference cannot run; ``str()`` is one line."""
+
+    def __init__(self, loc: Location, message: str):
+        super().__init__(f"{loc}: {message}")
+        self.loc = loc
+        self.message = message
+
+
+def _stderr_warn(text: str) -> None:
+    print(text, file=sys.stderr)
+
+
+# --------------------------------------------------------------------------
+# Lexer
+
+WORD = "word"
+STRING = "string"
+NUMBER = "number"
+FLOAT = "float"
+PUNCT = "punct"
+PRAGMA = "pragma"
+EOF = "eof"
+
+# Characters that end a bare word (cfg-lex.l's {word} class, dot handled apart).
+_NON_WORD = set(" \t\r\n#'\"(){}[]\\;,|.@:")
+_FLOAT_RE = re.compile(r"[-+]?[0-9]+\.[0-9]+")
+_HEX_RE = re.compile(r"0x[0-9a-fA-F]+")
+_OCTAL_RE = re.compile(r"0[0-7]+")
+_SIZE_RE = re.compile(r"([-+]?[0-9]+)([kKmMgG]?)([iI]?)([bB]?)")
+_EXPONENTS = {"": 0, "k": 1, "m": 2, "g": 3}
+_STRING_ESCAPES = {"a": "\a", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
+
+
+@dataclass
+class Token:
+    kind: str
+    value: object  # str for word/string/punct/pragma, int for number, float
+    text: str  # as written
+    line: int
+    col: int
+    # Column of each character of a string's value, where it maps one to one
+    # (no escapes, single line); None otherwise.
+    plain: bool = True
+
+    def describe(self) -> str:
+        if self.kind == EOF:
+            return "end of file"
+        if self.kind == STRING:
+            return f"string {self.text}"
+        if self.kind == PUNCT:
+            return f"'{self.text}'"
+        return f"'{self.text}'"
+
+
+def _number_value(text: str) -> int | None:
+    """The value of a syslog-ng integer lexeme, or None if it is not one."""
+    if _HEX_RE.fullmatch(text):
+        return int(text, 16)
+    if _OCTAL_RE.fullmatch(text):
+        return int(text, 8)
+    m = _SIZE_RE.fullmatch(text)
+    if not m:
+        return None
+    digits, exponent, binary, _unit = m.groups()
+    if len(digits.lstrip("+-")) > 1 and digits.lstrip("+-").startswith("0"):
+        return None  # e.g. 08: strtoll reads 0 and stops at the 8
+    base = 1024 if binary else 1000
+    if binary and not exponent:
+        return None  # "5i" has no exponent to scale
+    return int(digits) * base ** _EXPONENTS[exponent.lower()]
+
+
+def _is_numberish(text: str) -> bool:
+    return bool(re.match(r"[-+]?[0-9]", text))
+
+
+def tokenize(text: str, file: str) -> list[Token]:
+    tokens: list[Token] = []
+    i, line, line_start, n = 0, 1, 0, len(text)
+
+    def loc_here(pos: int) -> Location:
+        return Location(file, line, pos - line_start + 1)
+
+    while i < n:
+        c = text[i]
+        if c == "\n":
+            i += 1
+            line, line_start = line + 1, i
+            continue
+        if c in " \t\r,":
+            i += 1
+            continue
+        if c == "\\" and text.startswith("\n", i + 1):
+            i += 2
+            line, line_start = line + 1, i
+            continue
+        if c == "\\" and text.startswith("\r\n", i + 1):
+            i += 3
+            line, line_start = line + 1, i
+            continue
+        if c == "#":
+            j = text.find("\n", i)
+            i = n if j < 0 else j
+            continue
+        col = i - line_start + 1
+        if c == "@" and i == line_start:
+            tokens.append(Token(PRAGMA, "@", "@", line, col))
+            i += 1
+            continue
+        if c == '"' or c == "'":
+            start_line, start_col = line, col
+            buf: list[str] = []
+            plain = True
+            j = i + 1
+            while True:
+                if j >= n:
+                    raise ConfigError(
+                        Location(file, start_line, start_col),
+                        f"unterminated string starting with {c}; "
+                        f"expected a closing {c} before the end of the file",
+                    )
+                ch = text[j]
+                if ch == c:
+                    j += 1
+                    break
+                if ch == "\n":
+                    plain = False
+                    buf.append(ch)
+                    j += 1
+                    line, line_start = line + 1, j
+                    continue
+                if ch == "\\" and c == '"':
+                    plain = False
+                    nxt = text[j + 1] if j + 1 < n else ""
+                    if nxt == "\n":
+                        j += 2
+                        line, line_start = line + 1, j
+                        continue
+                    if nxt == "\r" and text.startswith("\n", j + 2):
+                        j += 3
+                        line, line_start = line + 1, j
+                        continue
+                    if nxt in _STRING_ESCAPES:
+                        buf.append(_STRING_ESCAPES[nxt])
+                        j += 2
+                        continue
+                    m = re.compile(r"x([0-9a-fA-F]{1,2})").match(text, j + 1)
+                    if m:
+                        buf.append(chr(int(m.group(1), 16)))
+                        j = m.end()
+                        continue
+                    m = re.compile(r"o([0-7]{1,3})").match(text, j + 1)
+                    if m:
+                        buf.append(chr(int(m.group(1), 8) & 0xFF))
+                        j = m.end()
+                        continue
+                    if nxt == "":
+                        j += 1
+                        continue
+                    buf.append(nxt)
+                    j += 2
+                    continue
+                buf.append(ch)
+                j += 1
+            raw = text[i:j]
+            tokens.append(Token(STRING, "".join(buf), raw, start_line, start_col, plain))
+            i = j
+            continue
+        if c not in _NON_WORD:
+            j = i
+            while True:
+                while j < n and text[j] not in _NON_WORD:
+                    j += 1
+                # A dot belongs to a word only between word characters.
+                if j + 1 < n and text[j] == "." and text[j + 1] not in _NON_WORD:
+                    j += 1
+                    continue
+                break
+            raw = text[i:j]
+            if _FLOAT_RE.fullmatch(raw):
+                tokens.append(Token(FLOAT, float(raw), raw, line, col))
+            else:
+                value = _number_value(raw)
+                if value is not None:
+                    tokens.append(Token(NUMBER, value, raw, line, col))
+                else:
+                    tokens.append(Token(WORD, raw, raw, line, col))
+            i = j
+            continue
+        tokens.append(Token(PUNCT, c, c, line, col))
+        i += 1
+    tokens.append(Token(EOF, None, "", line, n - line_start + 1))
+    return tokens
+
+
+def _norm(name: str) -> str:
+    return name.replace("_", "-")
+
+
+# --------------------------------------------------------------------------
+# Generic syntax: name(args) options and statements, before any meaning
+
+
+@dataclass
+class Opt:
+    """``name(arg arg name(...) ...)`` as written."""
+
+    name: str  # normalized
+    tok: Token
+    args: list["Token | Opt"] = field(default_factory=list)
+
+    @property
+    def loc(self) -> Location:
+        return self.tok_loc(self.tok)
+
+    file: str = ""
+
+    def tok_loc(self, tok: Token) -> Location:
+        return Location(self.file, tok.line, tok.col)
+
+
+@dataclass
+class Block:
+    """``kind [NAME] { items };`` with items either options or inline blocks."""
+
+    kind: str
+    tok: Token
+    name_tok: Token | None
+    items: list["Opt | Block"]
+
+
+class _Syntax:
+    def __init__(self, tokens: list[Token], file: str):
+        self.toks = tokens
+        self.pos = 0
+        self.file = file
+
+    def loc(self, tok: Token) -> Location:
+        return Location(self.file, tok.line, tok.col)
+
+    def peek(self, k: int = 0) -> Token:
+        return self.toks[min(self.pos + k, len(self.toks) - 1)]
+
+    def next(self) -> Token:
+        tok = self.peek()
+        if tok.kind != EOF:
+            self.pos += 1
+        return tok
+
+    def is_punct(self, tok: Token, ch: str) -> bool:
+        return tok.kind == PUNCT and tok.value == ch
+
+    def expect_punct(self, ch: str, expected: str) -> Token:
+        tok = self.peek()
+        if not self.is_punct(tok, ch):
+            raise ConfigError(self.loc(tok), f"found {tok.describe()}; expected {expected}")
+        return self.next()
+
+    def semicolons(self, after: str) -> None:
+        self.expect_punct(";", f"';' after {after}")
+        while self.is_punct(self.peek(), ";"):
+            self.next()
+
+    def option(self) -> Opt:
+        name_tok = self.next()
+        assert name_tok.kind == WORD
+        open_tok = self.expect_punct("(", f"'(' after {name_tok.text}")
+        opt = Opt(_norm(str(name_tok.value)), name_tok, file=self.file)
+        while True:
+            tok = self.peek()
+            if self.is_punct(tok, ")"):
+                self.next()
+                return opt
+            if tok.kind in (STRING, NUMBER, FLOAT):
+                opt.args.append(self.next())
+            elif tok.kind == WORD:
+                if self.is_punct(self.peek(1), "("):
+                    opt.args.append(self.option())
+                else:
+                    opt.args.append(self.next())
+            else:
+                raise ConfigError(
+                    self.loc(tok),
+                    f"found {tok.describe()} inside {name_tok.text}(; expected ')' to close "
+                    f"the '(' at {open_tok.line}:{open_tok.col}, or an option or value",
+                )
+
+    def block_body(self, kind_tok: Token, name_tok: Token | None, nested_blocks: bool) -> Block:
+        open_tok = self.expect_punct("{", f"'{{' to open the {kind_tok.text} block")
+        block = Block(_norm(str(kind_tok.value)), kind_tok, name_tok, [])
+        while True:
+            tok = self.peek()
+            if self.is_punct(tok, "}"):
+                self.next()
+                return block
+            if tok.kind == WORD and self.is_punct(self.peek(1), "("):
+                opt = self.option()
+                block.items.append(opt)
+                self.semicolons(f"{opt.tok.text}(...)")
+                continue
+            if nested_blocks and tok.kind == WORD and self.is_punct(self.peek(1), "{"):
+                self.next()
+                inner = self.block_body(tok, None, nested_blocks=False)
+                block.items.append(inner)
+                self.semicolons(f"the '}}' of the inline {tok.text} block")
+                continue
+            if tok.kind == EOF:
+                raise ConfigError(
+                    self.loc(tok),
+                    f"found end of file; expected '}}' to close the {kind_tok.text} block "
+                    f"opened at {open_tok.line}:{open_tok.col}",
+                )
+            what = "an inline block or " if nested_blocks else ""
+            raise ConfigError(
+                self.loc(tok),
+                f"found {tok.describe()} in the {kind_tok.text} block; expected {what}"
+                f"name(...); or '}}' to close the block opened at {open_tok.line}:{open_tok.col}",
+            )
+
+
+# --------------------------------------------------------------------------
+# Meaning
+
+
+def _suggest(word: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}()?)" if close else ""
+
+
+def _listing(names: Iterable[str]) -> str:
+    return ", ".join(f"{n}()" for n in names)
+
+
+TOP_LEVEL = ("options", "source", "destination", "parser", "log")
+SOURCE_DRIVERS = ("tcp", "network")
+DESTINATION_DRIVERS = ("tcp", "network", "file")
+PARSER_DRIVERS = ("parbench-cost",)
+SOURCE_OPTIONS = (
+    "ip", "localip", "port", "localport", "transport", "log-iw-size", "max-connections",
+    "log-fetch-limit", "log-msg-size", "keep-hostname", "use-dns", "flags",
+)
+SOURCE_FLAGS = ("syslog-protocol", "no-parse")
+GLOBAL_OPTIONS = (
+    "log-msg-size", "log-fetch-limit", "log-iw-size", "stats", "stats-level",
+    "keep-hostname", "use-dns",
+)
+# Accepted in options {} for compatibility with real configs, with no effect
+# on the reference (it does no DNS and keeps no statistics files).
+IGNORED_GLOBAL_OPTIONS = ("stats-freq", "use-fqdn", "dns-cache", "threaded", "chain-hostnames")
+LOG_ITEMS = ("source", "destination", "parser", "parallelize", "flags")
+LOG_FLAGS = ("flow-control",)
+PARALLELIZE_OPTIONS = (
+    "partitions", "workers", "partition-key", "worker-partition-key", "batch-size",
+    "log-fetch-limit",
+)
+PARALLELIZE_ALIASES = {"workers": "partitions", "worker-partition-key": "partition-key"}
+
+
+class _Builder:
+    def __init__(self, file: str, profile: Profile, warn: WarnFn):
+        self.file = file
+        self.profile = profile
+        self.warn_fn = warn
+        self.config = Config(file=file, version=None)
+        self.globals_set: dict[str, bool] = {}
+        # Source drivers and the boolean options they set themselves.
+        self.explicit: dict[int, set[str]] = {}
+        self.all_source_drivers: list[SourceDriver] = []
+        self.refs: list[tuple[str, Token, LogPath, int]] = []
+        self.defined_at: dict[tuple[str, str], Location] = {}
+
+    # -- helpers -------------------------------------------------------
+    def loc(self, tok: Token) -> Location:
+        return Location(self.file, tok.line, tok.col)
+
+    def error(self, tok: Token, message: str) -> ConfigError:
+        return ConfigError(self.loc(tok), message)
+
+    def warn(self, tok: Token, message: str) -> None:
+        self.warn_fn(f"{self.loc(tok)}: warning: {message}")
+
+    def single(self, opt: Opt, what: str) -> Token:
+        if not opt.args:
+            raise self.error(opt.tok, f"found {opt.tok.text}() without a value; expected {what}")
+        if len(opt.args) > 1:
+            extra = opt.args[1]
+            tok = extra.tok if isinstance(extra, Opt) else extra
+            raise self.error(tok, f"found a second value in {opt.tok.text}(); expected one {what}")
+        arg = opt.args[0]
+        if isinstance(arg, Opt):
+            raise self.error(arg.tok, f"found option {arg.tok.text}() inside {opt.tok.text}(); expected {what}")
+        return arg
+
+    def int_value(self, opt: Opt, low: int = 0, high: int | None = None) -> int:
+        tok = self.single(opt, "integer")
+        return self.check_int(opt, tok, low, high)
+
+    def check_int(self, opt: Opt, tok: Token, low: int, high: int | None) -> int:
+        if tok.kind == FLOAT:
+            raise self.error(tok, f"found {tok.text} in {opt.tok.text}(); expected an integer")
+        if tok.kind != NUMBER:
+            if tok.kind == WORD and _is_numberish(tok.text):
+                raise self.error(
+                    tok,
+                    f"bad number '{tok.text}' in {opt.tok.text}(); expected an integer, "
+                    "optionally with a size suffix k, M, G (x1000) or Ki, Mi, Gi (x1024), optionally B",
+                )
+            raise self.error(tok, f"found {tok.describe()} in {opt.tok.text}(); expected an integer")
+        value = int(tok.value)  # type: ignore[arg-type]
+        if value < low or (high is not None and value > high):
+            rng = f"{low}..{high}" if high is not None else f">= {low}"
+            raise self.error(tok, f"found {value} in {opt.tok.text}(); expected an integer {rng}")
+        return value
+
+    def float_value(self, opt: Opt, low: float = 0.0) -> float:
+        tok = self.single(opt, "number")
+        if tok.kind not in (NUMBER, FLOAT):
+            raise self.error(tok, f"found {tok.describe()} in {opt.tok.text}(); expected a number")
+        value = float(tok.value)  # type: ignore[arg-type]
+        if value < low:
+            raise self.error(tok, f"found {tok.text} in {opt.tok.text}(); expected a number >= {low:g}")
+        return value
+
+    def bool_value(self, opt: Opt) -> bool:
+        tok = self.single(opt, "yes or no")
+        if tok.kind == NUMBER:
+            return tok.value != 0
+        if tok.kind == WORD:
+            word = str(tok.value).lower()
+            if word in ("yes", "on", "true"):
+                return True
+            if word in ("no", "off", "false"):
+                return False
+        raise self.error(tok, f"found {tok.describe()} in {opt.tok.text}(); expected yes, no, on, off, true or false")
+
+    def str_value(self, opt: Opt, what: str = "string") -> Token:
+        tok = self.single(opt, what)
+        if tok.kind not in (STRING, WORD):
+            raise self.error(tok, f"found {tok.describe()} in {opt.tok.text}(); expected a {what}")
+        return tok
+
+    def words(self, opt: Opt) -> list[Token]:
+        out = []
+        for arg in opt.args:
+            if isinstance(arg, Opt) or arg.kind not in (WORD, STRING):
+                tok = arg.tok if isinstance(arg, Opt) else arg
+                raise self.error(tok, f"found {tok.describe()} in {opt.tok.text}(); expected flag names")
+            out.append(arg)
+        return out
+
+    def loopback(self, tok: Token, role: str) -> str:
+        host = str(tok.value)
+        if host not in LOOPBACK_HOSTS:
+            raise self.error(
+                tok,
+                f"{role} '{host}' is not a loopback address; parbench binds and connects to loopback only: "
+                "use 127.0.0.1, ::1 or localhost",
+            )
+        return LOOPBACK_HOSTS[host]
+
+    def unknown(self, opt: Opt, what: str, supported: Iterable[str]) -> ConfigError:
+        supported = list(supported)
+        return self.error(
+            opt.tok,
+            f"unknown {what} '{opt.tok.text}()'; supported: {_listing(supported)}{_suggest(opt.name, supported)}",
+        )
+
+    def only_options(self, opt: Opt, skip_first: int = 0) -> list[Opt]:
+        out = []
+        for arg in opt.args[skip_first:]:
+            if not isinstance(arg, Opt):
+                raise self.error(
+                    arg, f"found {arg.describe()} in {opt.tok.text}(); expected options such as port(514)"
+                )
+            out.append(arg)
+        return out
+
+    def template_check(self, tok: Token, what: str) -> None:
+        try:
+            from reference.template import TemplateError, compile_template
+        except ModuleNotFoundError as exc:  # template.py not written yet
+            if exc.name != "reference.template":
+                raise
+            return
+        try:
+            compile_template(str(tok.value))
+        except TemplateError as exc:
+            column = getattr(exc, "column", None)
+            loc = self.loc(tok)
+            if tok.kind == STRING and tok.plain and isinstance(column, int) and column >= 0:
+                # The template's column is 0-based into the value (1-based is
+                # also tolerated by pointing at most one character late).
+                loc = Location(self.file, tok.line, tok.col + 1 + column)
+            msg = exc.args[0] if exc.args else str(exc)
+            raise ConfigError(loc, f"bad {what} template {tok.text}: {msg}") from None
+
+    def define(self, kind: str, name_tok: Token) -> str:
+        name = str(name_tok.value)
+        key = (kind, name)
+        if key in self.defined_at:
+            raise self.error(
+                name_tok, f"duplicate {kind} name '{name}'; it is already defined at {self.defined_at[key]}"
+            )
+        self.defined_at[key] = self.loc(name_tok)
+        return name
+
+    # -- statements ----------------------------------------------------
+    def options_block(self, block: Block) -> None:
+        g = self.config.options
+        for item in block.items:
+            assert isinstance(item, Opt)
+            name = item.name
+            if name == "log-msg-size":
+                g.log_msg_size = self.int_value(item, 1)
+            elif name == "log-fetch-limit":
+                g.log_fetch_limit = self.int_value(item, 1)
+            elif name == "log-iw-size":
+                g.log_iw_size = self.int_value(item, 1)
+            elif name == "stats-level":
+                g.stats_level = self.int_value(item, 0, 4)
+            elif name == "stats":
+                for sub in self.only_options(item):
+                    if sub.name == "level":
+                        g.stats_level = self.int_value(sub, 0, 4)
+                    elif sub.name not in ("freq", "max-dynamics", "lifetime"):
+                        raise self.unknown(sub, "stats() option", ("level", "freq", "max-dynamics", "lifetime"))
+            elif name in ("keep-hostname", "use-dns"):
+                self.globals_set[name] = self.bool_value(item)
+            elif name == "chain-hostnames":
+                if self.bool_value(item):
+                    raise self.error(item.args[0], "chain-hostnames(yes) is not supported; the reference keeps $HOST as received")  # type: ignore[arg-type]
+            elif name in IGNORED_GLOBAL_OPTIONS:
+                self.single(item, "value")
+            else:
+                raise self.unknown(item, "global option", GLOBAL_OPTIONS + IGNORED_GLOBAL_OPTIONS)
+
+    def source_block(self, block: Block) -> Source:
+        name = self.define("source", block.name_tok) if block.name_tok else None
+        drivers = []
+        for item in block.items:
+            if not isinstance(item, Opt):
+                raise self.error(item.tok, f"found inline block {item.tok.text} {{ inside a source; expected a source driver: {_listing(SOURCE_DRIVERS)}")
+            drivers.append(self.source_driver(item))
+        if not drivers:
+            raise self.error(block.tok, f"empty source block; expected a source driver: {_listing(SOURCE_DRIVERS)}")
+        src = Source(name=name, drivers=drivers, loc=self.loc(block.tok))
+        if name is not None:
+            self.config.sources[name] = src
+        return src
+
+    def source_driver(self, opt: Opt) -> SourceDriver:
+        if opt.name not in SOURCE_DRIVERS:
+            raise self.unknown(opt, "source driver", SOURCE_DRIVERS)
+        drv = SourceDriver(kind=opt.name, loc=opt.loc)
+        explicit: set[str] = set()
+        flags: list[str] = []
+        for sub in self.only_options(opt):
+            n = sub.name
+            if n in ("ip", "localip"):
+                drv.ip = self.loopback(self.str_value(sub, "loopback address"), "ip()")
+            elif n in ("port", "localport"):
+                tok = self.single(sub, "port number")
+                if tok.kind == STRING and str(tok.value).isdigit():
+                    tok = Token(NUMBER, int(str(tok.value)), tok.text, tok.line, tok.col)
+                drv.port = self.check_int(sub, tok, 0, 65535)
+            elif n == "transport":
+                if opt.name != "network":
+                    raise self.error(sub.tok, "transport() is an option of network(); tcp() always uses TCP")
+                tok = self.str_value(sub, "transport")
+                if str(tok.value).lower() != "tcp":
+                    raise self.error(tok, f"unsupported transport '{tok.value}'; supported: tcp")
+                drv.transport = "tcp"
+            elif n == "log-iw-size":
+                drv.log_iw_size = self.int_value(sub, 1)
+            elif n == "max-connections":
+                drv.max_connections = self.int_value(sub, 1)
+            elif n == "log-fetch-limit":
+                drv.log_fetch_limit = self.int_value(sub, 1)
+            elif n == "log-msg-size":
+                drv.log_msg_size = self.int_value(sub, 1)
+            elif n == "keep-hostname":
+                drv.keep_hostname = self.bool_value(sub)
+                explicit.add(n)
+            elif n == "use-dns":
+                drv.use_dns = self.bool_value(sub)
+                explicit.add(n)
+            elif n == "flags":
+                for tok in self.words(sub):
+                    flag = _norm(str(tok.value))
+                    if flag not in SOURCE_FLAGS:
+                        raise self.error(
+                            tok, f"unsupported source flag '{tok.value}'; supported: {', '.join(SOURCE_FLAGS)}"
+                        )
+                    if flag not in flags:
+                        flags.append(flag)
+            else:
+                raise self.unknown(sub, f"option of the {opt.name}() source", SOURCE_OPTIONS)
+        if "syslog-protocol" in flags and "no-parse" in flags:
+            raise self.error(opt.tok, "flags(syslog-protocol) and flags(no-parse) together; give one of them")
+        drv.flags = tuple(flags)
+        drv.syslog_protocol = "syslog-protocol" in flags
+        self.explicit[id(drv)] = explicit
+        self.all_source_drivers.append(drv)
+        return drv
+
+    def destination_block(self, block: Block) -> Destination:
+        name = self.define("destination", block.name_tok) if block.name_tok else None
+        drivers = []
+        for item in block.items:
+            if not isinstance(item, Opt):
+                raise self.error(item.tok, f"found inline block {item.tok.text} {{ inside a destination; expected a destination driver: {_listing(DESTINATION_DRIVERS)}")
+            drivers.append(self.destination_driver(item))
+        if not drivers:
+            raise self.error(block.tok, f"empty destination block; expected a destination driver: {_listing(DESTINATION_DRIVERS)}")
+        dst = Destination(name=name, drivers=drivers, loc=self.loc(block.tok))
+        if name is not None:
+            self.config.destinations[name] = dst
+        return dst
+
+    def destination_driver(self, opt: Opt) -> DestinationDriver:
+        if opt.name not in DESTINATION_DRIVERS:
+            raise self.unknown(opt, "destination driver", DESTINATION_DRIVERS)
+        drv = DestinationDriver(kind=opt.name, loc=opt.loc)
+        first = opt.args[0] if opt.args else None
+        if first is None or isinstance(first, Opt) or first.kind not in (STRING, WORD):
+            example = 'file("/tmp/out.log")' if opt.name == "file" else f'{opt.name}("127.0.0.1" port(6000))'
+            what = "a path" if opt.name == "file" else "a host"
+            tok = first.tok if isinstance(first, Opt) else (first or opt.tok)
+            raise self.error(tok, f"{opt.name}() destination without {what} as its first value; expected {example}")
+        if opt.name == "file":
+            if not str(first.value):
+                raise self.error(first, "empty file name; expected a path")
+            drv.path = str(first.value)
+            supported: tuple[str, ...] = ("template",)
+        else:
+            drv.host = self.loopback(first, "destination host")
+            drv.port = 514
+            supported = ("port", "template") + (("transport",) if opt.name == "network" else ())
+        for sub in self.only_options(opt, skip_first=1):
+            n = sub.name
+            if n == "template":
+                tok = self.single(sub, "template string")
+                if tok.kind != STRING:
+                    raise self.error(tok, f"found {tok.describe()} in template(); expected a quoted template string (named templates are not supported)")
+                self.template_check(tok, "destination")
+                drv.template = str(tok.value)
+            elif n == "port" and "port" in supported:
+                tok = self.single(sub, "port number")
+                if tok.kind == STRING and str(tok.value).isdigit():
+                    tok = Token(NUMBER, int(str(tok.value)), tok.text, tok.line, tok.col)
+                drv.port = self.check_int(sub, tok, 1, 65535)
+            elif n == "transport" and "transport" in supported:
+                tok = self.str_value(sub, "transport")
+                if str(tok.value).lower() != "tcp":
+                    raise self.error(tok, f"unsupported transport '{tok.value}'; supported: tcp")
+            else:
+                raise self.unknown(sub, f"option of the {opt.name}() destination", supported)
+        return drv
+
+    def parser_block(self, block: Block) -> Parser:
+        name = self.define("parser", block.name_tok) if block.name_tok else None
+        stages = []
+        for item in block.items:
+            if not isinstance(item, Opt):
+                raise self.error(item.tok, f"found inline block {item.tok.text} {{ inside a parser; expected {_listing(PARSER_DRIVERS)}")
+            if item.name not in PARSER_DRIVERS:
+                raise self.unknown(item, "parser (parbench supports only its own synthetic cost stage)", PARSER_DRIVERS)
+            stage = CostStage(loc=item.loc)
+            for sub in self.only_options(item):
+                if sub.name == "cpu-us":
+                    stage.cpu_us = self.float_value(sub)
+                elif sub.name == "latency-us":
+                    stage.latency_us = self.float_value(sub)
+                else:
+                    raise self.unknown(sub, "option of parbench-cost()", ("cpu-us", "latency-us"))
+            stages.append(stage)
+        if not stages:
+            raise self.error(block.tok, f"empty parser block; expected {_listing(PARSER_DRIVERS)}")
+        parser = Parser(name=name, stages=stages, loc=self.loc(block.tok))
+        if name is not None:
+            self.config.parsers[name] = parser
+        return parser
+
+    def parallelize(self, opt: Opt) -> Parallelize:
+        prof = self.profile
+        par = Parallelize(loc=opt.loc)
+        seen: dict[str, Opt] = {}
+        partitions_tok: Token | None = None
+        batch_opt: Opt | None = None
+        for sub in self.only_options(opt):
+            n = sub.name
+            if n not in PARALLELIZE_OPTIONS:
+                allowed = [o for o in PARALLELIZE_OPTIONS if self._profile_accepts(prof, o)]
+                raise self.unknown(sub, f"parallelize() option (profile {prof.name})", allowed)
+            if not self._profile_accepts(prof, n):
+                others = [p.name for p in PROFILES.values() if self._profile_accepts(p, n)]
+                hint = f"; use {PARALLELIZE_ALIASES[n]}()" if n in PARALLELIZE_ALIASES else ""
+                raise self.error(
+                    sub.tok,
+                    f"{n}() in parallelize() is not accepted by profile {prof.name}; "
+                    f"accepted by profile {', '.join(others) or 'none'} (--profile){hint}",
+                )
+            canon = PARALLELIZE_ALIASES.get(n, n)
+            prev = seen.get(canon)
+            if prev is not None and prev.name != n:
+                raise self.error(
+                    sub.tok,
+                    f"both {prev.name}() (at {prev.tok.line}:{prev.tok.col}) and its alias {n}() given; give only one",
+                )
+            seen[canon] = sub
+            if canon == "partitions":
+                partitions_tok = self.single(sub, "integer")
+                value = self.check_int(sub, partitions_tok, -(2**63), None)
+                if value < 0:
+                    raise self.error(partitions_tok, f"found {value} in {sub.tok.text}(); expected 0 (bypass) or more")
+                par.partitions = value
+            elif canon == "partition-key":
+                tok = self.str_value(sub, "template string")
+                self.template_check(tok, "partition-key")
+                par.partition_key = str(tok.value)
+            elif canon == "batch-size":
+                par.batch_size = self.int_value(sub, 0)
+                batch_opt = sub
+            elif canon == "log-fetch-limit":
+                par.log_fetch_limit = self.int_value(sub, 1)
+        if par.partitions is not None and par.partitions > prof.max_partitions:
+            assert partitions_tok is not None
+            if prof.clamp_partitions:
+                self.warn(
+                    partitions_tok,
+                    f"partitions {par.partitions} is more than profile {prof.name} allows; "
+                    f"clamped to {prof.max_partitions}",
+                )
+                par.partitions = prof.max_partitions
+            else:
+                raise self.error(
+                    partitions_tok,
+                    f"found {par.partitions} partitions; profile {prof.name} accepts at most {prof.max_partitions}",
+                )
+        if batch_opt is not None and par.partition_key is not None and not prof.key_with_batch_size:
+            raise self.error(
+                batch_opt.tok,
+                f"batch-size() together with a partition key is a configuration error in profile {prof.name}; "
+                "give one of them",
+            )
+        return par
+
+    @staticmethod
+    def _profile_accepts(prof: Profile, option: str) -> bool:
+        if option in PARALLELIZE_ALIASES:
+            return prof.accepts_worker_aliases
+        if option == "batch-size":
+            return prof.accepts_batch_size
+        if option == "log-fetch-limit":
+            return prof.accepts_parallelize_fetch_limit
+        return True
+
+    def log_block(self, block: Block) -> LogPath:
+        path = LogPath(sources=[], pipeline=[], loc=self.loc(block.tok))
+        flags: list[str] = []
+        par_tok: Token | None = None
+        has_destination = False
+        for item in block.items:
+            kind = item.name if isinstance(item, Opt) else item.kind
+            if kind not in LOG_ITEMS or (isinstance(item, Block) and kind not in ("source", "destination", "parser")):
+                tok = item.tok
+                if kind in ("log", "junction", "channel", "filter", "rewrite"):
+                    what = f"{tok.text} (nested log paths, filters and rewrites are not supported)"
+                else:
+                    what = f"'{tok.text}'"
+                raise self.error(
+                    tok,
+                    f"found {what} in a log path; supported: source(NAME), destination(NAME), parser(NAME), "
+                    "inline source/destination/parser { }, parallelize(), flags(flow-control)"
+                    + _suggest(_norm(tok.text), LOG_ITEMS),
+                )
+            if kind == "flags":
+                assert isinstance(item, Opt)
+                for tok in self.words(item):
+                    flag = _norm(str(tok.value))
+                    if flag not in LOG_FLAGS:
+                        raise self.error(tok, f"unsupported log path flag '{tok.value}'; supported: {', '.join(LOG_FLAGS)}")
+                    if flag not in flags:
+                        flags.append(flag)
+                continue
+            if kind == "parallelize":
+                assert isinstance(item, Opt)
+                if not path.sources:
+                    raise self.error(item.tok, "parallelize() before any source in this log path; expected source(...) first")
+                if par_tok is not None:
+                    raise self.error(
+                        item.tok,
+                        f"a second parallelize() in this log path (the first is at {par_tok.line}:{par_tok.col}); "
+                        "one parallelize() per log path is supported",
+                    )
+                par_tok = item.tok
+                path.pipeline.append(self.parallelize(item))
+                continue
+            if kind == "source" and path.pipeline:
+                raise self.error(item.tok, "source after a parallelize(), parser or destination in this log path; expected all sources first")
+            if isinstance(item, Block):
+                element = {"source": self.source_block, "destination": self.destination_block, "parser": self.parser_block}[kind](item)
+                if kind == "source":
+                    path.sources.append(element)  # type: ignore[arg-type]
+                else:
+                    path.pipeline.append(element)  # type: ignore[arg-type]
+                has_destination = has_destination or kind == "destination"
+                continue
+            # A reference: source(NAME) and friends, resolved once the whole file is read.
+            tok = self.single(item, f"{kind} name")
+            if tok.kind not in (WORD, STRING):
+                raise self.error(tok, f"found {tok.describe()} in {item.tok.text}(); expected the name of a {kind}")
+            target = path.sources if kind == "source" else path.pipeline
+            target.append(None)  # type: ignore[arg-type]
+            self.refs.append((kind, tok, path, len(target) - 1))
+            has_destination = has_destination or kind == "destination"
+        if not path.sources:
+            raise self.error(block.tok, "log path without a source; expected at least one source(NAME) or source { ... }")
+        if not has_destination:
+            raise self.error(block.tok, "log path without a destination; expected at least one destination(NAME) or destination { ... }")
+        path.flags = tuple(flags)
+        path.flow_control = "flow-control" in flags
+        self.config.log_paths.append(path)
+        return path
+
+    # -- whole file ----------------------------------------------------
+    def resolve(self) -> None:
+        tables = {"source": self.config.sources, "destination": self.config.destinations, "parser": self.config.parsers}
+        for kind, tok, path, index in self.refs:
+            table = tables[kind]
+            name = str(tok.value)
+            if name not in table:
+                known = ", ".join(sorted(table)) or "none"
+                close = difflib.get_close_matches(name, list(table), n=1)
+                hint = f" (did you mean {close[0]}?)" if close else ""
+                raise self.error(tok, f"undefined {kind} '{name}'; defined {kind}s: {known}{hint}")
+            if kind == "source":
+                path.sources[index] = table[name]  # type: ignore[assignment]
+            else:
+                path.pipeline[index] = table[name]  # type: ignore[assignment]
+
+    def finish(self) -> Config:
+        self.resolve()
+        for drv in self.all_source_drivers:
+            explicit = self.explicit[id(drv)]
+            if "keep-hostname" in self.globals_set and "keep-hostname" not in explicit:
+                drv.keep_hostname = self.globals_set["keep-hostname"]
+            if "use-dns" in self.globals_set and "use-dns" not in explicit:
+                drv.use_dns = self.globals_set["use-dns"]
+        used: dict[tuple[str, int], SourceDriver] = {}
+        seen_drivers: set[int] = set()
+        for path in self.config.log_paths:
+            for src in path.sources:
+                for drv in src.drivers:
+                    if id(drv) in seen_drivers or drv.port == 0:
+                        continue
+                    seen_drivers.add(id(drv))
+                    key = (drv.ip, drv.port)
+                    if key in used:
+                        raise ConfigError(
+                            drv.loc,
+                            f"a second source listening on {drv.ip} port {drv.port} (the first is at {used[key].loc}); "
+                            "expected a different port, or port(0) for any free port",
+                        )
+                    used[key] = drv
+        referenced = {id(x) for p in self.config.log_paths for x in [*p.sources, *p.pipeline]}
+        for kind, table in (("source", self.config.sources), ("destination", self.config.destinations), ("parser", self.config.parsers)):
+            for name, obj in table.items():
+                if id(obj) not in referenced:
+                    self.warn_fn(f"{obj.loc}: warning: {kind} '{name}' is defined but not used in any log path")
+        return self.config
+
+
+def _parse(text: str, file: str, profile: Profile, warn: WarnFn) -> Config:
+    tokens = tokenize(text, file)
+    syn = _Syntax(tokens, file)
+    b = _Builder(file, profile, warn)
+    while True:
+        tok = syn.peek()
+        if tok.kind == EOF:
+            break
+        if tok.kind == PRAGMA:
+            syn.next()
+            word = syn.peek()
+            if word.kind != WORD or _norm(str(word.value)) != "version":
+                raise ConfigError(
+                    syn.loc(word),
+                    f"found @{word.text}; only @version: is supported (no @include, @define, @module, @requires)",
+                )
+            syn.next()
+            syn.expect_punct(":", "':' after @version")
+            value = syn.next()
+            if value.kind not in (FLOAT, NUMBER, WORD, STRING) or not re.fullmatch(r"\d+\.\d+(\.\d+)?", str(value.text).strip("\"'")):
+                raise ConfigError(syn.loc(value), f"found {value.describe()} after @version:; expected a version such as 4.8")
+            if b.config.version is not None:
+                raise ConfigError(syn.loc(tok), "a second @version: line; expected one")
+            after = syn.peek()
+            if after.kind != EOF and after.line == value.line:
+                raise ConfigError(syn.loc(after), f"found {after.describe()} after @version: {value.text}; expected the end of the line")
+            b.config.version = value.text.strip("\"'")
+            continue
+        if tok.kind != WORD:
+            raise ConfigError(syn.loc(tok), f"found {tok.describe()}; expected a statement: {', '.join(TOP_LEVEL)}")
+        kind = _norm(str(tok.value))
+        if kind not in TOP_LEVEL:
+            close = difflib.get_close_matches(kind, TOP_LEVEL, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise ConfigError(
+                syn.loc(tok),
+                f"unsupported statement '{tok.text}'; supported: @version:, {', '.join(TOP_LEVEL)}{hint}",
+            )
+        syn.next()
+        if kind in ("source", "destination", "parser"):
+            name_tok = syn.peek()
+            if name_tok.kind != WORD:
+                raise ConfigError(syn.loc(name_tok), f"found {name_tok.describe()}; expected a name after '{tok.text}'")
+            syn.next()
+            block = syn.block_body(tok, name_tok, nested_blocks=False)
+            syn.semicolons(f"the '}}' of {kind} {name_tok.text}")
+            {"source": b.source_block, "destination": b.destination_block, "parser": b.parser_block}[kind](block)
+        elif kind == "options":
+            block = syn.block_body(tok, None, nested_blocks=False)
+            syn.semicolons("the '}' of options")
+            b.options_block(block)
+        else:
+            block = syn.block_body(tok, None, nested_blocks=True)
+            syn.semicolons("the '}' of the log path")
+            b.log_block(block)
+    if not b.config.log_paths:
+        last = tokens[-1]
+        raise ConfigError(Location(file, last.line, last.col), "no log { } statement; expected at least one log path")
+    if b.config.version is None:
+        warn(f"{file}:1:1: warning: no @version: line; syslog-ng needs one (for example @version: 4.8)")
+    return b.finish()
+
+
+def parse_config(
+    text: str,
+    file: str = "<string>",
+    profile: Profile | None = None,
+    warn: WarnFn | None = None,
+) -> Config:
+    """Parse syslog-ng configuration text; raise ConfigError on anything unsupported."""
+    prof = profile if profile is not None else get_profile(DEFAULT_PROFILE)
+    return _parse(text, file, prof, warn or _stderr_warn)
+
+
+def load_config(
+    path: str | os.PathLike,
+    profile: Profile | None = None,
+    warn: WarnFn | None = None,
+) -> Config:
+    """Read and parse a configuration file; a missing or unreadable file is a ConfigError (at 0:0)."""
+    file = os.fspath(path)
+    try:
+        with open(file, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise ConfigError(
+            Location(file, 0, 0),
+            f"cannot read the configuration file ({exc.strerror or exc}); expected a readable syslog-ng configuration file",
+        ) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        before = data[: exc.start]
+        line = before.count(b"\n") + 1
+        col = len(before) - (before.rfind(b"\n") + 1) + 1
+        raise ConfigError(
+            Location(file, line, col), f"invalid UTF-8 byte 0x{data[exc.start]:02x}; expected UTF-8 text"
+        ) from None
+    return parse_config(text, file, profile, warn)
