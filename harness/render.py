@@ -1,0 +1,188 @@
+"""Scenario + partition count -> syslog-ng configuration text.
+
+One renderer for both the reference (which reads syslog-ng's own config
+language, see ``reference/config.py``) and a real syslog-ng, so both run the
+same pipeline.  Differences by dialect:
+
+* ``reference``: the synthetic ``parbench-cost()`` stage is rendered when the
+  scenario asks for CPU or latency cost.
+* ``syslog-ng``: there is no ``parbench-cost()``; the stage is left out
+  (``config_notes`` says so, the report shows it).  ``batch-size()`` and
+  ``log-fetch-limit()`` inside ``parallelize()`` are AxoSyslog options; for a
+  syslog-ng version without them they are left out too.
+
+Every string taken from a scenario is emitted as a quoted string with ``\\``
+and ``"`` escaped (and control characters as escapes), and every number is
+formatted from an int/float, so a scenario value can never end a statement
+and inject configuration of its own.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+DIALECTS = ("reference", "syslog-ng")
+
+# syslog-ng's default max-connections() is 10; a scenario with more
+# connections than that would be refused at the source, which is not what a
+# scenario that leaves it unset means.
+_DEFAULT_MAX_CONNECTIONS = 10
+
+
+def quote(value: Any) -> str:
+    """A syslog-ng double-quoted string literal holding ``value`` verbatim."""
+    text = str(value)
+    out = []
+    for ch in text:
+        if ch == "\\":
+            out.append("\\\\")
+        elif ch == '"':
+            out.append('\\"')
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\r":
+            out.append("\\r")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\x{ord(ch):02x}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def _int(value: Any, what: str) -> str:
+    if isinstance(value, bool) or int(value) != value:
+        raise ValueError(f"{what} must be an integer, got {value!r}")
+    return str(int(value))
+
+
+def _number(value: Any, what: str) -> str:
+    number = float(value)
+    if number != number or number in (float("inf"), float("-inf")) or number < 0:
+        raise ValueError(f"{what} must be a finite number >= 0, got {value!r}")
+    if number == int(number):
+        return str(int(number))
+    return f"{number:.6f}".rstrip("0")
+
+
+def _supports_parallelize_tuning(dialect: str, version: str | None) -> bool:
+    """batch-size()/log-fetch-limit() inside parallelize() exist in AxoSyslog
+    (4.17+/4.22+), not in the syslog-ng line."""
+    if dialect == "reference":
+        return True
+    return bool(version) and "axo" in str(version).lower()
+
+
+def _has_cost(pipeline: Any) -> bool:
+    return bool(getattr(pipeline, "cost_cpu_us", 0) or getattr(pipeline, "cost_latency_us", 0))
+
+
+def _version_line(version: str | None) -> str:
+    """@version: wants "major.minor"; accept "4.8.1" or "axosyslog-4.26"."""
+    digits = str(version or "4.8").rsplit("-", 1)[-1]
+    parts = [p for p in digits.split(".") if p.isdigit()]
+    if len(parts) < 2:
+        parts = ["4", "8"]
+    return f"@version: {parts[0]}.{parts[1]}"
+
+
+def config_notes(scenario: Any, partitions: int, dialect: str = "reference", version: str | None = None) -> list[str]:
+    """What of the scenario's pipeline the rendered config leaves out, and why."""
+    notes: list[str] = []
+    pipeline = scenario.pipeline
+    if dialect == "syslog-ng" and _has_cost(pipeline):
+        notes.append(
+            "parbench-cost() (cpu-us/latency-us) exists only in the reference; "
+            "the syslog-ng config has no cost stage, so its figures are not comparable on cost"
+        )
+    if partitions and not _supports_parallelize_tuning(dialect, version):
+        if getattr(pipeline, "batch_size", None) is not None or getattr(pipeline, "parallelize_fetch_limit", None) is not None:
+            notes.append(
+                f"batch-size()/log-fetch-limit() inside parallelize() are AxoSyslog options; "
+                f"left out for {version or dialect}"
+            )
+    return notes
+
+
+def render_config(
+    scenario: Any,
+    partitions: int,
+    out_port: int,
+    in_port: int = 0,
+    dialect: str = "reference",
+    version: str | None = None,
+) -> str:
+    """The config text: one loopback network source, optional parallelize(),
+    optional cost stage, one loopback tcp destination writing ``$MSG\\n``."""
+    if dialect not in DIALECTS:
+        raise ValueError(f"unknown config dialect {dialect!r}; expected one of {', '.join(DIALECTS)}")
+    workload = scenario.workload
+    pipeline = scenario.pipeline
+
+    src_opts = [
+        'ip("127.0.0.1")',
+        f"port({_int(in_port, 'in_port')})",
+        'transport("tcp")',
+    ]
+    if getattr(pipeline, "log_iw_size", None) is not None:
+        src_opts.append(f"log-iw-size({_int(pipeline.log_iw_size, 'log_iw_size')})")
+    max_conn = getattr(pipeline, "max_connections", None)
+    if max_conn is None:
+        max_conn = max(_DEFAULT_MAX_CONNECTIONS, int(workload.connections))
+    src_opts.append(f"max-connections({_int(max_conn, 'max_connections')})")
+    if getattr(pipeline, "log_fetch_limit", None) is not None:
+        src_opts.append(f"log-fetch-limit({_int(pipeline.log_fetch_limit, 'log_fetch_limit')})")
+    src_opts += ["keep-hostname(yes)", "use-dns(no)"]
+    if workload.format == "rfc5424":
+        src_opts.append("flags(syslog-protocol)")
+    # Octet-counted framing needs no option: syslog-ng's tcp sources detect
+    # RFC 6587 octet counting per connection.
+
+    lines = [
+        _version_line(version),
+        "# rendered by parbench (harness/render.py) for scenario " + quote(scenario.name),
+        "",
+        "source s_parbench {",
+        "    network(" + " ".join(src_opts) + ");",
+        "};",
+        "",
+    ]
+
+    path = ["source(s_parbench);"]
+    if partitions:
+        par_opts = [f"partitions({_int(partitions, 'partitions')})"]
+        if pipeline.partition_key:
+            par_opts.append(f"partition-key({quote(pipeline.partition_key)})")
+        if _supports_parallelize_tuning(dialect, version):
+            if getattr(pipeline, "batch_size", None) is not None:
+                par_opts.append(f"batch-size({_int(pipeline.batch_size, 'batch_size')})")
+            if getattr(pipeline, "parallelize_fetch_limit", None) is not None:
+                par_opts.append(
+                    f"log-fetch-limit({_int(pipeline.parallelize_fetch_limit, 'parallelize_fetch_limit')})"
+                )
+        path.append("parallelize(" + " ".join(par_opts) + ");")
+
+    if dialect == "reference" and _has_cost(pipeline):
+        lines += [
+            "parser p_parbench_cost {",
+            f"    parbench-cost(cpu-us({_number(pipeline.cost_cpu_us or 0, 'cost_cpu_us')})"
+            f" latency-us({_number(pipeline.cost_latency_us or 0, 'cost_latency_us')}));",
+            "};",
+            "",
+        ]
+        path.append("parser(p_parbench_cost);")
+
+    lines += [
+        "destination d_parbench {",
+        f'    tcp("127.0.0.1" port({_int(out_port, "out_port")}) template("$MSG\\n"));',
+        "};",
+        "",
+    ]
+    path.append("destination(d_parbench);")
+    if getattr(pipeline, "flow_control", False):
+        path.append("flags(flow-control);")
+
+    lines.append("log {")
+    lines += ["    " + element for element in path]
+    lines.append("};")
+    return "\n".join(lines) + "\n"

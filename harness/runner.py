@@ -1,0 +1,359 @@
+"""Sweep orchestration: every (repeat, partition count, implementation) of a
+scenario, one run at a time.
+
+Order: for each repeat, for each partition count, for each implementation, so
+the implementations alternate (A B A B ...) and slow drift of the machine
+(thermal, other load) hits all of them alike.
+
+One run: start the collector, start the target (pointing its output at the
+collector), send the workload, wait for quiescence (every expected message
+received, or no progress for ``idle_s``, or the run's deadline), stop the
+target, stop the collector, parse, check, compute metrics.  An exception in a
+run becomes that run's ``error`` (verdict "fail") and the sweep goes on.
+Ctrl-C stops the current run cleanly (target and collector stopped in
+``finally``) and ends the sweep with the runs done so far
+(``SweepOutcome.interrupted``).
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from harness import metrics
+from harness.results import empty_run
+from harness.targets import TargetError, TargetPlan, get_target
+
+#: seconds without a new message before a run is considered finished early
+DEFAULT_IDLE_S = 3.0
+START_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 15.0
+
+
+@dataclass
+class SweepOutcome:
+    scenario: Any
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    interrupted: bool = False
+
+
+def run_order(impls: list[str], partitions: list[int], repeats: int) -> list[tuple[str, int, int]]:
+    """(impl, partitions, repeat) in the interleaved order runs are made."""
+    return [(impl, p, r) for r in range(repeats) for p in partitions for impl in impls]
+
+
+def expected_total(plan: Any, workload: Any) -> int | None:
+    """Messages the plan will send, when known in advance (None for a
+    duration-bound workload)."""
+    for attr in ("total_messages", "total"):
+        value = getattr(plan, attr, None)
+        if isinstance(value, (int, np.integer)):
+            return int(value)
+    if workload.messages_per_connection is not None and not workload.duration_s:
+        return int(workload.messages_per_connection) * int(workload.connections)
+    return None
+
+
+_SINGLE_NAME = re.compile(r"^\$(?:\{([^}]+)\}|([A-Za-z_.][A-Za-z0-9_.@-]*))$")
+
+
+def predicted_partitions(scenario: Any, partitions: int, key_counts: np.ndarray) -> list[int] | None:
+    """Per partition: messages that keyed placement (reference.partition's
+    g_str_hash % N) puts there, given how many messages of each key index
+    arrived.  None when the key template is not the scenario's key field
+    itself (then the prediction would need the whole message)."""
+    template = scenario.pipeline.partition_key
+    if not partitions or not template:
+        return None
+    match = _SINGLE_NAME.match(template.strip())
+    if not match or (match.group(1) or match.group(2)) != scenario.workload.key_field:
+        return None
+    try:
+        from reference.partition import g_str_hash
+    except ImportError:
+        return None
+    keys = scenario.workload.keys
+    placement = np.array([g_str_hash(k.encode("utf-8")) % partitions for k in keys], dtype=np.int64)
+    counts = np.zeros(len(keys), dtype=np.int64)
+    n = min(len(keys), len(key_counts))
+    counts[:n] = key_counts[:n]
+    return np.bincount(placement, weights=counts, minlength=partitions).astype(np.int64).tolist()
+
+
+def _send_deadline_s(workload: Any, total: int | None) -> float:
+    if workload.duration_s:
+        return float(workload.duration_s) + 30.0
+    budget = 60.0
+    if total:
+        budget += total / 5000.0  # generous: a slow target still finishes
+    if workload.rate_per_connection and workload.messages_per_connection:
+        budget += workload.messages_per_connection / workload.rate_per_connection
+    return budget
+
+
+def _count(x: Any) -> int:
+    if x is None:
+        return 0
+    if isinstance(x, (int, np.integer)):
+        return int(x)
+    return int(np.sum(np.asarray(x)))
+
+
+class _ReceivedPoller:
+    """Reports the collector's received count to a callback every 0.1 s from
+    a daemon thread (the main thread is busy sending)."""
+
+    def __init__(self, collector: Any, callback: Callable[[int], None] | None):
+        self.collector = collector
+        self.callback = callback
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="received-poller")
+
+    def __enter__(self) -> "_ReceivedPoller":
+        if self.callback:
+            self._thread.start()
+        return self
+
+    def _loop(self) -> None:
+        while not self._stop.wait(0.1):
+            try:
+                self.callback(self.collector.received_messages())
+            except Exception:  # progress display must never break a run
+                pass
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=1.0)
+
+
+def run_once(scenario: Any, impl: str, partitions: int, repeat: int, workdir: Path, *,
+             profile: str | None = None, idle_s: float = DEFAULT_IDLE_S,
+             on_received: Callable[[int], None] | None = None,
+             on_total: Callable[[int | None], None] | None = None,
+             target_factory: Callable[..., Any] = get_target) -> dict[str, Any]:
+    """One run; always returns a run dict (errors inside it), except for
+    KeyboardInterrupt, which propagates after cleanup."""
+    from harness.checks import check
+    from harness.collector import Collector, parse_capture
+    from harness.workload import build_plan, send
+
+    expectation = {"ordering": scenario.expect.ordering, "loss_allowed": bool(scenario.expect.loss_allowed)}
+    run = empty_run(impl, partitions, repeat, expectation)
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    collector = target = report = capture = None
+    send_result = None
+    t_start = time.monotonic()
+    try:
+        plan = build_plan(scenario.workload)
+        total = expected_total(plan, scenario.workload)
+        if on_total:
+            on_total(total)
+        collector = Collector()
+        target = target_factory(impl, profile=profile or getattr(scenario.pipeline, "profile", None))
+        host, port = target.start(TargetPlan(scenario=scenario, partitions=partitions), collector.port,
+                                  workdir, timeout=START_TIMEOUT_S)
+        t_start = time.monotonic()
+        deadline_s = _send_deadline_s(scenario.workload, total)
+        with _ReceivedPoller(collector, on_received):
+            send_result = send(plan, host, port, deadline_s=deadline_s)
+            sent = _count(getattr(send_result, "sent", None))
+            target_count = total if total is not None else sent
+            if not scenario.workload.duration_s and total is not None:
+                target_count = min(total, sent) if sent else total
+            _wait_quiescent(collector, target_count, idle_s, t_start + deadline_s + 30.0)
+        run["sent"] = sent
+        send_errors = list(getattr(send_result, "errors", []) or [])
+        if send_errors:
+            run["target_notes"].append(f"sender errors: {len(send_errors)}; first: {send_errors[0]}")
+    except KeyboardInterrupt:
+        run["error"] = "interrupted (Ctrl-C)"
+        raise
+    except TargetError as exc:
+        run["error"] = str(exc)
+    except Exception as exc:  # one broken run must not end the sweep
+        run["error"] = f"{type(exc).__name__}: {exc}"
+        (workdir / "run-error.txt").write_text(traceback.format_exc())
+    finally:
+        if target is not None:
+            try:
+                report = target.stop(timeout=STOP_TIMEOUT_S)
+            except Exception as exc:
+                run["target_notes"].append(f"stopping the target failed: {type(exc).__name__}: {exc}")
+        if collector is not None:
+            try:
+                capture = collector.stop()
+            except Exception as exc:
+                run["target_notes"].append(f"stopping the collector failed: {type(exc).__name__}: {exc}")
+        run["duration_s"] = time.monotonic() - t_start
+        if report is not None:
+            run["cpu_seconds"] = report.cpu_seconds
+            run["peak_rss_bytes"] = report.peak_rss_bytes
+            run["partition_processed"] = report.partition_processed
+            run["target_notes"] += list(report.notes)
+            run["target_version"] = report.version
+            run["stderr_tail"] = report.stderr_tail or ""
+            if report.exit_code not in (0, None) and run["error"] is None:
+                run["target_notes"].append(f"target exited with status {report.exit_code}")
+
+    if run["error"] is None and capture is not None:
+        try:
+            _evaluate(run, scenario, plan, capture, send_result, partitions, check, parse_capture)
+        except Exception as exc:
+            run["error"] = f"evaluating the capture failed: {type(exc).__name__}: {exc}"
+            (workdir / "run-error.txt").write_text(traceback.format_exc())
+    if run["error"] is not None:
+        run["verdict"] = "fail"
+        run["verdict_reasons"] = [f"error: {run['error'].splitlines()[0]}"]
+    return run
+
+
+def _wait_quiescent(collector: Any, target_count: int | None, idle_s: float, deadline: float) -> None:
+    last = -1
+    last_change = time.monotonic()
+    while True:
+        now = time.monotonic()
+        received = collector.received_messages()
+        if target_count is not None and received >= target_count:
+            # Everything expected is in; a short grace catches duplicates.
+            time.sleep(min(0.2, idle_s))
+            return
+        if received != last:
+            last, last_change = received, now
+        elif now - last_change >= idle_s:
+            return
+        if now >= deadline:
+            return
+        time.sleep(0.02)
+
+
+def _evaluate(run: dict[str, Any], scenario: Any, plan: Any, capture: Any, send_result: Any,
+              partitions: int, check: Callable, parse_capture: Callable) -> None:
+    records = parse_capture(capture)
+    expected = getattr(plan, "expected", None)
+    try:
+        result = check(records, expected, scenario.expect.ordering)
+    except TypeError:
+        result = check(records, expected, scenario.expect.ordering, send_result)
+    ok, reasons = result.verdict(scenario.expect)
+    run["checks"] = result.to_dict()
+    run["verdict"] = "pass" if ok else "fail"
+    run["verdict_reasons"] = list(reasons)
+    sent_ns = np.asarray(records.sent_ns)
+    recv_ns = np.asarray(records.recv_ns)
+    run["received"] = int(sent_ns.size)
+    tp = metrics.throughput(sent_ns, recv_ns, scenario.sweep.warmup_s)
+    run["throughput_msgs_per_s"] = tp.msgs_per_s
+    if scenario.sweep.warmup_s and not tp.warmup_applied:
+        run["target_notes"].append("run too short for the warm-up; throughput over all messages")
+    run["latency_ms"] = metrics.latency_ms(sent_ns, recv_ns, scenario.sweep.warmup_s)
+    keys = np.asarray(records.key)
+    key_counts = np.bincount(keys.astype(np.int64), minlength=len(scenario.workload.keys)) if keys.size else np.zeros(
+        len(scenario.workload.keys), dtype=np.int64)
+    run["partition_predicted"] = predicted_partitions(scenario, partitions, key_counts)
+
+
+class _Progress:
+    """A rich progress bar: messages received of expected, and which run."""
+
+    def __init__(self, enabled: bool, total_runs: int):
+        self.enabled = enabled
+        self.progress = None
+        self.task = None
+        self.total_runs = total_runs
+        if enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.progress = Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("messages"), TimeElapsedColumn(),
+                console=Console(stderr=True), transient=False,
+            )
+
+    def __enter__(self) -> "_Progress":
+        if self.progress:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.progress:
+            self.progress.stop()
+
+    def new_run(self, index: int, scenario: str, impl: str, partitions: int, repeat: int) -> None:
+        if not self.progress:
+            return
+        label = f"[{index + 1}/{self.total_runs}] {scenario} {impl} partitions={partitions} repeat={repeat}"
+        if self.task is not None:
+            self.progress.update(self.task, visible=False)
+        self.task = self.progress.add_task(label, total=None)
+
+    def set_total(self, total: int | None) -> None:
+        if self.progress and self.task is not None:
+            self.progress.update(self.task, total=total)
+
+    def received(self, n: int) -> None:
+        if self.progress and self.task is not None:
+            self.progress.update(self.task, completed=n)
+
+    def finished(self, run: dict[str, Any]) -> None:
+        if not self.progress:
+            return
+        if run.get("received") is not None:
+            self.progress.update(self.task, completed=run["received"])
+        mark = "[green]pass" if run["verdict"] == "pass" else "[red]FAIL"
+        self.progress.update(self.task, visible=False)
+        self.progress.console.print(
+            f"{mark}[/] {run['impl']} partitions={run['partitions']} repeat={run['repeat']}"
+            + (f"  {run['throughput_msgs_per_s']:,.0f} msg/s" if run.get("throughput_msgs_per_s") else "")
+            + (f"  ({'; '.join(run['verdict_reasons'])[:200]})" if run["verdict_reasons"] else "")
+        )
+
+
+def run_sweep(scenario: Any, impls: list[str], partitions: list[int] | None = None,
+              repeats: int | None = None, *, profile: str | None = None, show_progress: bool = True,
+              workroot: Path | None = None, idle_s: float = DEFAULT_IDLE_S,
+              target_factory: Callable[..., Any] = get_target) -> SweepOutcome:
+    """All runs of one scenario. Work files (configs, stderr) go to a temp
+    dir under ``workroot`` that is removed afterwards unless a run failed
+    (then its path is in the run's notes)."""
+    parts = list(partitions if partitions is not None else scenario.sweep.partitions)
+    reps = int(repeats if repeats is not None else scenario.sweep.repeats)
+    order = run_order(list(impls), parts, reps)
+    outcome = SweepOutcome(scenario=scenario)
+    tmp = Path(tempfile.mkdtemp(prefix=f"parbench-{_safe(scenario.name)}-", dir=workroot))
+    keep = False
+    try:
+        with _Progress(show_progress, len(order)) as progress:
+            for index, (impl, p, r) in enumerate(order):
+                workdir = tmp / f"{index:03d}-{_safe(impl)[:40]}-p{p}-r{r}"
+                progress.new_run(index, scenario.name, impl, p, r)
+                try:
+                    run = run_once(scenario, impl, p, r, workdir, profile=profile, idle_s=idle_s,
+                                   on_received=progress.received, on_total=progress.set_total,
+                                   target_factory=target_factory)
+                except KeyboardInterrupt:
+                    outcome.interrupted = True
+                    break
+                outcome.runs.append(run)
+                progress.finished(run)
+                if run["error"]:
+                    keep = True
+                    run["target_notes"].append(f"work files kept in {workdir}")
+    finally:
+        if not keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return outcome
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "x"

@@ -1,0 +1,201 @@
+"""``command:ARGV``: any program that takes syslog on a loopback port and
+writes each processed message, as one line with the original MSG intact, to
+another loopback port.
+
+ARGV is a shell-like template (split with ``shlex``, never run through a
+shell) with ``{in_port}`` (where the program must listen, newline framing)
+and ``{out_port}`` (where the harness's collector listens).  The harness picks
+a free loopback ``in_port``, waits until it accepts connections, and on stop
+signals the program's whole process group (SIGTERM, then SIGKILL).
+
+``ManagedProcess`` is the process plumbing shared with the reference target.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from harness.metrics import ProcSampler, reap_with_rusage, summarize_usage
+from harness.targets.base import Target, TargetError, TargetPlan, TargetReport
+
+STDERR_TAIL_BYTES = 4000
+
+
+def free_loopback_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def tail_of(path: Path, limit: int = STDERR_TAIL_BYTES) -> str:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - limit))
+            data = fh.read()
+    except OSError:
+        return ""
+    text = data.decode("utf-8", "replace")
+    if size > limit:
+        text = "..." + text[text.find("\n") + 1 :] if "\n" in text else "..." + text
+    return text.strip()
+
+
+class ManagedProcess:
+    """A child in its own session (so its whole group can be signalled), its
+    stdout/stderr in files under workdir, sampled for CPU and RSS."""
+
+    def __init__(self, argv: list[str], workdir: Path, label: str):
+        self.argv = argv
+        self.workdir = Path(workdir)
+        self.label = label
+        self.stderr_path = self.workdir / f"{label}.stderr"
+        self.stdout_path = self.workdir / f"{label}.stdout"
+        self.proc: subprocess.Popen | None = None
+        self.sampler: ProcSampler | None = None
+        self.exit_code: int | None = None
+        self.cpu_seconds: float | None = None
+        self.peak_rss_bytes: int | None = None
+        self.killed = False
+
+    def start(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
+            try:
+                self.proc = subprocess.Popen(
+                    self.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                    cwd=self.workdir, start_new_session=True,
+                )
+            except OSError as exc:
+                raise TargetError(f"{self.label}: cannot start {self.argv[0]!r}: {exc}") from None
+        self.sampler = ProcSampler(self.proc.pid).start()
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stderr_tail(self) -> str:
+        return tail_of(self.stderr_path)
+
+    def _signal_group(self, sig: int) -> None:
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def stop(self, timeout: float) -> None:
+        """SIGTERM to the group, wait, SIGKILL what remains; always reaps."""
+        if self.proc is None:
+            return
+        rusage_cpu = rusage_rss = None
+        try:
+            if self.sampler:
+                self.sampler.sample()
+            if self.proc.returncode is None:
+                self._signal_group(signal.SIGTERM)
+                code, rusage_cpu, rusage_rss = reap_with_rusage(self.proc, timeout)
+                if code is None:
+                    self.killed = True
+                    self._signal_group(signal.SIGKILL)
+                    code, rusage_cpu, rusage_rss = reap_with_rusage(self.proc, 5.0)
+            # A grandchild still in the group (the leader exited without
+            # taking it down) must not outlive the run.
+            self._signal_group(signal.SIGKILL)
+        finally:
+            if self.sampler:
+                self.sampler.stop()
+            if self.proc.returncode is None:
+                try:
+                    self.proc.kill()
+                    self.proc.wait(timeout=5.0)
+                except (OSError, subprocess.TimeoutExpired):
+                    pass
+            self.exit_code = self.proc.returncode
+            self.cpu_seconds, self.peak_rss_bytes = summarize_usage(self.sampler, rusage_cpu, rusage_rss)
+
+
+def wait_for_port(host: str, port: int, timeout: float, process: ManagedProcess) -> None:
+    """Until a TCP connect to (host, port) succeeds; TargetError if the
+    process exits first or the timeout passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if not process.alive():
+            code = process.proc.returncode if process.proc else None
+            raise TargetError(
+                f"{process.label} exited with status {code} before accepting connections on "
+                f"{host}:{port}; stderr tail:\n{process.stderr_tail() or '(empty)'}"
+            )
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            pass
+        if time.monotonic() >= deadline:
+            raise TargetError(
+                f"{process.label} did not accept connections on {host}:{port} within {timeout:g}s; "
+                f"stderr tail:\n{process.stderr_tail() or '(empty)'}"
+            )
+        time.sleep(0.05)
+
+
+def parse_command_template(template: str, in_port: int, out_port: int) -> list[str]:
+    try:
+        parts = shlex.split(template)
+    except ValueError as exc:
+        raise TargetError(f"command target: cannot split {template!r}: {exc}") from None
+    if not parts:
+        raise TargetError("command target: empty command; expected e.g. 'command:python3 relay.py --listen {in_port} --forward {out_port}'")
+    argv = []
+    for part in parts:
+        try:
+            argv.append(part.format(in_port=in_port, out_port=out_port))
+        except (KeyError, IndexError, ValueError) as exc:
+            raise TargetError(
+                f"command target: bad placeholder in {part!r} ({exc}); only {{in_port}} and {{out_port}} exist"
+            ) from None
+    return argv
+
+
+class CommandTarget(Target):
+    def __init__(self, template: str, name: str | None = None):
+        self.template = template
+        if "{in_port}" not in template:
+            raise TargetError(f"command target: {template!r} has no {{in_port}} placeholder; the harness must tell the program where to listen")
+        self.name = name or ("command:" + template)
+        self._process: ManagedProcess | None = None
+        self._notes: list[str] = []
+
+    def start(self, plan: TargetPlan, out_port: int, workdir: Path, timeout: float = 30.0) -> tuple[str, int]:
+        if plan.partitions:
+            self._notes.append(
+                f"command targets get no partition count; partitions={plan.partitions} is a label only"
+            )
+        in_port = free_loopback_port()
+        argv = parse_command_template(self.template, in_port, out_port)
+        self._process = ManagedProcess(argv, Path(workdir), "command")
+        self._process.start()
+        wait_for_port("127.0.0.1", in_port, timeout, self._process)
+        return "127.0.0.1", in_port
+
+    def stop(self, timeout: float = 15.0) -> TargetReport:
+        process = self._process
+        if process is None:
+            return TargetReport(notes=list(self._notes))
+        process.stop(timeout)
+        notes = list(self._notes)
+        if process.killed:
+            notes.append(f"did not exit within {timeout:g}s of SIGTERM; killed")
+        return TargetReport(
+            cpu_seconds=process.cpu_seconds,
+            peak_rss_bytes=process.peak_rss_bytes,
+            exit_code=process.exit_code,
+            stderr_tail=process.stderr_tail(),
+            notes=notes,
+        )

@@ -1,0 +1,117 @@
+"""The reference parallelizer as a target: ``parbench serve -f CONF``.
+
+The config is rendered from the scenario (``harness.render``) into workdir.
+Readiness is the ready file ``parbench serve`` writes atomically once every
+source listens (it carries the bound port: the config asks for ``port(0)``).
+On stop: SIGTERM (the service drains, flushes and writes its counters JSON),
+SIGKILL after the timeout.  The counters give per-partition assigned and
+processed totals.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from harness.render import config_notes, render_config
+from harness.targets.base import Target, TargetError, TargetPlan, TargetReport
+from harness.targets.command import ManagedProcess
+
+
+def _partition_totals(counters: dict[str, Any], field: str) -> list[int] | None:
+    try:
+        paths = counters.get("parallelize") or []
+        if not paths:
+            return None
+        parts = sorted(paths[0]["partition"], key=lambda p: p["partition_index"])
+        return [int(p[field]) for p in parts]
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+
+
+class ReferenceTarget(Target):
+    name = "reference"
+
+    def __init__(self, profile: str | None = None, workers: int | None = None):
+        self.profile = profile
+        self.workers = workers
+        self._process: ManagedProcess | None = None
+        self._counters_path: Path | None = None
+        self._notes: list[str] = []
+
+    def command(self, conf: Path, ready: Path, counters: Path, max_seconds: float) -> list[str]:
+        argv = [sys.executable, "-m", "parbench", "serve", "-f", str(conf),
+                "--ready-file", str(ready), "--counters-out", str(counters),
+                "--max-seconds", f"{max_seconds:g}"]
+        if self.profile:
+            argv += ["--profile", self.profile]
+        if self.workers:
+            argv += ["--workers", str(self.workers)]
+        return argv
+
+    def start(self, plan: TargetPlan, out_port: int, workdir: Path, timeout: float = 30.0,
+              max_seconds: float = 3600.0) -> tuple[str, int]:
+        workdir = Path(workdir)
+        workdir.mkdir(parents=True, exist_ok=True)
+        conf = workdir / "reference.conf"
+        ready = workdir / "ready.json"
+        self._counters_path = workdir / "counters.json"
+        for stale in (ready, self._counters_path):
+            stale.unlink(missing_ok=True)
+        conf.write_text(render_config(plan.scenario, plan.partitions, out_port, dialect="reference"))
+        self._notes += config_notes(plan.scenario, plan.partitions, "reference")
+        # --max-seconds is a safety net: a harness that dies cannot leave a
+        # reference service running forever.
+        self._process = ManagedProcess(self.command(conf, ready, self._counters_path, max_seconds),
+                                       workdir, "reference")
+        self._process.start()
+        deadline = time.monotonic() + timeout
+        while True:
+            if ready.exists():
+                try:
+                    info = json.loads(ready.read_text())
+                    source = info["sources"][0]
+                    return str(source.get("ip", "127.0.0.1")), int(source["port"])
+                except (ValueError, KeyError, IndexError, TypeError) as exc:
+                    raise TargetError(f"reference: unreadable ready file {ready}: {exc}") from None
+            if not self._process.alive():
+                raise TargetError(
+                    f"reference (parbench serve) exited with status {self._process.proc.returncode} "
+                    f"before it was ready; stderr tail:\n{self._process.stderr_tail() or '(empty)'}"
+                )
+            if time.monotonic() >= deadline:
+                raise TargetError(
+                    f"reference (parbench serve) not ready within {timeout:g}s; "
+                    f"stderr tail:\n{self._process.stderr_tail() or '(empty)'}"
+                )
+            time.sleep(0.02)
+
+    def stop(self, timeout: float = 15.0) -> TargetReport:
+        process = self._process
+        if process is None:
+            return TargetReport(notes=list(self._notes))
+        process.stop(timeout)
+        notes = list(self._notes)
+        if process.killed:
+            notes.append(f"did not exit within {timeout:g}s of SIGTERM; killed (no counters)")
+        counters = None
+        if self._counters_path is not None and self._counters_path.exists():
+            try:
+                counters = json.loads(self._counters_path.read_text())
+            except ValueError as exc:
+                notes.append(f"counters file unreadable: {exc}")
+        elif not process.killed:
+            notes.append("no counters file written")
+        return TargetReport(
+            cpu_seconds=process.cpu_seconds,
+            peak_rss_bytes=process.peak_rss_bytes,
+            partition_processed=_partition_totals(counters, "parallelized_processed_events_total") if counters else None,
+            partition_assigned=_partition_totals(counters, "parallelized_assigned_events_total") if counters else None,
+            counters=counters,
+            exit_code=process.exit_code,
+            stderr_tail=process.stderr_tail(),
+            notes=notes,
+            version=(counters or {}).get("profile") or self.profile,
+        )

@@ -1,0 +1,197 @@
+"""Targets start, report and always stop: no process or port left behind,
+also when start fails."""
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from harness.targets import TargetError, TargetPlan, get_target
+from harness.targets.command import CommandTarget, free_loopback_port, parse_command_template
+
+RELAY = Path(__file__).parent / "fixtures" / "relay.py"
+PLAN = TargetPlan(scenario=SimpleNamespace(name="t"), partitions=0)
+
+
+def _pid_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    # A zombie is gone for our purposes only once reaped; we reap, so a
+    # remaining /proc entry means a live process.
+    return False
+
+
+def _port_closed(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return False
+    except OSError:
+        return True
+
+
+@pytest.fixture
+def sink():
+    """A loopback listener standing in for the collector."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def test_get_target_knows_reference_command_and_rejects_others():
+    assert get_target("reference").name == "reference"
+    assert get_target("command:echo {in_port}").name == "command:echo {in_port}"
+    with pytest.raises(TargetError, match="unknown implementation 'rsyslog'"):
+        get_target("rsyslog")
+    with pytest.raises(TargetError, match="no \\{in_port\\}"):
+        get_target("command:cat")
+
+
+def test_placeholders_are_substituted_per_argument_without_a_shell():
+    argv = parse_command_template("prog --in {in_port} 'a b;rm -rf /' --out={out_port}", 11, 22)
+    assert argv == ["prog", "--in", "11", "a b;rm -rf /", "--out=22"]
+    with pytest.raises(TargetError, match="only \\{in_port\\} and \\{out_port\\}"):
+        parse_command_template("prog {in_port} {bogus}", 1, 2)
+
+
+def test_relay_starts_forwards_and_stops_cleanly(tmp_path, sink):
+    out_port = sink.getsockname()[1]
+    target = CommandTarget(f"{sys.executable} {RELAY} --listen {{in_port}} --forward {{out_port}}")
+    host, port = target.start(PLAN, out_port, tmp_path, timeout=20)
+    try:
+        conn, _ = sink.accept()
+        conn.settimeout(10)
+        with socket.create_connection((host, port), timeout=5) as client:
+            client.sendall(b"hello 1\nhello 2\n")
+            data = b""
+            while data.count(b"\n") < 2:
+                data += conn.recv(1024)
+        assert data == b"hello 1\nhello 2\n"
+        pid = target._process.proc.pid
+    finally:
+        report = target.stop(timeout=10)
+    assert report.exit_code == 0
+    assert report.cpu_seconds is not None and report.cpu_seconds > 0
+    assert report.peak_rss_bytes is not None and report.peak_rss_bytes > 1_000_000
+    assert _pid_gone(pid)
+    assert _port_closed(port)
+    conn.close()
+
+
+def test_command_that_exits_at_once_is_a_target_error_with_stderr(tmp_path, sink):
+    target = CommandTarget(f"{sys.executable} -c \"import sys; sys.stderr.write('boom: bad flag'); sys.exit(3)\" {{in_port}}")
+    started = time.monotonic()
+    with pytest.raises(TargetError) as info:
+        target.start(PLAN, sink.getsockname()[1], tmp_path, timeout=20)
+    report = target.stop()
+    assert "exited with status 3" in str(info.value)
+    assert "boom: bad flag" in str(info.value)
+    assert report.exit_code == 3
+    assert time.monotonic() - started < 20  # did not wait for the timeout
+
+
+def test_command_that_never_listens_times_out_and_is_killed(tmp_path, sink):
+    target = CommandTarget(
+        f"{sys.executable} -c \"import sys, time; sys.stderr.write('still thinking'); sys.stderr.flush(); time.sleep(600)\" {{in_port}}"
+    )
+    with pytest.raises(TargetError) as info:
+        target.start(PLAN, sink.getsockname()[1], tmp_path, timeout=1.0)
+    pid = target._process.proc.pid
+    report = target.stop(timeout=5)
+    assert "did not accept connections" in str(info.value)
+    assert "still thinking" in str(info.value)
+    assert _pid_gone(pid)
+    assert report.exit_code is not None
+
+
+def test_sigterm_ignoring_command_is_killed_and_noted(tmp_path, sink):
+    script = tmp_path / "stubborn.py"
+    script.write_text(
+        "import signal, socket, sys, time\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "s = socket.socket(); s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(1)\n"
+        "time.sleep(600)\n"
+    )
+    target = CommandTarget(f"{sys.executable} {script} {{in_port}}")
+    host, port = target.start(PLAN, sink.getsockname()[1], tmp_path / "w", timeout=20)
+    pid = target._process.proc.pid
+    report = target.stop(timeout=0.5)
+    assert any("killed" in note for note in report.notes)
+    assert report.exit_code == -9
+    assert _pid_gone(pid)
+    assert _port_closed(port)
+
+
+def test_stop_before_start_is_safe():
+    assert CommandTarget("x {in_port}").stop().exit_code is None
+    assert get_target("reference").stop().exit_code is None
+
+
+def test_reference_target_reports_serve_failure_with_stderr(tmp_path, sink, monkeypatch):
+    """A reference service that dies at startup: TargetError with its stderr."""
+    from harness.targets.reference import ReferenceTarget
+
+    target = ReferenceTarget()
+    monkeypatch.setattr(
+        target, "command",
+        lambda conf, ready, counters, max_seconds: [sys.executable, "-c",
+                                                    "import sys; sys.stderr.write('conf.conf:3:5: nope'); sys.exit(2)"],
+    )
+    scenario = _scenario()
+    with pytest.raises(TargetError, match="exited with status 2.*\n.*conf.conf:3:5: nope"):
+        target.start(TargetPlan(scenario, 2), sink.getsockname()[1], tmp_path)
+    report = target.stop()
+    assert report.exit_code == 2
+    assert (tmp_path / "reference.conf").read_text().count("partitions(2)") == 1
+
+
+def test_reference_target_reads_ready_file_and_counters(tmp_path, sink, monkeypatch):
+    """Contract of parbench serve, played by a fake: ready file with the port,
+    counters JSON on SIGTERM -> per-partition totals in the report."""
+    from harness.targets.reference import ReferenceTarget
+
+    fake = tmp_path / "fake_serve.py"
+    fake.write_text(
+        "import json, os, signal, socket, sys, time\n"
+        "ready, counters = sys.argv[1], sys.argv[2]\n"
+        "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(1)\n"
+        "tmp = ready + '.tmp'\n"
+        "json.dump({'pid': os.getpid(), 'sources': [{'source': 's', 'ip': '127.0.0.1', 'port': s.getsockname()[1]}]}, open(tmp, 'w'))\n"
+        "os.rename(tmp, ready)\n"
+        "def term(*a):\n"
+        "    json.dump({'profile': 'axosyslog-4.26', 'parallelize': [{'log_path': 0, 'partitions': 2, 'key': '$HOST', 'partition': ["
+        "{'partition_index': 1, 'parallelized_assigned_events_total': 7, 'parallelized_processed_events_total': 6, 'batches_total': 1},"
+        "{'partition_index': 0, 'parallelized_assigned_events_total': 3, 'parallelized_processed_events_total': 3, 'batches_total': 1}]}], 'sources': []}, open(counters, 'w'))\n"
+        "    sys.exit(0)\n"
+        "signal.signal(signal.SIGTERM, term)\n"
+        "time.sleep(600)\n"
+    )
+    target = ReferenceTarget()
+    monkeypatch.setattr(target, "command",
+                        lambda conf, ready, counters, max_seconds: [sys.executable, str(fake), str(ready), str(counters)])
+    host, port = target.start(TargetPlan(_scenario(), 2), sink.getsockname()[1], tmp_path)
+    assert not _port_closed(port)
+    report = target.stop(timeout=10)
+    assert report.partition_processed == [3, 6]
+    assert report.partition_assigned == [3, 7]
+    assert report.version == "axosyslog-4.26"
+    assert report.exit_code == 0
+    assert _port_closed(port)
+
+
+def _scenario():
+    workload = SimpleNamespace(connections=1, format="rfc3164", keys=("a",), key_field="HOST")
+    pipeline = SimpleNamespace(partition_key="$HOST", batch_size=None, parallelize_fetch_limit=None,
+                               log_iw_size=1000, max_connections=None, log_fetch_limit=10,
+                               flow_control=True, cost_cpu_us=0.0, cost_latency_us=0.0)
+    return SimpleNamespace(name="t", workload=workload, pipeline=pipeline)
