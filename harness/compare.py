@@ -311,7 +311,7 @@ def compare_sets(
 class Step:
     config: str
     index: int  # the first run at the new level
-    change: float  # median of run index vs run index-1, as a fraction
+    change: float  # median of run index vs the previous established level, as a fraction
     verdict: str  # REGRESSION or IMPROVEMENT
     confirmed: bool  # the next run stays on the new side (False: last run, unconfirmed)
 
@@ -330,25 +330,31 @@ def detect_steps(
 ) -> list[Step]:
     """Steps between consecutive runs, by the same rule as ``compare``.
 
-    A step at run i: comparing run i-1 (baseline) with run i (current) gives
+    The reference is the previous run at the established level. A step at run
+    i: comparing the reference (baseline) with run i (current) gives
     regression or improvement. It must persist: if run i+1 exists, its median
-    must also lie beyond ``threshold`` from run i-1's median in the same
-    direction; otherwise run i was a one-off blip and no step is marked.
+    must also lie at least ``threshold`` from the reference median in the same
+    direction; otherwise run i was a one-off blip: no step, and the reference
+    stays where it was (so the return from a blip is not a step either). A
+    step at the last run cannot be confirmed yet and is marked so.
     """
     steps: list[Step] = []
+    reference = 0
     for i in range(1, len(series)):
-        cmp = compare_samples(series[i - 1], series[i], metric, config, threshold=threshold,
+        cmp = compare_samples(series[reference], series[i], metric, config, threshold=threshold,
                               confidence=confidence, max_cv=max_cv, min_samples=min_samples,
                               robust_cv=robust_cv, resamples=resamples, seed=DEFAULT_SEED + i)
         if cmp.verdict not in (REGRESSION, IMPROVEMENT):
+            reference = i
             continue
         confirmed = False
-        if i + 1 < len(series) and series[i + 1].size:
-            later = float(np.median(series[i + 1])) / cmp.median_baseline - 1.0
+        if i + 1 < len(series):
+            later = float(np.median(series[i + 1])) / cmp.median_baseline - 1.0 if series[i + 1].size else 0.0
             if math.copysign(1.0, later) != math.copysign(1.0, cmp.change) or abs(later) < threshold:
                 continue
             confirmed = True
         steps.append(Step(config, i, cmp.change, cmp.verdict, confirmed))
+        reference = i
     return steps
 
 
