@@ -18,6 +18,7 @@ and inject configuration of its own.
 """
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 DIALECTS = ("reference", "syslog-ng")
@@ -51,12 +52,14 @@ def quote(value: Any) -> str:
 
 
 def _int(value: Any, what: str) -> str:
-    if isinstance(value, bool) or int(value) != value:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or int(value) != value:
         raise ValueError(f"{what} must be an integer, got {value!r}")
     return str(int(value))
 
 
 def _number(value: Any, what: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{what} must be a number, got {value!r}")
     number = float(value)
     if number != number or number in (float("inf"), float("-inf")) or number < 0:
         raise ValueError(f"{what} must be a finite number >= 0, got {value!r}")
@@ -69,7 +72,8 @@ def _supports_parallelize_tuning(dialect: str, version: str | None) -> bool:
     """batch-size()/log-fetch-limit() inside parallelize() exist in AxoSyslog
     (4.17+/4.22+), not in the syslog-ng line."""
     if dialect == "reference":
-        return True
+        # ``version`` is the reference's profile name here.
+        return not (version and str(version).startswith("syslog-ng"))
     return bool(version) and "axo" in str(version).lower()
 
 

@@ -195,3 +195,90 @@ def _scenario():
                                log_iw_size=1000, max_connections=None, log_fetch_limit=10,
                                flow_control=True, cost_cpu_us=0.0, cost_latency_us=0.0)
     return SimpleNamespace(name="t", workload=workload, pipeline=pipeline)
+
+
+# --- config rendering -------------------------------------------------------
+
+def _real_scenario(**pipeline):
+    from harness.scenario import Expectation, Pipeline, Scenario, Sweep, Workload
+
+    return Scenario(name="render", path="render.toml", description="",
+                    workload=Workload(connections=3, keys=("a", "b")),
+                    pipeline=Pipeline(**pipeline), sweep=Sweep(), expect=Expectation())
+
+
+def _parse(text: str, profile: str = "axosyslog-4.26"):
+    from reference.config import parse_config
+    from reference.profiles import get_profile
+
+    return parse_config(text, "rendered.conf", get_profile(profile), warn=lambda *a, **k: None)
+
+
+def test_rendered_config_parses_with_everything_the_scenario_asks_for():
+    from harness.render import render_config
+    from reference.config_model import CostStage, Destination, Parallelize, Parser
+
+    scenario = _real_scenario(partition_key="${.SDATA.pb@1.key}", batch_size=5, parallelize_fetch_limit=50,
+                              log_iw_size=1234, max_connections=60, log_fetch_limit=7, flow_control=True,
+                              cost_cpu_us=2.5, cost_latency_us=100)
+    config = _parse(render_config(scenario, 4, 4321))
+    path = config.log_paths[0]
+    par, parser, dest = path.pipeline
+    assert isinstance(par, Parallelize) and (par.partitions, par.partition_key, par.batch_size, par.log_fetch_limit) == (
+        4, "${.SDATA.pb@1.key}", 5, 50)
+    assert isinstance(parser, Parser) and parser.stages[0] == CostStage(parser.stages[0].loc, 2.5, 100.0)
+    assert isinstance(dest, Destination) and dest.drivers[0].port == 4321 and dest.drivers[0].template == "$MSG\n"
+    assert path.flow_control
+    src = config.sources["s_parbench"].drivers[0]
+    assert (src.ip, src.port, src.log_iw_size, src.max_connections, src.log_fetch_limit) == ("127.0.0.1", 0, 1234, 60, 7)
+    assert src.keep_hostname and not src.use_dns and not src.syslog_protocol
+
+
+def test_partitions_zero_means_no_parallelize_and_rfc5424_sets_syslog_protocol():
+    from dataclasses import replace
+
+    from harness.render import render_config
+    from reference.config_model import Parallelize
+
+    scenario = _real_scenario(partition_key="$HOST", flow_control=False)
+    scenario = replace(scenario, workload=replace(scenario.workload, format="rfc5424"))
+    config = _parse(render_config(scenario, 0, 1))
+    assert not any(isinstance(e, Parallelize) for e in config.log_paths[0].pipeline)
+    assert not config.log_paths[0].flow_control
+    assert config.sources["s_parbench"].drivers[0].syslog_protocol
+
+
+def test_syslog_ng_dialect_leaves_out_cost_stage_and_axo_options_and_says_so():
+    from harness.render import config_notes, render_config
+
+    scenario = _real_scenario(partition_key="$HOST", batch_size=5, cost_cpu_us=3)
+    text = render_config(scenario, 2, 1, dialect="syslog-ng", version="4.8.1")
+    assert "parbench-cost" not in text and "batch-size" not in text
+    assert text.startswith("@version: 4.8\n")
+    notes = " ".join(config_notes(scenario, 2, "syslog-ng", "4.8.1"))
+    assert "parbench-cost" in notes and "batch-size" in notes
+    # The reference under the syslog-ng profile refuses batch-size too.
+    assert "batch-size" not in render_config(scenario, 2, 1, version="syslog-ng-4.8")
+    _parse(render_config(scenario, 2, 1, version="syslog-ng-4.8"), "syslog-ng-4.8")
+
+
+@pytest.mark.parametrize("evil", [
+    '$HOST"); }; destination d_evil { file("/tmp/pwned"); }; log { source(s_parbench',
+    '$HOST\\") file(\\"/tmp/x',
+    "$HOST\n}; @include \"/etc/passwd\"\n",
+])
+def test_scenario_strings_cannot_inject_config(evil):
+    from harness.render import render_config
+
+    scenario = _real_scenario(partition_key=evil)
+    text = render_config(scenario, 2, 1)
+    config = _parse(text)
+    assert list(config.destinations) == ["d_parbench"]
+    assert config.log_paths[0].pipeline[0].partition_key == evil
+
+
+def test_non_integer_numbers_are_refused_not_rendered():
+    from harness.render import render_config
+
+    with pytest.raises(ValueError, match="log_iw_size must be an integer"):
+        render_config(_real_scenario(log_iw_size="1) ; evil("), 1, 1)

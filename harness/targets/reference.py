@@ -60,8 +60,9 @@ class ReferenceTarget(Target):
         self._counters_path = workdir / "counters.json"
         for stale in (ready, self._counters_path):
             stale.unlink(missing_ok=True)
-        conf.write_text(render_config(plan.scenario, plan.partitions, out_port, dialect="reference"))
-        self._notes += config_notes(plan.scenario, plan.partitions, "reference")
+        conf.write_text(render_config(plan.scenario, plan.partitions, out_port, dialect="reference",
+                                      version=self.profile))
+        self._notes += config_notes(plan.scenario, plan.partitions, "reference", self.profile)
         # --max-seconds is a safety net: a harness that dies cannot leave a
         # reference service running forever.
         self._process = ManagedProcess(self.command(conf, ready, self._counters_path, max_seconds),
