@@ -59,7 +59,8 @@ def _print_table(report: cmp.CompareReport) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    console = Console(highlight=False)
+    # CI logs are not terminals; rich would wrap them at 80 columns.
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
     console.print(f"baseline {report.baseline.path}\ncurrent  {report.current.path}", markup=False)
     by_metric: dict[str, list[cmp.Comparison]] = {}
     for c in report.comparisons:

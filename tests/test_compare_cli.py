@@ -1,0 +1,135 @@
+"""`parbench compare` and `parbench history` from the command line."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from parbench.cli import main
+
+FIXTURES = Path(__file__).parent / "fixtures" / "compare"
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def fixture(name):
+    return FIXTURES / name
+
+
+def test_slowdown_exits_1_and_writes_markdown(tmp_path):
+    md = tmp_path / "comment.md"
+    result = invoke("compare", fixture("results_base.json"), fixture("results_slow.json"), "--markdown", md)
+    assert result.exit_code == 1, result.output
+    assert "regression" in result.output and "4 regressions" in result.output
+    assert "only in current (not compared): reference p=8" in result.output
+    assert "excluded errored run" in result.output
+    text = md.read_text()
+    assert text.startswith("### parbench compare: ❌ performance regression")
+    assert text.count("🔴 regression") == 4
+
+
+def test_speedup_exits_0():
+    result = invoke("compare", fixture("results_base.json"), fixture("results_fast.json"))
+    assert result.exit_code == 0, result.output
+    assert "4 improvements" in result.output and "regression" not in result.output
+
+
+def test_metric_selection_and_threshold_option():
+    result = invoke("compare", fixture("results_base.json"), fixture("results_slow.json"),
+                    "--metric", "cpu_seconds")
+    assert result.exit_code == 1
+    assert "cpu_seconds" in result.output and "throughput_msgs_per_s" not in result.output
+    # a 30 % tolerance lets the 20 % slowdown through
+    result = invoke("compare", fixture("results_base.json"), fixture("results_slow.json"), "--threshold", "30%")
+    assert result.exit_code == 0, result.output
+    assert "4 regressions" not in result.output
+
+
+def test_erratic_and_too_few_do_not_fail_ci():
+    erratic = invoke("compare", fixture("results_base.json"), fixture("results_erratic.json"))
+    assert erratic.exit_code == 0 and "erratic (CV" in erratic.output
+    few = invoke("compare", fixture("results_base.json"), fixture("results_few.json"))
+    assert few.exit_code == 0 and "too few samples (3 < 5)" in few.output
+
+
+def test_pytest_benchmark_files(tmp_path):
+    result = invoke("compare", fixture("bench_base.json"), fixture("bench_slow.json"), "--markdown",
+                    tmp_path / "m.md")
+    assert result.exit_code == 1, result.output
+    assert "time_s" in result.output and "1 regression" in result.output
+    assert "(collect)" in (tmp_path / "m.md").read_text()
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["bench_base.json", "bench_nodata.json"], "bench_nodata.json: key benchmarks[0].stats.data"),
+    (["results_base.json", "bench_slow.json"], "same kind"),
+    (["results_base.json", "missing.json"], "missing.json: cannot read"),
+    (["results_base.json", "results_slow.json", "--metric", "nope"], "--metric nope: unknown"),
+])
+def test_bad_input_exits_2_with_one_line(args, expected):
+    paths = [str(fixture(a)) if a.endswith(".json") else a for a in args]
+    result = CliRunner().invoke(main, ["compare", *paths])
+    assert result.exit_code == 2
+    assert expected in result.output
+    assert "Traceback" not in result.output
+    assert len([line for line in result.output.splitlines() if line.strip()]) == 1
+
+
+def test_bad_threshold_is_a_usage_error():
+    result = CliRunner().invoke(main, ["compare", str(fixture("results_base.json")),
+                                       str(fixture("results_slow.json")), "--threshold", "lots"])
+    assert result.exit_code == 2 and "percentage" in result.output
+
+
+def _results_run_dir(tmp_path, levels):
+    """One results.json per level of the p=4 throughput, a day apart, written out of order."""
+    base = json.loads(fixture("results_base.json").read_text())
+    rng = np.random.default_rng(1)
+    for day, level in reversed(list(enumerate(levels))):
+        doc = json.loads(json.dumps(base))
+        doc["created"] = f"2026-11-{10 + day:02d}T10:00:00+00:00"
+        for run in doc["runs"]:
+            if run["error"] is None:
+                scale = level if run["partitions"] == 4 else 1.0
+                run["throughput_msgs_per_s"] = 1e5 * scale * (1 + 0.02 * rng.standard_normal())
+        out = tmp_path / "runs" / f"z{9 - day}" / "results.json"  # path order != time order
+        out.parent.mkdir(parents=True)
+        out.write_text(json.dumps(doc))
+    (tmp_path / "runs" / "z9" / "counters.json").write_text('{"not": "a result"}')
+    return tmp_path / "runs"
+
+
+def test_history_orders_by_created_plots_and_reports_the_step(tmp_path):
+    runs = _results_run_dir(tmp_path, [1.0, 1.0, 1.0, 0.8, 0.8, 0.8])
+    png = tmp_path / "h.png"
+    result = invoke("history", runs, "--impl", "reference", "--out", png)
+    assert result.exit_code == 0, result.output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    steps = [line for line in result.output.splitlines() if line.startswith("step:")]
+    assert len(steps) == 1
+    # the 4th run in time (day 13) is the one written to z6
+    assert "reference p=4: regression" in steps[0] and "z6" in steps[0]
+    assert "skipped 1 other JSON file" in result.output
+
+
+def test_history_of_pytest_benchmark_files(tmp_path):
+    for name in ("bench_base.json", "bench_slow.json"):
+        shutil.copy(fixture(name), tmp_path / name)
+    result = invoke("history", tmp_path, "--out", tmp_path / "b.png")
+    assert result.exit_code == 0, result.output
+    assert "2 pytest-benchmark run(s), 2 configuration(s)" in result.output
+    assert "test_parse: regression" in result.output and "unconfirmed" in result.output
+
+
+def test_history_without_results_exits_2(tmp_path):
+    (tmp_path / "x.json").write_text("[]")
+    result = CliRunner().invoke(main, ["history", str(tmp_path)])
+    assert result.exit_code == 2 and "no parbench results.json" in result.output
+    result = CliRunner().invoke(main, ["history", str(tmp_path / "nope")])
+    assert result.exit_code == 2 and "not a directory" in result.output
