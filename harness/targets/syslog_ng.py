@@ -1,0 +1,317 @@
+"""A real syslog-ng (or AxoSyslog) as the implementation under test.
+
+The config is rendered from the scenario by ``harness.render`` (dialect
+"syslog-ng", the same pipeline the reference runs) and started as a private
+foreground process in the run's workdir with its own persist file, control
+socket and pid file, bound to loopback only::
+
+    syslog-ng -F -f CONF --persist-file P --control C --pidfile F --no-caps -e
+
+syslog-ng cannot report the port of a ``port(0)`` source, so the harness picks
+a free loopback port and retries with another one when the bind fails (some
+other process took it in between).  Ready = the port accepts connections and
+it is syslog-ng's own listening socket.  Stop = SIGTERM, SIGKILL after the
+timeout.  Before stopping, ``syslog-ng-ctl stats`` is read: AxoSyslog exposes
+``parallelized_{assigned,processed}_events_total`` per partition; syslog-ng 4.8
+exposes no per-partition counters, and the report says so.
+
+Which syslog-ng: ``SyslogNgTarget(path)`` / ``--impl syslog-ng:PATH``, else
+``$PARBENCH_SYSLOG_NG``, else the private root of ``parbench install syslog-ng``,
+else ``syslog-ng`` on PATH (see ``harness.install.locate_syslog_ng``).
+"""
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from harness.install import SyslogNgInstall, locate_syslog_ng, reference_profile_for
+from harness.render import config_notes, render_config
+from harness.targets.base import Target, TargetError, TargetPlan, TargetReport
+from harness.targets.command import ManagedProcess, free_loopback_port
+
+BIND_ATTEMPTS = 4
+CTL_TIMEOUT_S = 5.0
+# syslog-ng's default log-msg-size(); longer messages would be split.
+DEFAULT_LOG_MSG_SIZE = 65536
+NO_PARTITION_COUNTERS_NOTE = "syslog-ng 4.8 exposes no per-partition counters"
+
+__all__ = ["SyslogNgTarget", "make_target", "render_syslog_ng_config", "parse_prometheus_partitions",
+           "parse_stats_csv", "reference_profile_for"]
+
+
+def _render_version(version: str) -> str:
+    # harness.render reads "<name>-X.Y.Z" (it takes the part after the last
+    # "-"), and looks for "axo" in it to allow AxoSyslog-only options.
+    return version.replace(" ", "-")
+
+
+def _is_axosyslog(version: str) -> bool:
+    return "axosyslog" in version.lower()
+
+
+def render_syslog_ng_config(scenario: Any, partitions: int, out_port: int, in_port: int, version: str) -> str:
+    """The config for a real syslog-ng of ``version`` ("syslog-ng 4.8.1", "axosyslog 4.26.0").
+
+    ``harness.render`` writes the pipeline; a global ``options`` block is added
+    after ``@version`` for what only a real syslog-ng needs: a message size
+    limit above the scenario's messages, and stats level 4 on AxoSyslog so
+    the per-partition ``parallelized_*`` counters exist."""
+    text = render_config(scenario, partitions, out_port, in_port=in_port, dialect="syslog-ng",
+                         version=_render_version(version))
+    options = []
+    size = int(getattr(scenario.workload, "message_size", 0) or 0)
+    if size + 1024 > DEFAULT_LOG_MSG_SIZE:
+        options.append(f"log-msg-size({size + 1024})")
+    if _is_axosyslog(version):
+        options.append("stats(level(4))")
+    if not options:
+        return text
+    first, _, rest = text.partition("\n")
+    if not first.startswith("@version"):
+        raise TargetError(f"harness.render produced no @version line first: {first[:60]!r}")
+    return f"{first}\noptions {{ {'; '.join(options)}; }};\n{rest}"
+
+
+_PROM_LINE = re.compile(
+    r"^(?:syslogng_)?parallelized_(?P<kind>assigned|processed)_events_total\{(?P<labels>[^}]*)\}\s+(?P<value>\d+)",
+    re.M,
+)
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_prometheus_partitions(text: str) -> dict[str, list[int]] | None:
+    """``syslog-ng-ctl stats prometheus`` -> {"assigned": [...], "processed": [...]}
+    per partition index (summed over log paths), or None without such metrics."""
+    totals: dict[str, dict[int, int]] = {"assigned": {}, "processed": {}}
+    for match in _PROM_LINE.finditer(text):
+        labels = dict(_LABEL.findall(match.group("labels")))
+        index_text = labels.get("partition_index", labels.get("partition", labels.get("worker")))
+        if index_text is None or not index_text.isdigit():
+            continue
+        per_kind = totals[match.group("kind")]
+        per_kind[int(index_text)] = per_kind.get(int(index_text), 0) + int(match.group("value"))
+    if not totals["assigned"] and not totals["processed"]:
+        return None
+    size = 1 + max(max(d, default=-1) for d in totals.values())
+    return {kind: [per_kind.get(i, 0) for i in range(size)] for kind, per_kind in totals.items()}
+
+
+def parse_stats_csv(text: str) -> list[dict[str, str]]:
+    """``syslog-ng-ctl stats`` (CSV: SourceName;SourceId;SourceInstance;State;Type;Number)."""
+    rows = []
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines or not lines[0].startswith("SourceName;"):
+        return rows
+    header = lines[0].split(";")
+    for line in lines[1:]:
+        fields = line.split(";")
+        if len(fields) == len(header):
+            rows.append(dict(zip(header, fields)))
+    return rows
+
+
+def _listening_inodes(port: int) -> set[str]:
+    """Inodes of loopback TCP sockets listening on ``port`` (from /proc/net/tcp)."""
+    inodes = set()
+    want = f"0100007F:{port:04X}"
+    try:
+        with open("/proc/net/tcp") as fh:
+            next(fh, None)
+            for line in fh:
+                fields = line.split()
+                if len(fields) > 9 and fields[1] == want and fields[3] == "0A":
+                    inodes.add(fields[9])
+    except OSError:
+        pass
+    return inodes
+
+
+def _owns_socket(pid: int, inodes: set[str]) -> bool | None:
+    """Whether process ``pid`` holds one of ``inodes``; None when /proc cannot tell."""
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return None
+    for fd in fds:
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:[") and target[8:-1] in inodes:
+            return True
+    return False
+
+
+class SyslogNgTarget(Target):
+    name = "syslog-ng"
+
+    def __init__(self, syslog_ng: str | Path | None = None, install: SyslogNgInstall | None = None):
+        self._explicit = syslog_ng
+        self._install = install
+        self._process: ManagedProcess | None = None
+        self._control: Path | None = None
+        self._notes: list[str] = []
+        self._partitions = 0
+        self.version: str | None = install.version if install else None
+
+    # ------------------------------------------------------------------ setup
+
+    def installation(self) -> SyslogNgInstall:
+        """The syslog-ng this target runs; TargetError (one line) when there is none."""
+        if self._install is None:
+            found, reasons = locate_syslog_ng(self._explicit)
+            if found is None:
+                raise TargetError("syslog-ng: not runnable here: " + "; ".join(reasons)
+                                  + " (install it with: parbench install syslog-ng)")
+            self._install = found
+            self.version = found.version
+        return self._install
+
+    def reference_profile(self) -> str:
+        """The reference's version profile that models this syslog-ng."""
+        return reference_profile_for(self.installation().version)
+
+    def command(self, conf: Path, workdir: Path) -> list[str]:
+        install = self.installation()
+        # env(1) execs, so the pid Popen sees is syslog-ng's own.
+        env_prefix = ["env", *(f"{k}={v}" for k, v in install.env.items())] if install.env else []
+        return [
+            *env_prefix, *install.syslog_ng_argv(),
+            "-F", "-e", "--no-caps",
+            "-f", str(conf),
+            "--persist-file", str(workdir / "syslog-ng.persist"),
+            "--control", str(workdir / "syslog-ng.ctl"),
+            "--pidfile", str(workdir / "syslog-ng.pid"),
+        ]
+
+    # ------------------------------------------------------------------ run
+
+    def start(self, plan: TargetPlan, out_port: int, workdir: Path, timeout: float = 30.0) -> tuple[str, int]:
+        install = self.installation()
+        workdir = Path(workdir).absolute()
+        workdir.mkdir(parents=True, exist_ok=True)
+        self._partitions = plan.partitions
+        self._control = workdir / "syslog-ng.ctl"
+        self._notes += config_notes(plan.scenario, plan.partitions, "syslog-ng", _render_version(install.version))
+        conf = workdir / "syslog-ng.conf"
+        deadline = time.monotonic() + timeout
+        last_error = ""
+        for attempt in range(BIND_ATTEMPTS):
+            in_port = free_loopback_port()
+            try:
+                text = render_syslog_ng_config(plan.scenario, plan.partitions, out_port, in_port, install.version)
+            except ValueError as exc:
+                raise TargetError(f"syslog-ng: cannot render the config: {exc}") from None
+            conf.write_text(text)
+            for stale in ("syslog-ng.persist", "syslog-ng.ctl", "syslog-ng.pid"):
+                (workdir / stale).unlink(missing_ok=True)
+            self._process = ManagedProcess(self.command(conf, workdir), workdir, f"syslog-ng-{attempt}")
+            self._process.start()
+            if self._wait_ready(in_port, deadline):
+                return "127.0.0.1", in_port
+            tail = self._process.stderr_tail()
+            self._process.stop(5.0)
+            if "Address already in use" not in tail:
+                raise TargetError(
+                    f"syslog-ng ({install.version}) exited with status {self._process.exit_code} before it was "
+                    f"ready; config {conf}; stderr tail:\n{tail or '(empty)'}")
+            last_error = tail
+            self._notes.append(f"port {in_port} was taken before syslog-ng bound it; retried with another")
+        raise TargetError(f"syslog-ng: could not bind a free loopback port in {BIND_ATTEMPTS} attempts; "
+                          f"stderr tail:\n{last_error}")
+
+    def _wait_ready(self, port: int, deadline: float) -> bool:
+        """True once syslog-ng itself listens on ``port`` and accepts a connection;
+        False if it exited; TargetError at the deadline."""
+        process = self._process
+        while True:
+            if not process.alive():
+                return False
+            owned = _owns_socket(process.proc.pid, _listening_inodes(port))
+            if owned is not False:
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                        return True
+                except OSError:
+                    pass
+            if time.monotonic() >= deadline:
+                tail = process.stderr_tail()
+                raise TargetError(f"syslog-ng did not accept connections on 127.0.0.1:{port} in time; "
+                                  f"stderr tail:\n{tail or '(empty)'}")
+            time.sleep(0.02)
+
+    def _ctl(self, *args: str) -> str | None:
+        install = self._install
+        argv = install.syslog_ng_ctl_argv() if install else None
+        if argv is None or self._control is None:
+            return None
+        try:
+            proc = subprocess.run([*argv, *args, "--control", str(self._control)], env=install.full_env(),
+                                  capture_output=True, text=True, timeout=CTL_TIMEOUT_S,
+                                  stdin=subprocess.DEVNULL, errors="replace")
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            self._notes.append(f"syslog-ng-ctl {' '.join(args)} failed: {exc}")
+            return None
+        if proc.returncode != 0:
+            self._notes.append(f"syslog-ng-ctl {' '.join(args)}: exit {proc.returncode}: "
+                               f"{(proc.stderr.strip().splitlines() or [''])[-1]}")
+            return None
+        return proc.stdout
+
+    def read_counters(self) -> dict[str, Any]:
+        """What syslog-ng reports about itself now (while it runs)."""
+        counters: dict[str, Any] = {}
+        csv_text = self._ctl("stats")
+        if csv_text is not None:
+            counters["stats"] = parse_stats_csv(csv_text)
+        prom_text = self._ctl("stats", "prometheus")
+        if prom_text is not None:
+            partitions = parse_prometheus_partitions(prom_text)
+            if partitions is not None:
+                counters["parallelized"] = partitions
+        return counters
+
+    def stop(self, timeout: float = 15.0) -> TargetReport:
+        process = self._process
+        notes = list(self._notes)
+        if process is None:
+            return TargetReport(notes=notes, version=self.version)
+        counters: dict[str, Any] = {}
+        try:
+            if process.alive():
+                counters = self.read_counters()
+                notes = list(self._notes)
+        finally:
+            process.stop(timeout)
+            self._process = None  # a second stop() must not signal a reused pid
+        if process.killed:
+            notes.append(f"syslog-ng did not exit within {timeout:g}s of SIGTERM; killed")
+        dropped = sum(int(row.get("Number", 0) or 0) for row in counters.get("stats", [])
+                      if row.get("Type") == "dropped" and row.get("SourceName", "").startswith("dst."))
+        if dropped:
+            notes.append(f"syslog-ng counted {dropped} messages dropped at the destination")
+        partitioned = counters.get("parallelized")
+        if self._partitions and partitioned is None:
+            notes.append(NO_PARTITION_COUNTERS_NOTE if not _is_axosyslog(self.version or "")
+                         else f"{self.version}: no parallelized_* metrics found in syslog-ng-ctl stats")
+        return TargetReport(
+            cpu_seconds=process.cpu_seconds,
+            peak_rss_bytes=process.peak_rss_bytes,
+            partition_processed=partitioned["processed"] if partitioned else None,
+            partition_assigned=partitioned["assigned"] if partitioned else None,
+            counters=counters or None,
+            exit_code=process.exit_code,
+            stderr_tail=process.stderr_tail(),
+            notes=notes,
+            version=self.version,
+        )
+
+
+def make_target(path: str | None = None) -> SyslogNgTarget:
+    """``--impl syslog-ng`` / ``--impl syslog-ng:PATH`` (a binary or an install prefix)."""
+    return SyslogNgTarget(syslog_ng=path or None)

@@ -1,0 +1,272 @@
+"""The syslog-ng target: config rendering, counter parsing, and a real run of
+syslog-ng 4.8 with parallelize() checked for exactly-once and per-host order."""
+from __future__ import annotations
+
+import selectors
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.install import find_syslog_ng
+from harness.scenario import Expectation, Pipeline, Scenario, Sweep, Workload
+from harness.targets.base import TargetError, TargetPlan
+from harness.targets.syslog_ng import (
+    NO_PARTITION_COUNTERS_NOTE,
+    SyslogNgTarget,
+    make_target,
+    parse_prometheus_partitions,
+    parse_stats_csv,
+    render_syslog_ng_config,
+)
+
+HOSTS = tuple(f"host-{i}" for i in range(8))
+
+
+def scenario(partition_key: str | None = "$HOST", fmt: str = "rfc3164", size: int = 256,
+             flow_control: bool = True, name: str = "syslog-ng-target-test") -> Scenario:
+    return Scenario(
+        name=name, path="<test>", description="",
+        workload=Workload(connections=1, messages_per_connection=1000, message_size=size, format=fmt,
+                          keys=HOSTS),
+        pipeline=Pipeline(partition_key=partition_key, flow_control=flow_control),
+        sweep=Sweep(), expect=Expectation(ordering="per-key" if partition_key else "none"),
+    )
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def test_config_has_what_a_faithful_run_needs():
+    text = render_syslog_ng_config(scenario(), 4, out_port=5001, in_port=5000, version="syslog-ng 4.8.1")
+    assert text.startswith("@version: 4.8\n")
+    for needed in ('ip("127.0.0.1")', "port(5000)", "keep-hostname(yes)", "use-dns(no)",
+                   'partitions(4) partition-key("$HOST")', 'tcp("127.0.0.1" port(5001) template("$MSG\\n"))',
+                   "flags(flow-control)"):
+        assert needed in text, needed
+    assert "syslog-protocol" not in text
+    assert "stats(level(4))" not in text  # syslog-ng 4.8 has no per-partition metrics to enable
+
+
+def test_config_for_rfc5424_axosyslog_and_big_messages():
+    text = render_syslog_ng_config(scenario(fmt="rfc5424", size=100_000, flow_control=False), 0,
+                                   out_port=5001, in_port=5000, version="axosyslog 4.26.0")
+    assert text.startswith("@version: 4.26\noptions { log-msg-size(101024); stats(level(4)); };\n")
+    assert "flags(syslog-protocol)" in text
+    assert "parallelize(" not in text  # partitions 0: no parallelize() element at all
+    assert "flow-control" not in text
+
+
+def test_round_robin_config_has_no_partition_key():
+    text = render_syslog_ng_config(scenario(partition_key=None), 2, 5001, 5000, "syslog-ng 4.8.1")
+    assert "parallelize(partitions(2));" in text
+
+
+def test_scenario_values_cannot_inject_config():
+    hostile = '$HOST"); }; destination d_evil { file("/tmp/pwned"); }; log { source(s_parbench'
+    text = render_syslog_ng_config(scenario(partition_key=hostile), 4, 5001, 5000, "syslog-ng 4.8.1")
+    # the whole value stays one string literal, quotes escaped
+    assert 'partition-key("$HOST\\"); }; destination d_evil { file(\\"/tmp/pwned\\"); }; log { source(s_parbench")' in text
+    assert [line for line in text.splitlines() if line.startswith("destination ")] == ["destination d_parbench {"]
+
+
+@pytest.mark.syslog_ng
+def test_hostile_key_stays_a_template_for_the_real_syslog_ng(tmp_path, installed):
+    """syslog-ng itself parses the config, runs it, and no injected file() destination exists."""
+    pwned = tmp_path / "pwned"
+    hostile = '$HOST"); }; destination d_evil { file("' + str(pwned) + '"); }; log { source(s_parbench); destination(d_evil); }; #'
+    collector = LineCollector()
+    target = SyslogNgTarget(install=installed)
+    try:
+        host, port = target.start(TargetPlan(scenario(partition_key=hostile), 4), collector.port,
+                                  tmp_path / "work", timeout=30)
+        payload, sent = rfc3164_lines(2)
+        send_all(host, port, payload)
+        collector.wait_for(len(sent), timeout=30)
+    finally:
+        target.stop()
+        collector.close()
+    assert len(collector.lines()) == len(sent)
+    assert not pwned.exists()
+
+
+# ---------------------------------------------------------------- counters
+
+
+def test_prometheus_partition_counters_are_summed_per_index():
+    text = "\n".join([
+        '# TYPE syslogng_parallelized_assigned_events_total counter',
+        'syslogng_parallelized_assigned_events_total{log_path="0",partition_index="1"} 7',
+        'syslogng_parallelized_assigned_events_total{log_path="0",partition_index="0"} 5',
+        'syslogng_parallelized_processed_events_total{log_path="0",partition_index="0"} 5',
+        'syslogng_parallelized_processed_events_total{log_path="0",partition_index="1"} 6',
+        'syslogng_parallelized_processed_events_total{log_path="1",partition_index="1"} 1',
+        'syslogng_output_events_total{id="d_parbench",result="delivered"} 12',
+    ])
+    assert parse_prometheus_partitions(text) == {"assigned": [5, 7], "processed": [5, 7]}
+
+
+def test_no_partition_counters_is_none_not_zeros():
+    assert parse_prometheus_partitions('syslogng_output_events_total{result="delivered"} 12\n') is None
+
+
+def test_stats_csv():
+    rows = parse_stats_csv("SourceName;SourceId;SourceInstance;State;Type;Number\n"
+                           "dst.network;d_parbench#0;tcp,127.0.0.1:5001;a;dropped;3\n")
+    assert rows == [{"SourceName": "dst.network", "SourceId": "d_parbench#0", "SourceInstance": "tcp,127.0.0.1:5001",
+                     "State": "a", "Type": "dropped", "Number": "3"}]
+
+
+# ---------------------------------------------------------------- selection
+
+
+def test_missing_binary_is_one_clear_error(tmp_path):
+    target = make_target(str(tmp_path / "no-such-syslog-ng"))
+    with pytest.raises(TargetError) as info:
+        target.start(TargetPlan(scenario(), 4), 5001, tmp_path / "work", timeout=5)
+    assert "not runnable" in str(info.value) and "no-such-syslog-ng" in str(info.value)
+    assert target.stop().notes == []  # stop after a failed start is safe
+
+
+# ---------------------------------------------------------------- real runs
+
+
+@pytest.fixture(scope="module")
+def installed():
+    found = find_syslog_ng()
+    if found is None:
+        pytest.skip("no syslog-ng >= 4.3 installed here (run: parbench install syslog-ng)")
+    return found
+
+
+class LineCollector:
+    """A loopback listener that keeps every line it receives, in arrival order."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.server.setblocking(False)
+        self.port = self.server.getsockname()[1]
+        self.data = bytearray()
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        selector = selectors.DefaultSelector()
+        selector.register(self.server, selectors.EVENT_READ)
+        try:
+            while not self.stop_event.is_set():
+                for key, _ in selector.select(timeout=0.1):
+                    if key.fileobj is self.server:
+                        try:
+                            conn, _ = self.server.accept()
+                        except BlockingIOError:
+                            continue
+                        conn.setblocking(False)
+                        selector.register(conn, selectors.EVENT_READ)
+                        continue
+                    try:
+                        chunk = key.fileobj.recv(1 << 18)
+                    except BlockingIOError:
+                        continue
+                    except OSError:
+                        chunk = b""
+                    if chunk:
+                        self.data += chunk
+                    else:
+                        selector.unregister(key.fileobj)
+                        key.fileobj.close()
+        finally:
+            for key in list(selector.get_map().values()):
+                if key.fileobj is not self.server:
+                    key.fileobj.close()
+            selector.close()
+
+    def lines(self) -> list[bytes]:
+        return bytes(self.data).split(b"\n")[:-1]
+
+    def wait_for(self, count: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while self.data.count(b"\n") < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        self.stop_event.set()
+        self.thread.join(timeout=5)
+        self.server.close()
+
+
+def rfc3164_lines(per_host: int) -> tuple[bytes, list[tuple[str, int]]]:
+    """Hosts interleaved, each with its own sequence, as one connection sends them."""
+    sent, out = [], []
+    for seq in range(per_host):
+        for host in HOSTS:
+            sent.append((host, seq))
+            out.append(f"<13>Nov 26 12:00:00 {host} app[42]: m {host} {seq}\n".encode())
+    return b"".join(out), sent
+
+
+def send_all(host: str, port: int, payload: bytes) -> None:
+    with socket.create_connection((host, port), timeout=10) as sock:
+        sock.sendall(payload)
+
+
+def test_order_checker_catches_a_swap():
+    received = [b"m host-0 0", b"m host-1 0", b"m host-0 2", b"m host-0 1"]
+    assert per_host_inversions(received) == {"host-0": 1}
+
+
+def per_host_inversions(received: list[bytes]) -> dict[str, int]:
+    last: dict[str, int] = {}
+    inversions: dict[str, int] = {}
+    for line in received:
+        _, host, seq = line.decode().split()
+        if int(seq) < last.get(host, -1):
+            inversions[host] = inversions.get(host, 0) + 1
+        last[host] = max(int(seq), last.get(host, -1))
+    return inversions
+
+
+@pytest.mark.syslog_ng
+@pytest.mark.parametrize("partitions", [4])
+def test_keyed_partitions_deliver_exactly_once_in_per_host_order(tmp_path, installed, partitions):
+    per_host = 500
+    payload, sent = rfc3164_lines(per_host)
+    collector = LineCollector()
+    target = SyslogNgTarget(install=installed)
+    try:
+        host, port = target.start(TargetPlan(scenario(), partitions), collector.port, tmp_path, timeout=30)
+        assert host == "127.0.0.1"
+        send_all(host, port, payload)
+        collector.wait_for(len(sent), timeout=60)
+    finally:
+        report = target.stop()
+        collector.close()
+    received = collector.lines()
+    expected = sorted(f"m {h} {s}".encode() for h, s in sent)
+    assert sorted(received) == expected, report.stderr_tail  # each exactly once, nothing else
+    assert per_host_inversions(received) == {}
+    assert report.version == installed.version
+    assert report.exit_code == 0
+    if installed.version.startswith("syslog-ng"):
+        assert NO_PARTITION_COUNTERS_NOTE in report.notes
+        assert report.partition_processed is None
+    assert (tmp_path / "syslog-ng.conf").read_text().count("partitions(4)") == 1
+    assert report.cpu_seconds is not None and report.cpu_seconds > 0
+
+
+@pytest.mark.syslog_ng
+def test_bad_config_fails_with_the_stderr_tail(tmp_path, installed):
+    target = SyslogNgTarget(install=installed)
+    collector = LineCollector()
+    try:
+        with pytest.raises(TargetError) as info:
+            target.start(TargetPlan(scenario(partition_key="$(no-such-template-function $HOST)"), 4),
+                         collector.port, tmp_path, timeout=30)
+    finally:
+        target.stop()
+        collector.close()
+    message = str(info.value)
+    assert "stderr tail" in message and "no-such-template-function" in message
