@@ -1,0 +1,357 @@
+"""Loopback listener for a target's output, and vectorized parsing of it.
+
+``Collector`` accepts any number of connections on 127.0.0.1 (a target with
+several writer threads may open several), and keeps, per connection (an
+output *stream*), the bytes in arrival order plus the receive time
+(``time.time_ns()``) of every chunk read from the socket.  ``stop()`` returns a
+``Capture``; ``Capture.from_file`` makes one from a file of output lines.
+
+``parse_capture`` turns a capture into ``Records`` with no Python loop per
+message: newlines are found with numpy, the 56 bytes before each are gathered
+through a sliding-window view, validated (``|pb:`` prefix, separators, hex
+digits) and decoded through a lookup table, then byte-swapped into integers.
+A line's receive time is the receive time of the chunk holding its newline.
+
+Order across streams: bytes within one stream are in the order the target
+wrote them; across streams only the receive time says anything.  Records are
+therefore put in one global arrival order sorted by (chunk receive time,
+stream, position in the stream), which is exact within a stream and as good
+as the receive clock across streams.
+"""
+from __future__ import annotations
+
+import os
+import selectors
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+TRAILER_LEN = 56
+_PREFIX = b"|pb:"
+_FIXED_POS = np.array([0, 1, 2, 3, 12, 21, 30, 39])
+_FIXED_VAL = np.frombuffer(_PREFIX + b"::::", dtype=np.uint8)
+_HEX_POS = np.r_[4:12, 13:21, 22:30, 31:39, 40:56]  # 48 hex digits
+_HI_POS = _HEX_POS[0::2]
+_LO_POS = _HEX_POS[1::2]
+_UNHEX = np.full(256, 0xFF, dtype=np.uint8)
+for _i, _ch in enumerate(b"0123456789abcdef"):
+    _UNHEX[_ch] = _i
+# Bytes scanned for newlines at a time: bounds the temporaries of parsing.
+PARSE_BLOCK_BYTES = 8 << 20
+
+
+@dataclass
+class Stream:
+    """One output connection (or one file): its bytes and chunk receive times."""
+
+    data: bytes
+    chunk_ends: np.ndarray  # int64: end offset of each received chunk (cumulative)
+    chunk_ns: np.ndarray  # int64: time.time_ns() when that chunk was read
+
+
+@dataclass
+class Capture:
+    streams: list[Stream]
+    has_recv_times: bool = True
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "Capture":
+        """A capture file of output lines; it carries no receive times, so latency is unknown."""
+        data = Path(path).read_bytes()
+        return cls.from_bytes(data, recv_ns=0, has_recv_times=False)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, recv_ns: int = 0, has_recv_times: bool = True) -> "Capture":
+        return cls([Stream(bytes(data), np.array([len(data)], np.int64), np.array([recv_ns], np.int64))],
+                   has_recv_times=has_recv_times)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(len(s.data) for s in self.streams)
+
+
+@dataclass
+class Records:
+    """Parsed well-formed output lines, in global arrival order."""
+
+    conn: np.ndarray  # uint32 connection index (trailer C)
+    key: np.ndarray  # uint32 key index (K)
+    kseq: np.ndarray  # uint32 sequence within (connection, key) (S)
+    cseq: np.ndarray  # uint32 sequence within the connection (Q)
+    sent_ns: np.ndarray  # int64 send time (T)
+    recv_ns: np.ndarray  # int64 receive time of the chunk holding the line
+    arrival: np.ndarray  # int64 global arrival index (0..n-1)
+    stream: np.ndarray  # uint32 output stream the line came on
+    line: np.ndarray  # int64 line index within its stream (0-based, malformed lines counted)
+    lines_total: int = 0
+    malformed: int = 0
+    malformed_examples: list[str] = field(default_factory=list)  # "stream S line L: text"
+    incomplete_tails: int = 0  # streams that ended in the middle of a line
+    has_recv_times: bool = True
+
+    def __len__(self) -> int:
+        return len(self.conn)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.conn, self.key, self.kseq, self.cseq, self.sent_ns, self.recv_ns,
+                                      self.arrival, self.stream, self.line))
+
+
+def _decode_trailers(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(n, 56) uint8 trailers -> (ok mask, (n_ok, 6) big-endian u4 words C K S Q Th Tl)."""
+    ok = (t[:, _FIXED_POS] == _FIXED_VAL).all(axis=1)
+    hi = _UNHEX[t[:, _HI_POS]]
+    lo = _UNHEX[t[:, _LO_POS]]
+    raw = (hi << 4) | lo
+    ok &= ((hi | lo) < 16).all(axis=1)
+    if not ok.all():
+        raw = raw[ok]
+    return ok, np.ascontiguousarray(raw).view(">u4")
+
+
+def _parse_stream(stream: Stream, stream_idx: int, n_examples: int, examples: list[str]):
+    buf = np.frombuffer(stream.data, dtype=np.uint8)
+    windows = sliding_window_view(buf, TRAILER_LEN) if len(buf) >= TRAILER_LEN else None
+    parts: list[tuple] = []
+    malformed = 0
+    line_base = 0
+    prev_nl = -1
+    for a in range(0, len(buf), PARSE_BLOCK_BYTES):
+        nl = np.flatnonzero(buf[a:a + PARSE_BLOCK_BYTES] == 10)
+        if not len(nl):
+            continue
+        nl += a
+        starts = np.empty_like(nl)
+        starts[0] = prev_nl + 1
+        starts[1:] = nl[:-1] + 1
+        prev_nl = int(nl[-1])
+        long_enough = (nl - starts) >= TRAILER_LEN
+        line_idx = np.arange(line_base, line_base + len(nl), dtype=np.int64)
+        line_base += len(nl)
+        cand = nl[long_enough]
+        if len(cand):
+            ok, words = _decode_trailers(windows[cand - TRAILER_LEN])
+        else:
+            ok, words = np.zeros(0, bool), np.zeros((0, 6), ">u4")
+        good = np.zeros(len(nl), dtype=bool)
+        good[np.flatnonzero(long_enough)[ok]] = True
+        n_bad = len(nl) - int(good.sum())
+        if n_bad:
+            malformed += n_bad
+            for i in np.flatnonzero(~good)[:max(0, n_examples - len(examples))]:
+                text = bytes(buf[starts[i]:nl[i]][:160]).decode("utf-8", "replace")
+                examples.append(f"stream {stream_idx} line {line_idx[i] + 1}: {text!r}")
+        good_nl = nl[good]
+        chunk = np.searchsorted(stream.chunk_ends, good_nl, side="right")
+        np.minimum(chunk, len(stream.chunk_ns) - 1, out=chunk)
+        parts.append((words, stream.chunk_ns[chunk], line_idx[good]))
+    incomplete = 1 if len(buf) and buf[-1] != 10 else 0
+    return parts, line_base, malformed, incomplete
+
+
+def parse_capture(capture: Capture, *, n_examples: int = 5) -> Records:
+    examples: list[str] = []
+    per_stream = []
+    lines_total = malformed = incomplete = 0
+    for si, s in enumerate(capture.streams):
+        parts, n_lines, bad, inc = _parse_stream(s, si, n_examples, examples)
+        lines_total += n_lines
+        malformed += bad
+        incomplete += inc
+        per_stream.append(parts)
+    n = sum(len(p[0]) for parts in per_stream for p in parts)
+    conn = np.empty(n, np.uint32)
+    key = np.empty(n, np.uint32)
+    kseq = np.empty(n, np.uint32)
+    cseq = np.empty(n, np.uint32)
+    sent = np.empty(n, np.int64)
+    recv = np.empty(n, np.int64)
+    stream = np.empty(n, np.uint32)
+    line = np.empty(n, np.int64)
+    i = 0
+    for si, parts in enumerate(per_stream):
+        for words, rns, lines in parts:
+            j = i + len(words)
+            conn[i:j] = words[:, 0]
+            key[i:j] = words[:, 1]
+            kseq[i:j] = words[:, 2]
+            cseq[i:j] = words[:, 3]
+            sent[i:j] = (words[:, 4].astype(np.int64) << 32) | words[:, 5].astype(np.int64)
+            recv[i:j] = rns
+            stream[i:j] = si
+            line[i:j] = lines
+            i = j
+    del per_stream
+    if len(capture.streams) > 1 and n:
+        # merge streams by receive time; stable within a stream (recv is non-decreasing there)
+        order = np.lexsort((line, stream, recv))
+        conn, key, kseq, cseq = conn[order], key[order], kseq[order], cseq[order]
+        sent, recv, stream, line = sent[order], recv[order], stream[order], line[order]
+    return Records(conn=conn, key=key, kseq=kseq, cseq=cseq, sent_ns=sent, recv_ns=recv,
+                   arrival=np.arange(n, dtype=np.int64), stream=stream, line=line, lines_total=lines_total,
+                   malformed=malformed, malformed_examples=examples, incomplete_tails=incomplete,
+                   has_recv_times=capture.has_recv_times)
+
+
+class _Conn:
+    __slots__ = ("sock", "chunks", "ends", "times", "size", "open")
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.chunks: list[bytes] = []
+        self.ends: list[int] = []
+        self.times: list[int] = []
+        self.size = 0
+        self.open = True
+
+
+class Collector:
+    """Listens on 127.0.0.1 (any free port, ``.port``) for a target's output.
+
+    Use as a context manager or call ``stop()`` in a ``finally``."""
+
+    RECV_BYTES = 1 << 18
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0):
+        if host not in ("127.0.0.1", "::1", "localhost"):
+            raise ValueError("the collector binds loopback only")
+        family = socket.AF_INET6 if host == "::1" else socket.AF_INET
+        self._listener = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self._listener.bind((host if host != "localhost" else "127.0.0.1", port))
+            self._listener.listen(1024)
+            self._listener.setblocking(False)
+        except OSError:
+            self._listener.close()
+            raise
+        self.host = host
+        self.port = self._listener.getsockname()[1]
+        self._conns: list[_Conn] = []
+        self._newlines = 0
+        self._bytes = 0
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._error: str | None = None
+        self._capture: Capture | None = None
+        self._sel = selectors.DefaultSelector()
+        self._sel.register(self._listener, selectors.EVENT_READ, None)
+        self._thread = threading.Thread(target=self._run, name="parbench-collector", daemon=True)
+        self._thread.start()
+
+    def __enter__(self) -> "Collector":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def received_messages(self) -> int:
+        """Lines received so far (newline count): cheap, for progress and quiescence."""
+        return self._newlines
+
+    def received_bytes(self) -> int:
+        return self._bytes
+
+    @property
+    def connections(self) -> int:
+        return len(self._conns)
+
+    def _read(self, c: _Conn) -> bool:
+        try:
+            data = c.sock.recv(self.RECV_BYTES)
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError:
+            data = b""
+        if not data:
+            self._sel.unregister(c.sock)
+            c.sock.close()
+            c.open = False
+            return False
+        now = time.time_ns()
+        c.chunks.append(data)
+        c.size += len(data)
+        c.ends.append(c.size)
+        c.times.append(now)
+        self._bytes += len(data)
+        self._newlines += data.count(b"\n")
+        return True
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                s, _ = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:
+                self._error = f"accept failed: {e}"
+                return
+            s.setblocking(False)
+            c = _Conn(s)
+            with self._lock:
+                self._conns.append(c)
+            self._sel.register(s, selectors.EVENT_READ, c)
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                for key, _ in self._sel.select(0.05):
+                    if key.data is None:
+                        self._accept()
+                    else:
+                        self._read(key.data)
+            # drain whatever is already readable, without waiting for more
+            deadline = time.monotonic() + 2.0
+            while time.monotonic() < deadline:
+                events = self._sel.select(0)
+                progressed = False
+                for key, _ in events:
+                    if key.data is None:
+                        self._accept()
+                    elif self._read(key.data):
+                        progressed = True
+                if not progressed:
+                    break
+        except Exception as e:  # noqa: BLE001 - reported through stop()
+            self._error = f"collector failed: {e!r}"
+
+    def stop(self, timeout: float = 5.0) -> Capture:
+        """Stop listening, read what is already buffered, close everything and
+        return the capture.  Safe to call more than once."""
+        if self._capture is not None:
+            return self._capture
+        self._stop.set()
+        self._thread.join(timeout)
+        try:
+            for c in self._conns:
+                if c.open:
+                    c.sock.close()
+            self._listener.close()
+            self._sel.close()
+        except OSError:
+            pass
+        streams = [Stream(b"".join(c.chunks), np.array(c.ends, np.int64), np.array(c.times, np.int64))
+                   for c in self._conns if c.size]
+        for c in self._conns:
+            c.chunks = []
+        self._capture = Capture(streams)
+        return self._capture
+
+    @property
+    def error(self) -> str | None:
+        return self._error
+
+
+def write_capture(capture: Capture, path: str | Path) -> None:
+    """Concatenate the streams into one file of lines (for ``parbench check``)."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "wb") as f:
+        for s in capture.streams:
+            f.write(s.data)
+    os.replace(tmp, path)

@@ -1,0 +1,421 @@
+"""Deterministic message generation (numpy) and the loopback sender.
+
+Wire format (DESIGN.md "Wire format of parbench traffic"): every message is
+exactly ``message_size`` bytes without its framing, and MSG ends with the
+56-byte trailer ``|pb:CCCCCCCC:KKKKKKKK:SSSSSSSS:QQQQQQQQ:TTTTTTTTTTTTTTTT``
+(connection, key index, sequence within (connection, key), sequence within the
+connection, send time in ``time.time_ns()``; lowercase hex).
+
+Everything but the send-time field follows from the scenario's seed.  Messages
+are built without a Python loop per message: a per-key table of framed rows
+(header with the key + padding + trailer skeleton) is gathered by the key
+sequence, the sequence fields are written as hex through a byte -> two-chars
+lookup table, and the send time is stamped once per chunk as it is sent.
+"""
+from __future__ import annotations
+
+import math
+import selectors
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from harness.scenario import TRAILER_LEN, Workload
+
+# Byte offsets of the trailer fields, relative to the trailer start.
+T_CONN = slice(4, 12)
+T_KEY = slice(13, 21)
+T_KSEQ = slice(22, 30)
+T_CSEQ = slice(31, 39)
+T_TIME = slice(40, 56)
+
+# Messages per connection generated for a duration run without a rate limit:
+# the sender stops at the duration; this only bounds the plan's memory.
+DURATION_UNLIMITED_TOTAL_RATE = 2_000_000
+
+_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+# byte value -> its two lowercase hex characters, laid out in memory as (hi, lo)
+_HEX2 = (_HEX[np.arange(256) >> 4].astype("<u2") | (_HEX[np.arange(256) & 15].astype("<u2") << 8))
+
+_FILLER = b"parbench-filler-abcdefghijklmnopqrstuvwxyz-0123456789-"
+_PRI = b"<13>"
+_DATE_3164 = b"Jan  1 00:00:00"
+_DATE_5424 = b"2026-01-01T00:00:00.000000Z"
+_DEFAULT_HOST = b"pbhost"
+_DEFAULT_PROGRAM = b"parbench"
+_PID = b"4242"
+
+
+def hex8(values: np.ndarray) -> np.ndarray:
+    """uint32 values -> (n, 8) uint8 lowercase hex."""
+    b = np.ascontiguousarray(values, dtype=">u4").view(np.uint8).reshape(-1, 4)
+    return _HEX2[b].view(np.uint8).reshape(-1, 8)
+
+
+def hex16(value: int) -> np.ndarray:
+    return np.frombuffer(b"%016x" % (value & 0xFFFFFFFFFFFFFFFF), dtype=np.uint8)
+
+
+def _header(wl: Workload, key: str) -> bytes:
+    k = key.encode("ascii")
+    host = k if wl.key_field == "HOST" else _DEFAULT_HOST
+    prog = k if wl.key_field == "PROGRAM" else _DEFAULT_PROGRAM
+    if wl.format == "rfc3164":
+        return b"%s%s %s %s[%s]: " % (_PRI, _DATE_3164, host, prog, _PID)
+    sd = b"-"
+    if wl.key_field.startswith(".SDATA."):
+        rest = wl.key_field[len(".SDATA."):]
+        sd_id, _, name = rest.rpartition(".")
+        sd = b'[%s %s="%s"]' % (sd_id.encode(), name.encode(), k)
+    return b"%s1 %s %s %s %s pb %s " % (_PRI, _DATE_5424, host, prog, _PID, sd)
+
+
+def min_message_size(wl: Workload) -> int:
+    return max(len(_header(wl, k)) for k in wl.keys) + TRAILER_LEN
+
+
+def _frame_prefix(wl: Workload) -> bytes:
+    return b"%d " % wl.message_size if wl.framing == "octet-counted" else b""
+
+
+def _frame_suffix(wl: Workload) -> bytes:
+    return b"\n" if wl.framing == "newline" else b""
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What was sent, for the checker: per connection, the key index and the
+    per-(connection, key) sequence number of each message in send order."""
+
+    key_names: tuple[str, ...]
+    sent: np.ndarray  # int64 (n_connections,): messages sent per connection
+    offsets: np.ndarray  # int64 (n_connections + 1,): start of each connection in the flat arrays
+    key_flat: np.ndarray  # key index of message cseq of connection c at offsets[c] + cseq
+    kseq_flat: np.ndarray  # uint32, its sequence number within (c, key)
+
+    @property
+    def n_connections(self) -> int:
+        return len(self.sent)
+
+    @property
+    def n_keys(self) -> int:
+        return len(self.key_names)
+
+    @property
+    def total(self) -> int:
+        return int(self.offsets[-1])
+
+    def conn_key_counts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(conn, key, count) for every (connection, key) pair that was sent."""
+        conn = np.repeat(np.arange(self.n_connections, dtype=np.int64), self.sent)
+        pair = conn * self.n_keys + self.key_flat
+        uniq, counts = np.unique(pair, return_counts=True)
+        return uniq // self.n_keys, uniq % self.n_keys, counts
+
+
+@dataclass
+class WorkloadPlan:
+    workload: Workload
+    key_names: tuple[str, ...]
+    messages_per_connection: np.ndarray  # int64, planned (a cap in duration mode)
+    offsets: np.ndarray  # int64 (n_connections + 1,)
+    key_flat: np.ndarray  # key index per message, connections concatenated
+    kseq_flat: np.ndarray  # uint32 sequence number within (connection, key)
+    table: np.ndarray  # (n_keys, framed_len) uint8 framed row per key, C/S/Q/T fields zero
+    framed_len: int
+    trailer_at: int  # offset of the trailer within a framed row
+
+    @property
+    def n_connections(self) -> int:
+        return len(self.messages_per_connection)
+
+    @property
+    def key_index(self) -> list[np.ndarray]:
+        """Key index sequence of each connection (views)."""
+        return [self.key_flat[self.offsets[c]:self.offsets[c + 1]] for c in range(self.n_connections)]
+
+    @property
+    def expected(self) -> Expected:
+        return Expected(self.key_names, self.messages_per_connection.copy(), self.offsets,
+                        self.key_flat, self.kseq_flat)
+
+    def expected_for(self, sent: np.ndarray) -> Expected:
+        """What the checker expects when connection c sent only its first sent[c] messages."""
+        sent = np.minimum(np.asarray(sent, dtype=np.int64), self.messages_per_connection)
+        if np.array_equal(sent, self.messages_per_connection):
+            return self.expected
+        offsets = np.zeros(len(sent) + 1, dtype=np.int64)
+        np.cumsum(sent, out=offsets[1:])
+        take = np.concatenate([np.arange(self.offsets[c], self.offsets[c] + sent[c]) for c in range(len(sent))]
+                              ) if len(sent) else np.zeros(0, np.int64)
+        return Expected(self.key_names, sent, offsets, self.key_flat[take], self.kseq_flat[take])
+
+
+def _within_group_rank(groups: np.ndarray) -> np.ndarray:
+    """For each element, how many earlier elements have the same value."""
+    n = len(groups)
+    order = np.argsort(groups, kind="stable")
+    g_sorted = groups[order]
+    starts = np.r_[0, np.flatnonzero(g_sorted[1:] != g_sorted[:-1]) + 1] if n else np.zeros(0, np.int64)
+    run_len = np.diff(np.r_[starts, n])
+    rank_sorted = np.arange(n, dtype=np.int64) - np.repeat(starts, run_len)
+    rank = np.empty(n, dtype=np.uint32)
+    rank[order] = rank_sorted
+    return rank
+
+
+def planned_messages(wl: Workload) -> int:
+    if wl.messages_per_connection is not None:
+        return wl.messages_per_connection
+    if wl.rate_per_connection:
+        return int(math.ceil(wl.rate_per_connection * wl.duration_s)) + 1
+    return max(1000, int(DURATION_UNLIMITED_TOTAL_RATE * wl.duration_s / wl.connections))
+
+
+def build_plan(workload: Workload) -> WorkloadPlan:
+    wl = workload
+    n_keys = len(wl.keys)
+    n_conn = wl.connections
+    m = planned_messages(wl)
+    key_dtype = np.uint16 if n_keys <= 0xFFFF else np.uint32
+    key_flat = np.empty(n_conn * m, dtype=key_dtype)
+    kseq_flat = np.empty(n_conn * m, dtype=np.uint32)
+    shared_p = np.cumsum(wl.distribution.probabilities(n_keys)) if wl.shared_keys else None
+    for c in range(n_conn):
+        rng = np.random.default_rng([wl.seed & 0xFFFFFFFFFFFFFFFF, c])
+        if wl.shared_keys:
+            own = None
+            cum = shared_p
+        else:
+            own = np.arange(c, n_keys, n_conn)
+            cum = np.cumsum(wl.distribution.probabilities(len(own)))
+        cum = cum / cum[-1]
+        pick = np.searchsorted(cum, rng.random(m), side="right")
+        np.minimum(pick, len(cum) - 1, out=pick)
+        keys_c = pick if own is None else own[pick]
+        key_flat[c * m:(c + 1) * m] = keys_c
+        kseq_flat[c * m:(c + 1) * m] = _within_group_rank(key_flat[c * m:(c + 1) * m])
+    offsets = np.arange(n_conn + 1, dtype=np.int64) * m
+    table, framed_len, trailer_at = _build_table(wl)
+    return WorkloadPlan(workload=wl, key_names=tuple(wl.keys), messages_per_connection=np.full(n_conn, m, np.int64),
+                        offsets=offsets, key_flat=key_flat, kseq_flat=kseq_flat, table=table,
+                        framed_len=framed_len, trailer_at=trailer_at)
+
+
+def _build_table(wl: Workload) -> tuple[np.ndarray, int, int]:
+    pre, suf = _frame_prefix(wl), _frame_suffix(wl)
+    framed_len = len(pre) + wl.message_size + len(suf)
+    trailer_at = len(pre) + wl.message_size - TRAILER_LEN
+    table = np.empty((len(wl.keys), framed_len), dtype=np.uint8)
+    filler = _FILLER * (wl.message_size // len(_FILLER) + 1)
+    for k, name in enumerate(wl.keys):
+        head = _header(wl, name)
+        pad = wl.message_size - TRAILER_LEN - len(head)
+        if pad < 0:
+            raise ValueError(f"message_size {wl.message_size} too small for key {name!r}")
+        trailer = b"|pb:%08x:%08x:%08x:%08x:%016x" % (0, k, 0, 0, 0)
+        row = pre + head + filler[:pad] + trailer + suf
+        table[k] = np.frombuffer(row, dtype=np.uint8)
+    return table, framed_len, trailer_at
+
+
+def render_connection(plan: WorkloadPlan, conn: int, start: int = 0, count: int | None = None, *,
+                      send_ns: int = 0, out: np.ndarray | None = None) -> np.ndarray:
+    """Framed messages start..start+count of connection ``conn`` as an
+    (n, framed_len) uint8 array.  ``send_ns`` fills the send-time field
+    (0 = left as zeros, so renders are byte-identical)."""
+    total = int(plan.messages_per_connection[conn])
+    if count is None:
+        count = total - start
+    count = max(0, min(count, total - start))
+    base = int(plan.offsets[conn]) + start
+    keys = plan.key_flat[base:base + count]
+    if out is None:
+        out = np.empty((count, plan.framed_len), dtype=np.uint8)
+    else:
+        out = out[:count]
+    np.take(plan.table, keys, axis=0, out=out)
+    t = plan.trailer_at
+    out[:, t + T_CONN.start:t + T_CONN.stop] = hex8(np.array([conn], dtype=np.uint32))[0]
+    out[:, t + T_KSEQ.start:t + T_KSEQ.stop] = hex8(plan.kseq_flat[base:base + count])
+    out[:, t + T_CSEQ.start:t + T_CSEQ.stop] = hex8(np.arange(start, start + count, dtype=np.uint32))
+    if send_ns:
+        out[:, t + T_TIME.start:t + T_TIME.stop] = hex16(send_ns)
+    return out
+
+
+@dataclass
+class SendResult:
+    sent: np.ndarray  # int64 per connection: messages completely handed to the kernel
+    planned: np.ndarray  # int64 per connection
+    t_first_ns: int | None  # time.time_ns() of the first send
+    t_last_ns: int | None  # time.time_ns() after the last send
+    errors: dict[int, str] = field(default_factory=dict)  # connection -> what went wrong
+    timed_out: bool = False  # the deadline stopped the sender early
+
+    @property
+    def total_sent(self) -> int:
+        return int(self.sent.sum())
+
+    @property
+    def complete(self) -> bool:
+        return not self.errors and not self.timed_out
+
+
+class _Conn:
+    __slots__ = ("idx", "sock", "next", "pending", "pending_start", "bytes_sent", "buf", "wake")
+
+    def __init__(self, idx: int, sock: socket.socket, buf_rows: int, framed_len: int):
+        self.idx = idx
+        self.sock = sock
+        self.next = 0  # next message index to render
+        self.pending: memoryview | None = None
+        self.pending_start = 0
+        self.bytes_sent = 0
+        self.buf: np.ndarray | None = None
+        self.wake = 0.0
+
+
+def send(plan: WorkloadPlan, host: str, port: int, *, deadline_s: float = 300.0,
+         progress: Callable[[int], None] | None = None, connect_timeout: float = 5.0,
+         chunk_bytes: int = 1 << 20) -> SendResult:
+    """Send every connection's messages concurrently (one thread, non-blocking
+    sockets, so thousands of connections work), honouring the per-connection
+    rate and the workload duration.  Gives up after ``deadline_s`` seconds
+    (``timed_out``); a failing connection is recorded in ``errors`` and the
+    others go on.  ``progress`` is called with the number of messages sent
+    since its previous call (at most about 20 times a second)."""
+    wl = plan.workload
+    n_conn = plan.n_connections
+    planned = plan.messages_per_connection.copy()
+    sent = np.zeros(n_conn, dtype=np.int64)
+    errors: dict[int, str] = {}
+    started = time.monotonic()
+    hard_stop = started + deadline_s
+    fl = plan.framed_len
+    rate = wl.rate_per_connection
+    chunk_rows = max(1, chunk_bytes // fl)
+    if rate:
+        # small chunks keep the pacing smooth: about 10 ms of messages
+        chunk_rows = max(1, min(chunk_rows, int(rate / 100) or 1))
+    conns: list[_Conn] = []
+    sel = selectors.DefaultSelector()
+    t_first: int | None = None
+    t_last: int | None = None
+    timed_out = False
+    reported = 0
+    last_report = 0.0
+    try:
+        for c in range(n_conn):
+            if time.monotonic() > hard_stop:
+                errors[c] = "not connected: deadline reached while connecting"
+                timed_out = True
+                continue
+            try:
+                s = socket.create_connection((host, port), timeout=min(connect_timeout, max(0.1, hard_stop - time.monotonic())))
+                s.setblocking(False)
+            except OSError as e:
+                errors[c] = f"connect to {host}:{port} failed: {e}"
+                continue
+            conns.append(_Conn(c, s, chunk_rows, fl))
+        t0 = time.monotonic()
+        end_time = t0 + wl.duration_s if wl.duration_s is not None else math.inf
+        sleeping: list[_Conn] = []
+        for cn in conns:
+            sel.register(cn.sock, selectors.EVENT_WRITE, cn)
+        active = len(conns)
+
+        def finish(cn: _Conn, err: str | None = None) -> None:
+            nonlocal active
+            if err:
+                errors[cn.idx] = err
+            try:
+                sel.unregister(cn.sock)
+            except (KeyError, ValueError):
+                pass
+            if cn in sleeping:
+                sleeping.remove(cn)
+            cn.sock.close()
+            cn.pending = None
+            active -= 1
+
+        while active:
+            now = time.monotonic()
+            if now >= hard_stop:
+                timed_out = True
+                break
+            if sleeping:
+                for cn in [x for x in sleeping if x.wake <= now]:
+                    sleeping.remove(cn)
+                    sel.register(cn.sock, selectors.EVENT_WRITE, cn)
+            timeout = min(0.05, hard_stop - now)
+            if sleeping:
+                timeout = max(0.0, min(timeout, min(x.wake for x in sleeping) - now))
+            events = sel.select(timeout)
+            for key, _ in events:
+                cn: _Conn = key.data
+                if cn.pending is None:
+                    now = time.monotonic()
+                    if now >= end_time or cn.next >= planned[cn.idx]:
+                        finish(cn)
+                        continue
+                    n = chunk_rows
+                    if rate:
+                        due = int((now - t0) * rate) + 1 - cn.next
+                        if due <= 0:
+                            cn.wake = t0 + (cn.next / rate)
+                            sel.unregister(cn.sock)
+                            sleeping.append(cn)
+                            continue
+                        n = min(n, due)
+                    if cn.buf is None:
+                        cn.buf = np.empty((chunk_rows, fl), dtype=np.uint8)
+                    stamp = time.time_ns()
+                    if t_first is None:
+                        t_first = stamp
+                    rows = render_connection(plan, cn.idx, cn.next, n, send_ns=stamp, out=cn.buf)
+                    cn.next += len(rows)
+                    cn.pending = memoryview(rows).cast("B")
+                    cn.pending_start = 0
+                try:
+                    k = cn.sock.send(cn.pending[cn.pending_start:])
+                except (BlockingIOError, InterruptedError):
+                    continue
+                except OSError as e:
+                    sent[cn.idx] = cn.bytes_sent // fl
+                    finish(cn, f"send failed after {sent[cn.idx]} messages: {e}")
+                    continue
+                cn.pending_start += k
+                cn.bytes_sent += k
+                if cn.pending_start >= len(cn.pending):
+                    cn.pending = None
+                sent[cn.idx] = cn.bytes_sent // fl
+                t_last = time.time_ns()
+            if progress is not None:
+                now = time.monotonic()
+                if now - last_report >= 0.05:
+                    total = int(sent.sum())
+                    if total > reported:
+                        progress(total - reported)
+                        reported = total
+                    last_report = now
+    finally:
+        for cn in conns:
+            try:
+                cn.sock.close()
+            except OSError:
+                pass
+        sel.close()
+    if progress is not None:
+        total = int(sent.sum())
+        if total > reported:
+            progress(total - reported)
+    if wl.duration_s is None:
+        for cn in conns:
+            if sent[cn.idx] < planned[cn.idx] and cn.idx not in errors and timed_out:
+                errors.setdefault(cn.idx, f"deadline of {deadline_s}s reached after {sent[cn.idx]} of {planned[cn.idx]} messages")
+    return SendResult(sent=sent, planned=planned, t_first_ns=t_first, t_last_ns=t_last, errors=errors,
+                      timed_out=timed_out)
