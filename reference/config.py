@@ -537,22 +537,21 @@ class _Builder:
         return out
 
     def template_check(self, tok: Token, what: str) -> None:
-        try:
-            from reference.template import TemplateError, compile_template
-        except ModuleNotFoundError as exc:  # template.py not written yet
-            if exc.name != "reference.template":
-                raise
-            return
+        # Imported here so that the lexer and parser stand alone.
+        from reference.template import TemplateError, compile_template
+
         try:
             compile_template(str(tok.value))
         except TemplateError as exc:
-            column = getattr(exc, "column", None)
+            column = getattr(exc, "column", None)  # 1-based into the template text
             loc = self.loc(tok)
-            if tok.kind == STRING and tok.plain and isinstance(column, int) and column >= 0:
-                # The template's column is 0-based into the value (1-based is
-                # also tolerated by pointing at most one character late).
-                loc = Location(self.file, tok.line, tok.col + 1 + column)
-            msg = exc.args[0] if exc.args else str(exc)
+            if tok.plain and isinstance(column, int) and column >= 1:
+                # Exact only when the string has no escapes and no line breaks.
+                opening_quote = 1 if tok.kind == STRING else 0
+                loc = Location(self.file, tok.line, tok.col + opening_quote + column - 1)
+            msg = getattr(exc, "message", None) or str(exc)
+            if ";" not in msg:
+                msg += "; expected $NAME, ${NAME} and literal text"
             raise ConfigError(loc, f"bad {what} template {tok.text}: {msg}") from None
 
     def define(self, kind: str, name_tok: Token) -> str:

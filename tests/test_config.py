@@ -422,11 +422,21 @@ def test_load_config_bad_utf8(tmp_path):
     assert str(info.value) == f"{path}:2:6: invalid UTF-8 byte 0xe9; expected UTF-8 text"
 
 
-def test_partition_key_template_is_validated():
-    pytest.importorskip("reference.template")
-    msg = error(with_log('source(s); parallelize(partitions(2) partition-key("$(echo $HOST)")); destination(d);'))
-    assert msg.startswith("t.conf:5:")
-    assert "partition-key" in msg
+def test_partition_key_template_is_validated_at_its_column():
+    msg = error(with_log('source(s); parallelize(partitions(2) partition-key("$HOST-$(echo $HOST)")); destination(d);'))
+    assert msg.startswith('t.conf:5:59: bad partition-key template "$HOST-$(echo $HOST)": template functions')
+
+
+def test_destination_template_is_validated_at_its_column():
+    head = SRC + 'destination d { file("/x" template("x ${HOST")); };\n'
+    msg = error(with_log("source(s); destination(d);", head))
+    assert msg.startswith('t.conf:3:39: bad destination template "x ${HOST": ')
+
+
+def test_unquoted_template_word_is_a_template_too():
+    assert par("parallelize(partitions(2) partition-key($HOST))").partition_key == "$HOST"
+    msg = error(with_log("source(s); parallelize(partition-key($YEAR)); destination(d);"))
+    assert msg.startswith("t.conf:5:38: bad partition-key template $YEAR: macro $YEAR")
 
 
 # ------------------------------------------------------ hypothesis: layout
