@@ -69,16 +69,17 @@ def _upper_bound(p):
     return p + 3 * math.sqrt(p * (1 - p) / TRIALS)
 
 
-def test_same_distribution_rarely_alarms_at_the_stated_rate():
+@pytest.mark.parametrize("repeats", [cmp.MIN_SAMPLES, 10])
+def test_same_distribution_rarely_alarms_at_the_stated_rate(repeats):
     confidence = 0.90
     # threshold 0: the verdict rests on the interval alone, so this measures calibration
-    excluded, regressions = _false_alarm_rates(confidence, threshold=0.0)
+    excluded, regressions = _false_alarm_rates(confidence, threshold=0.0, n=repeats)
     assert excluded <= _upper_bound(1 - confidence)
     assert regressions <= _upper_bound((1 - confidence) / 2)
     # not vacuous: an interval so wide it never excludes 0 would also pass the bound
     assert excluded >= 0.02
     # the shipped default (5 % tolerance) on 3 % CV data: essentially never
-    _, default_regressions = _false_alarm_rates(confidence, threshold=cmp.DEFAULT_THRESHOLD)
+    _, default_regressions = _false_alarm_rates(confidence, threshold=cmp.DEFAULT_THRESHOLD, n=repeats)
     assert default_regressions <= 0.01
 
 
@@ -122,11 +123,14 @@ def test_high_variance_pair_is_erratic_even_with_a_big_shift():
 
 def test_too_few_samples_says_the_minimum():
     rng = np.random.default_rng(6)
-    result = cmp.compare_samples(noisy(rng, 1, 0.01, 10), noisy(rng, 2, 0.01, 4), THROUGHPUT)
+    assert cmp.MIN_SAMPLES == 3
+    result = cmp.compare_samples(noisy(rng, 1, 0.01, 10), noisy(rng, 2, 0.01, 2), THROUGHPUT)
     assert result.verdict == cmp.TOO_FEW
-    assert f"at least {cmp.MIN_SAMPLES}" in result.reason
-    assert cmp.compare_samples(noisy(rng, 1, 0.01, 5), noisy(rng, 2, 0.01, 5),
+    assert "10 baseline / 2 current" in result.reason and "at least 3 per side" in result.reason
+    assert cmp.compare_samples(noisy(rng, 1, 0.01, 3), noisy(rng, 2, 0.01, 3),
                                THROUGHPUT).verdict == cmp.IMPROVEMENT
+    assert cmp.compare_samples(noisy(rng, 1, 0.01, 3), noisy(rng, 2, 0.01, 3), THROUGHPUT,
+                               min_samples=4).verdict == cmp.TOO_FEW
 
 
 def test_bootstrap_is_seeded_and_brackets_the_point_estimate():
