@@ -4,7 +4,7 @@
 
 * ``reference``: the reference parallelizer (``parbench serve``);
 * ``command:ARGV``: any program, ``{in_port}`` / ``{out_port}`` placeholders;
-* ``syslog-ng``: a real syslog-ng (``harness/targets/syslog_ng.py``, imported
+* ``syslog-ng`` / ``syslog-ng:PATH``: a real syslog-ng (``harness/targets/syslog_ng.py``, imported
   only when asked for, so the harness works where it is absent).
 """
 from __future__ import annotations
@@ -37,8 +37,9 @@ def get_target(spec: str, *, profile: str | None = None) -> Target:
                 raise
             raise TargetError("the syslog-ng target is not available in this checkout (harness/targets/syslog_ng.py)") from None
         factory = getattr(module, "make_target", None) or getattr(module, "SyslogNgTarget")
-        version = spec.split(":", 1)[1] if ":" in spec else None
-        return factory(version) if version else factory()
+        # syslog-ng:PATH = a binary or install prefix to use.
+        where = spec.split(":", 1)[1] if ":" in spec else None
+        return factory(where) if where else factory()
     raise TargetError(
         f"unknown implementation {spec!r}; expected one of: reference, syslog-ng, "
         "command:ARGV (with {in_port} and {out_port})"

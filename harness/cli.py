@@ -1,0 +1,103 @@
+"""``parbench run``: scenario files -> runs against implementations -> reports.
+
+Exit status: 0 every run met its scenario's expectation; 1 a run broke it or
+could not complete; 2 bad input (scenario, option), with one line on stderr;
+130 interrupted (Ctrl-C), after writing the partial report.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+EXIT_FAIL = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def _fail_usage(message: str) -> None:
+    click.echo(f"parbench run: {message}", err=True)
+    sys.exit(EXIT_USAGE)
+
+
+def parse_partitions(text: str) -> list[int]:
+    values = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part.isdigit() or int(part) > 32:
+            raise ValueError(f"--partitions: {part!r} is not a partition count; expected comma-separated "
+                             "integers 0..32 (0 = no parallelize()), e.g. 1,2,4,8")
+        values.append(int(part))
+    return list(dict.fromkeys(values))
+
+
+@click.command("run")
+@click.argument("scenarios", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--impl", "impls", multiple=True, metavar="NAME_OR_COMMAND",
+              help="Implementation to run: reference, syslog-ng, or 'command:ARGV' with {in_port} and "
+                   "{out_port}. Repeatable. Default: the scenario's sweep.implementations.")
+@click.option("--partitions", "partitions_text", metavar="LIST",
+              help="Partition counts to sweep, e.g. 0,1,2,4 (0 = no parallelize()). Default: the scenario's.")
+@click.option("--repeat", "repeats", type=click.IntRange(1, 1000), help="Repeats per point (default: the scenario's).")
+@click.option("--quick", is_flag=True, help="A few thousand messages, at most two partition counts, one repeat.")
+@click.option("--out", "out_dir", default="reports", show_default=True, type=click.Path(file_okay=False),
+              help="Where reports/<scenario>/<timestamp>/ go.")
+@click.option("--profile", default=None, help="Reference version profile (default: the scenario's pipeline.profile).")
+@click.option("--no-progress", is_flag=True, help="No progress bar (e.g. in CI logs).")
+def run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, no_progress) -> None:
+    """Run SCENARIO files against implementations; check every message and write reports.
+
+    Example: parbench run scenarios/chatty-single-sender.toml --quick
+    """
+    from harness.scenario import ScenarioError, apply_quick, load_scenario
+    from harness.targets import TargetError, get_target
+
+    partitions = None
+    if partitions_text:
+        try:
+            partitions = parse_partitions(partitions_text)
+        except ValueError as exc:
+            _fail_usage(str(exc))
+    if profile is not None:
+        from reference.profiles import PROFILES
+
+        if profile not in PROFILES:
+            _fail_usage(f"--profile: unknown profile {profile!r}; known: {', '.join(sorted(PROFILES))}")
+
+    loaded = []
+    for path in scenarios:
+        try:
+            scenario = load_scenario(path)
+        except ScenarioError as exc:
+            click.echo(str(exc).splitlines()[0] if str(exc) else f"{path}: invalid scenario", err=True)
+            sys.exit(EXIT_USAGE)
+        loaded.append(apply_quick(scenario) if quick else scenario)
+
+    for scenario in loaded:
+        for spec in impls or scenario.sweep.implementations or ("reference",):
+            try:
+                get_target(spec)
+            except TargetError as exc:
+                _fail_usage(f"--impl {spec!r}: {exc}" if impls else f"{scenario.path}: sweep.implementations: {exc}")
+
+    from harness.metrics import describe_window
+    from harness.report import write_report
+    from harness.results import build_results
+    from harness.runner import run_sweep
+
+    any_failed = False
+    for scenario in loaded:
+        chosen = list(impls or scenario.sweep.implementations or ("reference",))
+        outcome = run_sweep(scenario, chosen, partitions, repeats, profile=profile, show_progress=not no_progress)
+        doc = build_results(scenario.name, scenario.path, scenario.raw, outcome.runs,
+                            interrupted=outcome.interrupted, throughput_window=describe_window())
+        directory = write_report(doc, Path(out_dir))
+        passed = sum(r["verdict"] == "pass" for r in outcome.runs)
+        click.echo(f"{scenario.name}: {passed}/{len(outcome.runs)} runs pass; report: {directory / 'report.md'}")
+        if passed != len(outcome.runs) or not outcome.runs:
+            any_failed = True
+        if outcome.interrupted:
+            click.echo("interrupted: partial results written", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+    sys.exit(EXIT_FAIL if any_failed else 0)

@@ -1,0 +1,321 @@
+"""The report of one scenario run: ``reports/<scenario>/<UTC timestamp>/``
+holding ``results.json``, ``throughput.png``, ``latency.png``,
+``balance.png`` and ``report.md``.
+
+Plots are drawn with matplotlib's Agg backend (no display needed) for a
+reader who never saw parbench: units on every axis, the scenario and the
+machine's core count in the title, "no parallelize()" (partitions 0) kept
+apart from the partition counts.
+"""
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from harness.results import write_results  # noqa: E402
+
+COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
+NONE_LABEL = "none\n(no parallelize)"
+
+
+def report_dir(out_root: str | Path, scenario_name: str, when: datetime | None = None) -> Path:
+    """A new, empty directory reports/<scenario>/<YYYYmmddTHHMMSSZ>[-N]/."""
+    when = when or datetime.now(timezone.utc)
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", scenario_name).strip("_") or "scenario"
+    base = Path(out_root) / safe / when.strftime("%Y%m%dT%H%M%SZ")
+    candidate, n = base, 1
+    while candidate.exists():
+        n += 1
+        candidate = base.with_name(f"{base.name}-{n}")
+    candidate.mkdir(parents=True)
+    return candidate
+
+
+def _short_impl(impl: str) -> str:
+    return impl if len(impl) <= 40 else impl[:37] + "..."
+
+
+def _by_impl_partitions(runs: list[dict[str, Any]], value) -> dict[str, dict[int, list[float]]]:
+    table: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for run in runs:
+        v = value(run)
+        if v is not None and run.get("error") is None:
+            table[run["impl"]][run["partitions"]].append(float(v))
+    return table
+
+
+def _positions(partitions: list[int]) -> dict[int, float]:
+    """Categorical x positions; 0 (no parallelize) sits left of a gap."""
+    pos: dict[int, float] = {}
+    x = 0.0
+    for p in sorted(partitions):
+        pos[p] = x
+        x += 1.5 if p == 0 else 1.0
+    return pos
+
+
+def _setup_x(ax, pos: dict[int, float]) -> None:
+    ax.set_xticks([pos[p] for p in sorted(pos)])
+    ax.set_xticklabels([NONE_LABEL if p == 0 else str(p) for p in sorted(pos)])
+    ax.set_xlabel("partitions(N) of parallelize()")
+    if 0 in pos and len(pos) > 1:
+        ax.axvline(pos[0] + 0.75, color="0.7", linewidth=1)
+    lo, hi = min(pos.values()), max(pos.values())
+    ax.set_xlim(lo - 0.5, hi + 0.5)
+
+
+def plot_throughput(doc: dict[str, Any], path: Path) -> Path:
+    runs = doc["runs"]
+    cpus = doc["machine"]["cpus"]
+    table = _by_impl_partitions(runs, lambda r: r.get("throughput_msgs_per_s"))
+    all_parts = sorted({r["partitions"] for r in runs})
+    pos = _positions(all_parts or [1])
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
+    ideal_drawn = False
+    for i, impl in enumerate(sorted(table)):
+        color = COLORS[i % len(COLORS)]
+        series = table[impl]
+        parts = [p for p in sorted(series) if p > 0]
+        if parts:
+            med = np.array([np.median(series[p]) for p in parts])
+            lo = np.array([min(series[p]) for p in parts])
+            hi = np.array([max(series[p]) for p in parts])
+            xs = [pos[p] for p in parts]
+            ax.errorbar(xs, med, yerr=[med - lo, hi - med], color=color, marker="o", capsize=4,
+                        label=f"{_short_impl(impl)} (median, bars = min-max of repeats)")
+            if 1 in series:
+                base = float(np.median(series[1]))
+                ax.plot(xs, [base * p for p in parts], linestyle="--", color=color, alpha=0.6,
+                        label=f"{_short_impl(impl)}: ideal linear scaling from partitions(1)")
+                ideal_drawn = True
+        if 0 in series:
+            vals = series[0]
+            m = float(np.median(vals))
+            ax.errorbar([pos[0]], [m], yerr=[[m - min(vals)], [max(vals) - m]], color=color, marker="s",
+                        markerfacecolor="white", markersize=8, capsize=4, linestyle="none",
+                        label=f"{_short_impl(impl)}: no parallelize()" if not parts else None)
+    if cpus in pos:
+        ax.axvline(pos[cpus], color="0.5", linestyle=":", linewidth=1)
+        ax.annotate(f"= {cpus} CPU cores", (pos[cpus], 1.0), xycoords=("data", "axes fraction"),
+                    xytext=(3, -12), textcoords="offset points", fontsize=8, color="0.4")
+    _setup_x(ax, pos)
+    ax.set_ylabel("throughput (messages per second)")
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.set_ylim(bottom=0)
+    ax.set_title(f"{doc['scenario']['name']}: throughput vs partitions\n"
+                 f"({cpus} CPU cores, {_runs_label(runs)})", fontsize=11)
+    ax.grid(axis="y", alpha=0.3)
+    if table:
+        ax.legend(fontsize=8, loc="best")
+    else:
+        _no_data(ax, "no run produced a throughput figure")
+    if ideal_drawn:
+        # The ideal line can dwarf the measurements; keep them readable.
+        measured = [v for s in table.values() for vals in s.values() for v in vals]
+        ax.set_ylim(0, max(measured) * 2.2 if measured else None)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _runs_label(runs: list[dict[str, Any]]) -> str:
+    reps = max((r["repeat"] for r in runs), default=-1) + 1
+    return f"{reps} repeat{'s' if reps != 1 else ''} per point"
+
+
+def _no_data(ax, text: str) -> None:
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", fontsize=11, color="0.4")
+
+
+def plot_latency(doc: dict[str, Any], path: Path) -> Path:
+    runs = doc["runs"]
+    all_parts = sorted({r["partitions"] for r in runs})
+    pos = _positions(all_parts or [1])
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
+    any_data = False
+    for i, impl in enumerate(sorted({r["impl"] for r in runs})):
+        color = COLORS[i % len(COLORS)]
+        for stat, style, marker in (("p50", "-", "o"), ("p99", "--", "^")):
+            table = _by_impl_partitions([r for r in runs if r["impl"] == impl],
+                                        lambda r, s=stat: (r.get("latency_ms") or {}).get(s))
+            series = table.get(impl, {})
+            parts = sorted(series)
+            if not parts:
+                continue
+            any_data = True
+            xs = [pos[p] for p in parts]
+            ax.plot(xs, [np.median(series[p]) for p in parts], linestyle=style, marker=marker, color=color,
+                    label=f"{_short_impl(impl)} {stat} (median of repeats)")
+    _setup_x(ax, pos)
+    ax.set_ylabel("end-to-end latency (milliseconds)")
+    if any_data:
+        ax.set_yscale("log")
+        ax.legend(fontsize=8, loc="best")
+    else:
+        _no_data(ax, "no run produced latency figures")
+    ax.grid(alpha=0.3, which="both")
+    ax.set_title(f"{doc['scenario']['name']}: latency (send to receive) vs partitions\n"
+                 f"({doc['machine']['cpus']} CPU cores; lower is better)", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot_balance(doc: dict[str, Any], path: Path) -> Path:
+    runs = [r for r in doc["runs"] if r.get("partitions", 0) > 0 and r.get("error") is None
+            and (r.get("partition_processed") or r.get("partition_predicted"))]
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
+    title = f"{doc['scenario']['name']}: messages per partition"
+    if not runs:
+        _no_data(ax, "no per-partition counts\n(no keyed parallelize() run, or the target exposes none)")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    else:
+        n = max(r["partitions"] for r in runs)
+        chosen = [r for r in runs if r["partitions"] == n]
+        series: list[tuple[str, list[int], str, str | None]] = []
+        predicted = next((r["partition_predicted"] for r in chosen if r.get("partition_predicted")), None)
+        if predicted:
+            series.append(("predicted by g_str_hash(key) % N", predicted, "0.75", "//"))
+        seen: set[str] = set()
+        for i, r in enumerate(chosen):
+            if r.get("partition_processed") and r["impl"] not in seen:
+                seen.add(r["impl"])
+                series.append((f"{_short_impl(r['impl'])}: processed (repeat {r['repeat']})",
+                               r["partition_processed"], COLORS[len(seen) - 1], None))
+        width = 0.8 / max(1, len(series))
+        idx = np.arange(n)
+        for j, (label, values, color, hatch) in enumerate(series):
+            vals = list(values) + [0] * (n - len(values))
+            ax.bar(idx - 0.4 + width * (j + 0.5), vals[:n], width, label=label, color=color, hatch=hatch,
+                   edgecolor="0.3", linewidth=0.5)
+        total = sum(series[0][1]) if series else 0
+        if total:
+            ax.axhline(total / n, color="0.3", linestyle=":", linewidth=1, label="perfect balance (total / N)")
+        ax.set_xticks(idx)
+        ax.set_xlabel(f"partition index (partitions({n}))")
+        ax.set_ylabel("messages")
+        ax.legend(fontsize=8, loc="best")
+        ax.grid(axis="y", alpha=0.3)
+        key = (doc["scenario"].get("toml") or {}).get("pipeline", {}).get("partition_key")
+        title += f" at partitions({n})" + (f", key {key}" if key else ", round-robin (no key)")
+    ax.set_title(title, fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _fmt(value: Any, spec: str = ",.0f") -> str:
+    if value is None:
+        return "-"
+    try:
+        return format(value, spec)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _md_escape(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def write_markdown(doc: dict[str, Any], path: Path, figures: dict[str, str]) -> Path:
+    sc = doc["scenario"]
+    runs = doc["runs"]
+    passed = sum(r["verdict"] == "pass" for r in runs)
+    lines = [
+        f"# parbench report: {sc['name']}",
+        "",
+        f"- scenario file: `{sc['path']}`",
+        f"- created: {doc['created']} by parbench {doc['parbench_version']}",
+        f"- machine: {doc['machine']['cpus']} CPU cores, {doc['machine']['platform']}, Python {doc['machine']['python']}",
+        f"- verdict: **{passed} of {len(runs)} runs pass**"
+        + (" (sweep interrupted: partial results)" if doc.get("interrupted") else ""),
+    ]
+    description = (sc.get("toml") or {}).get("description")
+    if description:
+        lines += ["", str(description).strip()]
+    lines += ["", "## Runs", "",
+              "| impl | partitions | repeat | verdict | sent | received | lost | dup | unexp | nonmono key | nonmono conn "
+              "| throughput (msg/s) | p50 ms | p99 ms | CPU s | peak RSS MB | reasons |",
+              "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for r in runs:
+        c = r.get("checks") or {}
+        lat = r.get("latency_ms") or {}
+        rss = r.get("peak_rss_bytes")
+        lines.append("| " + " | ".join([
+            f"`{_md_escape(_short_impl(r['impl']))}`",
+            "none" if r["partitions"] == 0 else str(r["partitions"]),
+            str(r["repeat"]),
+            "pass" if r["verdict"] == "pass" else "**FAIL**",
+            _fmt(r.get("sent")), _fmt(r.get("received")),
+            _fmt(c.get("lost")), _fmt(c.get("duplicated")), _fmt(c.get("unexpected")),
+            _fmt(c.get("nonmonotonic_per_key")), _fmt(c.get("nonmonotonic_per_connection")),
+            _fmt(r.get("throughput_msgs_per_s")), _fmt(lat.get("p50"), ".2f"), _fmt(lat.get("p99"), ".2f"),
+            _fmt(r.get("cpu_seconds"), ".2f"), _fmt(rss / 1e6 if rss else None, ".1f"),
+            _md_escape("; ".join(r.get("verdict_reasons") or []))[:300],
+        ]) + " |")
+    expectation = runs[0]["expectation"] if runs else {}
+    if expectation:
+        lines += ["", f"Expectation: ordering **{expectation.get('ordering')}**, loss "
+                      f"{'allowed' if expectation.get('loss_allowed') else 'not allowed'}. "
+                      "`partitions` none = the log path has no parallelize() element."]
+    lines += ["", "## Figures", ""]
+    for title, name in figures.items():
+        lines += [f"### {title}", "", f"![{title}]({name})", ""]
+    lines += ["## How the figures are measured", "", doc.get("throughput_window") or "", ""]
+    notes: dict[str, list[str]] = defaultdict(list)
+    for r in runs:
+        for note in r.get("target_notes") or []:
+            if note not in notes[r["impl"]]:
+                notes[r["impl"]].append(note)
+    if notes:
+        lines += ["## Target notes", ""]
+        for impl, items in notes.items():
+            for note in items:
+                lines.append(f"- `{_md_escape(_short_impl(impl))}`: {_md_escape(note)}")
+        lines.append("")
+    errored = [r for r in runs if r.get("error") or (r["verdict"] == "fail" and r.get("stderr_tail"))]
+    if errored:
+        lines += ["## Errors", ""]
+        for r in errored:
+            lines += [f"### {_short_impl(r['impl'])}, partitions {r['partitions']}, repeat {r['repeat']}", ""]
+            if r.get("error"):
+                lines += ["```", r["error"], "```", ""]
+            if r.get("stderr_tail"):
+                lines += ["stderr tail:", "", "```", r["stderr_tail"][-3000:], "```", ""]
+    witnesses = [(r, (r.get("checks") or {}).get("witnesses")) for r in runs if r["verdict"] == "fail"]
+    witnesses = [(r, w) for r, w in witnesses if w]
+    if witnesses:
+        import json
+
+        lines += ["## Witnesses of failed checks (first few)", ""]
+        for r, w in witnesses[:6]:
+            lines += [f"- `{_md_escape(_short_impl(r['impl']))}` partitions {r['partitions']} repeat {r['repeat']}:",
+                      "", "```json", json.dumps(w, indent=1)[:2000], "```", ""]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def write_report(doc: dict[str, Any], out_root: str | Path = "reports", directory: Path | None = None) -> Path:
+    """Write results.json, the three plots and report.md; return the directory."""
+    directory = directory or report_dir(out_root, doc["scenario"]["name"])
+    write_results(directory / "results.json", doc)
+    figures = {
+        "Throughput": plot_throughput(doc, directory / "throughput.png").name,
+        "Latency": plot_latency(doc, directory / "latency.png").name,
+        "Per-partition balance": plot_balance(doc, directory / "balance.png").name,
+    }
+    write_markdown(doc, directory / "report.md", figures)
+    return directory

@@ -1,0 +1,149 @@
+"""The sweep runner against the relay fixture as a `command` target: a correct
+relay passes, each broken variant fails with exactly its anomaly, errors stay
+inside their run, Ctrl-C stops cleanly."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness import metrics
+from harness.runner import predicted_partitions, run_order, run_sweep
+from harness.scenario import Expectation, Pipeline, Scenario, Sweep, Workload
+from harness.targets import TargetError, get_target
+
+RELAY = Path(__file__).parent / "fixtures" / "relay.py"
+
+
+def relay_impl(*flags: str) -> str:
+    return f"command:{sys.executable} {RELAY} --listen {{in_port}} --forward {{out_port}} " + " ".join(flags)
+
+
+def scenario(ordering="per-key", connections=2, messages=300, keys=("web-01", "web-02", "db-1", "db-2")):
+    return Scenario(
+        name="relay-test", path="relay-test.toml", description="",
+        workload=Workload(connections=connections, messages_per_connection=messages, keys=keys, seed=7),
+        pipeline=Pipeline(partition_key="$HOST"),
+        sweep=Sweep(partitions=(0,), repeats=1, warmup_s=0.0),
+        expect=Expectation(ordering=ordering, loss_allowed=False),
+    )
+
+
+def test_runs_interleave_implementations_within_each_repeat_and_partition():
+    assert run_order(["A", "B"], [1, 2], 2) == [
+        ("A", 1, 0), ("B", 1, 0), ("A", 2, 0), ("B", 2, 0),
+        ("A", 1, 1), ("B", 1, 1), ("A", 2, 1), ("B", 2, 1),
+    ]
+
+
+def test_correct_relay_passes_with_metrics(tmp_path):
+    outcome = run_sweep(scenario(), [relay_impl()], show_progress=False, workroot=tmp_path, idle_s=1.0)
+    (run,) = outcome.runs
+    assert run["error"] is None, run["error"]
+    assert run["verdict"] == "pass", run["verdict_reasons"]
+    assert run["sent"] == run["received"] == 600
+    assert run["checks"]["lost"] == run["checks"]["duplicated"] == run["checks"]["nonmonotonic_per_key"] == 0
+    assert run["throughput_msgs_per_s"] > 0
+    assert 0 <= run["latency_ms"]["p50"] <= run["latency_ms"]["p99"] <= run["latency_ms"]["max"]
+    assert run["cpu_seconds"] > 0 and run["peak_rss_bytes"] > 0
+    assert list(tmp_path.iterdir()) == []  # work dir removed after a clean sweep
+
+
+@pytest.mark.parametrize("flag, anomaly", [
+    ("--drop-one", "lost"),
+    ("--duplicate-one", "duplicated"),
+    ("--swap-one", "nonmonotonic_per_key"),
+])
+def test_each_broken_relay_fails_with_exactly_its_anomaly(tmp_path, flag, anomaly):
+    outcome = run_sweep(scenario(connections=1), [relay_impl(flag)], show_progress=False,
+                        workroot=tmp_path, idle_s=1.0)
+    (run,) = outcome.runs
+    assert run["error"] is None, run["error"]
+    assert run["verdict"] == "fail"
+    counts = {name: run["checks"][name] for name in
+              ("lost", "duplicated", "unexpected", "malformed", "nonmonotonic_per_key")}
+    assert counts[anomaly] == 1, counts
+    assert sum(counts.values()) == 1, counts
+    assert len(run["verdict_reasons"]) == 1
+    assert run["checks"]["witnesses"][anomaly]
+
+
+def test_swap_across_connections_only_is_no_per_key_failure(tmp_path):
+    """--swap-one swaps two messages of one (connection, key): under
+    expectation 'none' the same output passes (order is not promised)."""
+    outcome = run_sweep(scenario(ordering="none", connections=1), [relay_impl("--swap-one")],
+                        show_progress=False, workroot=tmp_path, idle_s=1.0)
+    (run,) = outcome.runs
+    assert run["verdict"] == "pass", run["verdict_reasons"]
+    assert run["checks"]["nonmonotonic_per_key"] == 1
+
+
+def test_a_failing_target_is_that_runs_error_and_the_sweep_goes_on(tmp_path):
+    broken = f"command:{sys.executable} -c \"import sys; sys.exit('cannot bind {{in_port}}')\""
+    outcome = run_sweep(scenario(messages=50), [broken, relay_impl()], show_progress=False,
+                        workroot=tmp_path, idle_s=1.0)
+    first, second = outcome.runs
+    assert first["verdict"] == "fail" and "cannot bind" in first["error"]
+    assert first["verdict_reasons"][0].startswith("error: ")
+    assert any("work files kept in" in n for n in first["target_notes"])
+    assert second["verdict"] == "pass" and second["error"] is None
+
+
+def test_ctrl_c_stops_the_target_and_keeps_finished_runs(tmp_path):
+    started = []
+
+    class InterruptedOnSecondStart:
+        def __init__(self, spec, **kw):
+            self.inner = get_target(spec)
+            self.name = spec
+
+        def start(self, *a, **kw):
+            result = self.inner.start(*a, **kw)
+            started.append(self.inner)
+            if len(started) == 2:
+                raise KeyboardInterrupt
+            return result
+
+        def stop(self, timeout=15.0):
+            return self.inner.stop(timeout)
+
+    outcome = run_sweep(scenario(messages=50), [relay_impl()], [0, 1, 2], show_progress=False,
+                        workroot=tmp_path, idle_s=1.0, target_factory=InterruptedOnSecondStart)
+    assert outcome.interrupted
+    assert len(outcome.runs) == 1 and outcome.runs[0]["verdict"] == "pass"
+    pid = started[1]._process.proc.pid
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+def test_predicted_partitions_follow_g_str_hash_for_the_key_field():
+    from reference.partition import g_str_hash
+
+    sc = scenario()
+    counts = np.array([10, 20, 30, 40])
+    predicted = predicted_partitions(sc, 2, counts)
+    expected = [0, 0]
+    for name, n in zip(sc.workload.keys, counts):
+        expected[g_str_hash(name.encode()) % 2] += n
+    assert predicted == expected and sum(predicted) == 100
+    assert predicted_partitions(sc, 0, counts) is None
+    from dataclasses import replace
+
+    assert predicted_partitions(replace(sc, pipeline=Pipeline(partition_key=None)), 2, counts) is None
+    assert predicted_partitions(replace(sc, pipeline=Pipeline(partition_key="$PROGRAM")), 2, counts) is None
+    assert predicted_partitions(replace(sc, pipeline=Pipeline(partition_key="${HOST}")), 2, counts) == expected
+
+
+def test_throughput_window_excludes_warmup_and_uses_first_to_last_receive():
+    sent = np.array([0, 1, 2, 3, 4], dtype=np.int64) * 1_000_000_000
+    recv = sent + 500_000_000
+    tp = metrics.throughput(sent, recv, warmup_s=2.0)
+    assert tp.warmup_applied and tp.messages == 3
+    assert tp.msgs_per_s == pytest.approx(2 / 2.0)
+    short = metrics.throughput(sent[:2], recv[:2], warmup_s=10.0)
+    assert not short.warmup_applied and short.msgs_per_s == pytest.approx(1.0)
+    lat = metrics.latency_ms(sent, recv + np.array([0, 0, 0, 0, 1_000_000]))
+    assert lat["p50"] == pytest.approx(500.0) and lat["max"] == pytest.approx(501.0)
