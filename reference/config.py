@@ -113,8 +113,19 @@ class Token:
         return f"'{self.text}'"
 
 
+_INT64_MAX = 2**63 - 1
+
+
 def _number_value(text: str) -> int | None:
-    """The value of a syslog-ng integer lexeme, or None if it is not one."""
+    """The value of a syslog-ng integer lexeme, or None if it is not one
+    (including values outside int64, which syslog-ng's strtoll rejects)."""
+    value = _unchecked_number_value(text)
+    if value is None or abs(value) > _INT64_MAX:
+        return None
+    return value
+
+
+def _unchecked_number_value(text: str) -> int | None:
     if _HEX_RE.fullmatch(text):
         return int(text, 16)
     if _OCTAL_RE.fullmatch(text):
@@ -1030,3 +1041,52 @@ def load_config(
             Location(file, line, col), f"invalid UTF-8 byte 0x{data[exc.start]:02x}; expected UTF-8 text"
         ) from None
     return parse_config(text, file, profile, warn)
+
+
+def _describe(cfg: Config) -> list[str]:
+    lines = [f"{cfg.file}: @version {cfg.version or '(none)'}, {len(cfg.log_paths)} log path(s)"]
+    for index, path in enumerate(cfg.log_paths):
+        srcs = ", ".join(
+            f"{s.name or '(inline)'}={d.kind}({d.ip}:{d.port}{' rfc5424' if d.syslog_protocol else ''})"
+            for s in path.sources for d in s.drivers
+        )
+        steps = []
+        for element in path.pipeline:
+            if isinstance(element, Parallelize):
+                if not element.partitions:
+                    steps.append("parallelize(bypass)")
+                else:
+                    key = f" key={element.partition_key}" if element.partition_key is not None else " round-robin"
+                    steps.append(f"parallelize({element.partitions}{key})")
+            elif isinstance(element, Parser):
+                steps.append(f"parser {element.name or '(inline)'}")
+            else:
+                outs = ", ".join(d.path or f"{d.host}:{d.port}" for d in element.drivers)
+                steps.append(f"destination {element.name or '(inline)'}({outs})")
+        flow = " flow-control" if path.flow_control else ""
+        lines.append(f"  log[{index}]{flow}: {srcs} -> " + " -> ".join(steps))
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m reference.config FILE [--profile P]``: check a config."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m reference.config",
+        description="Check a syslog-ng configuration against the subset the parbench reference runs.",
+    )
+    parser.add_argument("config", help="syslog-ng configuration file")
+    parser.add_argument("--profile", choices=sorted(PROFILES), default=DEFAULT_PROFILE)
+    args = parser.parse_args(argv)
+    try:
+        cfg = load_config(args.config, get_profile(args.profile))
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print("\n".join(_describe(cfg)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

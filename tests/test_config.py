@@ -199,6 +199,58 @@ def test_unused_definition_warns():
     assert warnings == ["t.conf:4:1: warning: destination 'unused' is defined but not used in any log path"]
 
 
+def test_default_warn_goes_to_stderr(capsys):
+    parse_config(with_log("source(s); parallelize(partitions(33)); destination(d);"), "w.conf")
+    assert capsys.readouterr().err == (
+        "w.conf:5:35: warning: partitions 33 is more than profile axosyslog-4.26 allows; clamped to 32\n"
+    )
+
+
+def test_lexical_corners():
+    text = (
+        "@version: 4.8\n"
+        "source s { tcp(port(\\\n2000) localport(2001)); };  # continuation, then the last port() wins\n"
+        'destination d { file("/tmp/a\\\nb" template("line1\nline2")); };\n'
+        "log { source(s);;; destination(d); };;\n"
+    )
+    cfg, _ = parse(text)
+    assert cfg.sources["s"].drivers[0].port == 2001
+    f = cfg.destinations["d"].drivers[0]
+    assert f.path == "/tmp/ab"  # backslash-newline inside a string joins the lines
+    assert f.template == "line1\nline2"  # a raw newline inside a string is kept
+
+
+def test_names_live_in_separate_namespaces():
+    cfg, _ = parse(with_log("source(x); destination(x);", 'source x { tcp(); };\ndestination x { file("/x"); };\n'))
+    assert cfg.log_paths[0].sources[0] is cfg.sources["x"]
+
+
+def test_ignored_and_rejected_globals():
+    cfg, _ = parse(with_log("source(s); destination(d);", "options { stats-freq(0); threaded(yes); use-fqdn(no); chain-hostnames(no); };\n" + SRC + DST))
+    assert cfg.options.log_iw_size == 1000
+    msg = error(with_log("source(s); destination(d);", "options { chain-hostnames(yes); };\n" + SRC + DST))
+    assert msg.startswith("t.conf:2:27: chain-hostnames(yes) is not supported")
+    msg = error(with_log("source(s); destination(d);", "options { log-fifo-size(10); };\n" + SRC + DST))
+    assert msg.startswith("t.conf:2:11: unknown global option 'log-fifo-size()'; supported: log-msg-size(), ")
+
+
+def test_more_error_positions():
+    assert error("@version: 4.8\n @version: 4.8\n") == "t.conf:2:2: found '@'; expected a statement: options, source, destination, parser, log"
+    assert error("@version: 4.8\n@version: 4.8\n").startswith("t.conf:2:1: a second @version: line")
+    assert error("@version: 4.8 log { };\n") == "t.conf:1:15: found 'log' after @version: 4.8; expected the end of the line"
+    assert error(with_log("source(s); destination(d);", "source s { tcp(transport(tcp)); };\n" + DST)).startswith(
+        "t.conf:2:16: transport() is an option of network()")
+    assert error(with_log("source(s); destination(d);", "source s { tcp(port(99999999999999999999)); };\n" + DST)).startswith(
+        "t.conf:2:21: bad number '99999999999999999999' in port()")
+    assert error(with_log("source(s); destination(d);", "source s { };\n" + DST)) == (
+        "t.conf:2:1: empty source block; expected a source driver: tcp(), network()")
+    assert error(with_log("source { source { tcp(); }; }; destination(d);")) == (
+        "t.conf:5:10: found 'source' in the source block; expected name(...); or '}' to close the block opened at 5:8")
+    assert error(with_log("source(s); destination(d); source(s2);")).startswith(
+        "t.conf:5:28: source after a parallelize(), parser or destination in this log path")
+    assert error("@version: 4.8\nsource 5 { tcp(); };") == "t.conf:2:8: found '5'; expected a name after 'source'"
+
+
 def test_missing_version_warns():
     _, warnings = parse(SRC + DST + "log { source(s); destination(d); };")
     assert warnings == ["t.conf:1:1: warning: no @version: line; syslog-ng needs one (for example @version: 4.8)"]
@@ -208,6 +260,8 @@ def test_missing_version_warns():
 
 
 CONFIG_FILES = sorted(glob.glob(str(ROOT / "tests/configs/*.conf")) + glob.glob(str(ROOT / "examples/*.conf")))
+# Files named axosyslog-* use options only that profile accepts.
+PORTABLE_FILES = [f for f in CONFIG_FILES if not os.path.basename(f).startswith("axosyslog-")]
 
 
 def test_seed_and_example_files_exist():
@@ -215,12 +269,47 @@ def test_seed_and_example_files_exist():
     assert {"seed-roundrobin.conf", "seed-keyed.conf", "pipeline.conf"} <= names
 
 
-@pytest.mark.parametrize("path", CONFIG_FILES, ids=os.path.basename)
+@pytest.mark.parametrize("path", PORTABLE_FILES, ids=os.path.basename)
 @pytest.mark.parametrize("profile", [SYSLOG_NG_4_8, AXOSYSLOG_4_26], ids=lambda p: p.name)
-def test_every_config_file_loads_in_both_profiles(path, profile):
+def test_every_portable_config_file_loads_in_both_profiles(path, profile):
     warnings: list[str] = []
     cfg = load_config(path, profile, warn=warnings.append)
     assert cfg.log_paths and not warnings
+
+
+def test_axosyslog_tuning_file():
+    path = ROOT / "tests/configs/axosyslog-tuning.conf"
+    cfg = load_config(path, AXOSYSLOG_4_26)
+    assert cfg.version == "4.26"
+    p = cfg.log_paths[0].pipeline[0]
+    assert (p.partitions, p.partition_key, p.batch_size, p.log_fetch_limit) == (8, "$PROGRAM", 100, 1000)
+    assert cfg.sources["s_in"].drivers[0].keep_hostname
+    assert cfg.destinations["d_out"].drivers[0].host == "::1"
+    with pytest.raises(ConfigError) as info:
+        load_config(path, SYSLOG_NG_4_8)
+    assert str(info.value).startswith(f"{path}:9:5: workers() in parallelize() is not accepted by profile syslog-ng-4.8")
+
+
+def test_example_roundrobin_network_values():
+    cfg = load_config(ROOT / "examples/roundrobin-network.conf")
+    drv = cfg.sources["s_net"].drivers[0]
+    assert (drv.kind, drv.port, drv.syslog_protocol, drv.keep_hostname, drv.use_dns) == ("network", 2001, True, True, False)
+    p, dest = cfg.log_paths[0].pipeline
+    assert (p.partitions, p.partition_key) == (4, None)
+    assert (dest.drivers[0].kind, dest.drivers[0].host, dest.drivers[0].port) == ("network", "127.0.0.1", 6000)
+    assert cfg.log_paths[0].flow_control
+
+
+def test_module_checker_exit_codes(tmp_path, capsys):
+    from reference.config import main
+
+    assert main([str(ROOT / "examples/pipeline.conf")]) == 0
+    assert "parallelize(4 key=$HOST)" in capsys.readouterr().out
+    bad = tmp_path / "bad.conf"
+    bad.write_text("@version: 4.8\nlog { source(nowhere); destination(nowhere); };\n")
+    assert main([str(bad), "--profile", "syslog-ng-4.8"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {bad}:2:14: undefined source 'nowhere'; defined sources: none\n"
 
 
 def test_seed_configs_values():
