@@ -313,5 +313,10 @@ class SyslogNgTarget(Target):
 
 
 def make_target(path: str | None = None) -> SyslogNgTarget:
-    """``--impl syslog-ng`` / ``--impl syslog-ng:PATH`` (a binary or an install prefix)."""
-    return SyslogNgTarget(syslog_ng=path or None)
+    """``--impl syslog-ng`` / ``--impl syslog-ng:PATH`` (a binary or an install prefix).
+
+    Finds the binary now, so a command line naming an implementation that is
+    not here fails before any run starts (TargetError, one line)."""
+    target = SyslogNgTarget(syslog_ng=path or None)
+    target.installation()
+    return target
