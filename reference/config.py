@@ -43,7 +43,6 @@ from reference.config_model import (
     CostStage,
     Destination,
     DestinationDriver,
-    GlobalOptions,
     Location,
     LogPath,
     Parallelize,
@@ -99,8 +98,9 @@ class Token:
     text: str  # as written
     line: int
     col: int
-    # Column of each character of a string's value, where it maps one to one
-    # (no escapes, single line); None otherwise.
+    # True when the value's characters sit one to one at the columns after
+    # the opening quote (no escapes, no line break), so an error inside a
+    # template can point at its exact column.
     plain: bool = True
 
     def describe(self) -> str:
@@ -108,8 +108,6 @@ class Token:
             return "end of file"
         if self.kind == STRING:
             return f"string {self.text}"
-        if self.kind == PUNCT:
-            return f"'{self.text}'"
         return f"'{self.text}'"
 
 
@@ -280,15 +278,11 @@ class Opt:
     name: str  # normalized
     tok: Token
     args: list["Token | Opt"] = field(default_factory=list)
+    file: str = ""
 
     @property
     def loc(self) -> Location:
-        return self.tok_loc(self.tok)
-
-    file: str = ""
-
-    def tok_loc(self, tok: Token) -> Location:
-        return Location(self.file, tok.line, tok.col)
+        return Location(self.file, self.tok.line, self.tok.col)
 
 
 @dataclass
@@ -411,7 +405,9 @@ SOURCE_OPTIONS = (
     "ip", "localip", "port", "localport", "transport", "log-iw-size", "max-connections",
     "log-fetch-limit", "log-msg-size", "keep-hostname", "use-dns", "flags",
 )
-SOURCE_FLAGS = ("syslog-protocol", "no-parse")
+# no-parse is left out: reference.message always parses a syslog header, so
+# accepting it would silently change what $HOST, $MSG... hold.
+SOURCE_FLAGS = ("syslog-protocol",)
 GLOBAL_OPTIONS = (
     "log-msg-size", "log-fetch-limit", "log-iw-size", "stats", "stats-level",
     "keep-hostname", "use-dns",
@@ -666,8 +662,6 @@ class _Builder:
                         flags.append(flag)
             else:
                 raise self.unknown(sub, f"option of the {opt.name}() source", SOURCE_OPTIONS)
-        if "syslog-protocol" in flags and "no-parse" in flags:
-            raise self.error(opt.tok, "flags(syslog-protocol) and flags(no-parse) together; give one of them")
         drv.flags = tuple(flags)
         drv.syslog_protocol = "syslog-protocol" in flags
         self.explicit[id(drv)] = explicit

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reference.config import ConfigError, load_config, parse_config, tokenize
-from reference.config_model import CostStage, Destination, Parallelize, Parser
+from reference.config_model import Destination, Parallelize, Parser
 from reference.profiles import AXOSYSLOG_4_26, SYSLOG_NG_4_8
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -108,15 +108,15 @@ def test_source_driver_options():
     head = (
         'source s { network(localip("::1") port("2001") transport("tcp") log-iw-size(100) max_connections(4) '
         "log-fetch-limit(7) log-msg-size(1Ki) keep-hostname(on) use-dns(false) flags(syslog-protocol)); "
-        "tcp(ip(localhost) port(0) flags(no_parse)); };\n" + DST
+        "tcp(ip(localhost) port(0) flags(syslog_protocol, syslog-protocol)); };\n" + DST
     )
     cfg, _ = parse(with_log("source(s); destination(d);", head))
     net, tcp = cfg.sources["s"].drivers
     assert net.kind == "network" and net.ip == "::1" and net.port == 2001 and net.transport == "tcp"
     assert (net.log_iw_size, net.max_connections, net.log_fetch_limit, net.log_msg_size) == (100, 4, 7, 1024)
     assert (net.keep_hostname, net.use_dns, net.syslog_protocol, net.flags) == (True, False, True, ("syslog-protocol",))
-    assert tcp.kind == "tcp" and tcp.ip == "127.0.0.1" and tcp.port == 0 and tcp.flags == ("no-parse",)
-    assert not tcp.syslog_protocol
+    assert tcp.kind == "tcp" and tcp.ip == "127.0.0.1" and tcp.port == 0 and tcp.flags == ("syslog-protocol",)
+    assert tcp.syslog_protocol
     assert (net.loc.line, net.loc.column) == (2, 12)
 
 
@@ -428,8 +428,8 @@ BAD = [
      with_log("source(s); destination(d);", "source s { network(transport(udp)); };\n" + DST),
      "t.conf:2:30: unsupported transport 'udp'; supported: tcp"),
     ("unsupported source flag",
-     with_log("source(s); destination(d);", "source s { tcp(flags(no-multi-line)); };\n" + DST),
-     "t.conf:2:22: unsupported source flag 'no-multi-line'; supported: syslog-protocol, no-parse"),
+     with_log("source(s); destination(d);", "source s { tcp(flags(syslog-protocol no-parse)); };\n" + DST),
+     "t.conf:2:38: unsupported source flag 'no-parse'; supported: syslog-protocol"),
     ("unsupported log flag",
      with_log("source(s); destination(d); flags(final);"),
      "t.conf:5:34: unsupported log path flag 'final'; supported: flow-control"),
