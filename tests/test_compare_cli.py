@@ -133,3 +133,24 @@ def test_history_without_results_exits_2(tmp_path):
     assert result.exit_code == 2 and "no parbench results.json" in result.output
     result = CliRunner().invoke(main, ["history", str(tmp_path / "nope")])
     assert result.exit_code == 2 and "not a directory" in result.output
+
+
+def test_benchmark_suite_conftest_rejects_a_benchmark_without_group(tmp_path):
+    # tests/benchmarks/conftest.py is a checker: prove it catches the broken case
+    import subprocess
+    import sys
+
+    shutil.copy(Path(__file__).parent / "benchmarks" / "conftest.py", tmp_path / "conftest.py")
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    (tmp_path / "test_g.py").write_text(
+        "def test_grouped(benchmark):\n    benchmark.group = 'g'\n    benchmark(sum, [1])\n\n"
+        "def test_ungrouped(benchmark):\n    benchmark(sum, [1])\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--benchmark-only",
+         "--benchmark-max-time=0.001", "--benchmark-min-rounds=1", "--benchmark-json=out.json", "test_g.py"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "ERROR test_g.py::test_ungrouped" in proc.stdout
+    assert "test_g.py::test_grouped" not in proc.stdout.split("short test summary")[-1]
+    saved = json.loads((tmp_path / "out.json").read_text())
+    assert saved["parbench"]["cpus"] >= 1
