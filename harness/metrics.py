@@ -200,9 +200,13 @@ def reap_with_rusage(proc: subprocess.Popen, timeout: float) -> tuple[int | None
 
 
 def summarize_usage(sampler: ProcSampler | None, rusage_cpu: float | None, rusage_rss: int | None) -> tuple[float | None, int | None]:
+    """(CPU seconds, peak RSS bytes) from the two views.  CPU: the larger
+    (wait4 sees time after the last sample).  RSS: the sampler's VmHWM
+    first, because Linux's ru_maxrss of a forked child also counts the
+    parent's resident set at fork time (it survives exec)."""
     cpu_candidates = [x for x in (rusage_cpu, sampler.cpu_seconds if sampler else None) if x is not None]
-    rss_candidates = [x for x in (rusage_rss, sampler.peak_rss_bytes if sampler else None) if x is not None]
-    return (max(cpu_candidates) if cpu_candidates else None, max(rss_candidates) if rss_candidates else None)
+    rss = sampler.peak_rss_bytes if sampler and sampler.peak_rss_bytes else rusage_rss
+    return (max(cpu_candidates) if cpu_candidates else None, rss)
 
 
 def describe_window() -> str:

@@ -41,7 +41,24 @@ def report_dir(out_root: str | Path, scenario_name: str, when: datetime | None =
 
 
 def _short_impl(impl: str) -> str:
-    return impl if len(impl) <= 40 else impl[:37] + "..."
+    """A label a reader can take in: for command targets, file names instead
+    of paths and without the port arguments the harness fills in."""
+    if impl.startswith("command:"):
+        import shlex
+
+        try:
+            words = shlex.split(impl[len("command:"):])
+        except ValueError:
+            words = impl[len("command:"):].split()
+        kept: list[str] = []
+        for word in words:
+            if "{in_port}" in word or "{out_port}" in word:
+                if kept and kept[-1].startswith("-"):
+                    kept.pop()
+                continue
+            kept.append(word.rsplit("/", 1)[-1] if "/" in word and not word.startswith("-") else word)
+        impl = "command: " + " ".join(kept)
+    return impl if len(impl) <= 48 else impl[:45] + "..."
 
 
 def _by_impl_partitions(runs: list[dict[str, Any]], value) -> dict[str, dict[int, list[float]]]:
@@ -79,7 +96,7 @@ def plot_throughput(doc: dict[str, Any], path: Path) -> Path:
     table = _by_impl_partitions(runs, lambda r: r.get("throughput_msgs_per_s"))
     all_parts = sorted({r["partitions"] for r in runs})
     pos = _positions(all_parts or [1])
-    fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
+    fig, ax = plt.subplots(figsize=(8, 5.5), dpi=110)
     ideal_drawn = False
     for i, impl in enumerate(sorted(table)):
         color = COLORS[i % len(COLORS)]
@@ -91,11 +108,11 @@ def plot_throughput(doc: dict[str, Any], path: Path) -> Path:
             hi = np.array([max(series[p]) for p in parts])
             xs = [pos[p] for p in parts]
             ax.errorbar(xs, med, yerr=[med - lo, hi - med], color=color, marker="o", capsize=4,
-                        label=f"{_short_impl(impl)} (median, bars = min-max of repeats)")
+                        label=_short_impl(impl))
             if 1 in series:
                 base = float(np.median(series[1]))
-                ax.plot(xs, [base * p for p in parts], linestyle="--", color=color, alpha=0.6,
-                        label=f"{_short_impl(impl)}: ideal linear scaling from partitions(1)")
+                ax.plot(xs, [base * p for p in parts], linestyle="--", color=color, alpha=0.5,
+                        label=None if ideal_drawn else "dashed: ideal linear scaling from partitions(1)")
                 ideal_drawn = True
         if 0 in series:
             vals = series[0]
@@ -105,17 +122,17 @@ def plot_throughput(doc: dict[str, Any], path: Path) -> Path:
                         label=f"{_short_impl(impl)}: no parallelize()" if not parts else None)
     if cpus in pos:
         ax.axvline(pos[cpus], color="0.5", linestyle=":", linewidth=1)
-        ax.annotate(f"= {cpus} CPU cores", (pos[cpus], 1.0), xycoords=("data", "axes fraction"),
-                    xytext=(3, -12), textcoords="offset points", fontsize=8, color="0.4")
+        ax.annotate(f"partitions = CPU cores ({cpus})", (pos[cpus], 0.0), xycoords=("data", "axes fraction"),
+                    xytext=(3, 4), textcoords="offset points", fontsize=8, color="0.4")
     _setup_x(ax, pos)
     ax.set_ylabel("throughput (messages per second)")
     ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
     ax.set_ylim(bottom=0)
-    ax.set_title(f"{doc['scenario']['name']}: throughput vs partitions\n"
-                 f"({cpus} CPU cores, {_runs_label(runs)})", fontsize=11)
+    ax.set_title(f"{doc['scenario']['name']}: throughput vs partitions (higher is better)\n"
+                 f"{cpus} CPU cores; dots = median of {_runs_label(runs)}, bars = min to max", fontsize=11)
     ax.grid(axis="y", alpha=0.3)
     if table:
-        ax.legend(fontsize=8, loc="best")
+        _legend_below(ax)
     else:
         _no_data(ax, "no run produced a throughput figure")
     if ideal_drawn:
@@ -126,6 +143,13 @@ def plot_throughput(doc: dict[str, Any], path: Path) -> Path:
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def _legend_below(ax) -> None:
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        ax.legend(handles, labels, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2),
+                  ncol=2 if len(labels) > 2 else len(labels), frameon=False)
 
 
 def _runs_label(runs: list[dict[str, Any]]) -> str:
@@ -141,7 +165,7 @@ def plot_latency(doc: dict[str, Any], path: Path) -> Path:
     runs = doc["runs"]
     all_parts = sorted({r["partitions"] for r in runs})
     pos = _positions(all_parts or [1])
-    fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
+    fig, ax = plt.subplots(figsize=(8, 5.5), dpi=110)
     any_data = False
     for i, impl in enumerate(sorted({r["impl"] for r in runs})):
         color = COLORS[i % len(COLORS)]
@@ -153,14 +177,26 @@ def plot_latency(doc: dict[str, Any], path: Path) -> Path:
             if not parts:
                 continue
             any_data = True
-            xs = [pos[p] for p in parts]
-            ax.plot(xs, [np.median(series[p]) for p in parts], linestyle=style, marker=marker, color=color,
-                    label=f"{_short_impl(impl)} {stat} (median of repeats)")
+            label = f"{_short_impl(impl)}: {stat} ({'median' if stat == 'p50' else '99th percentile'})"
+            # "no parallelize" is another pipeline, not a point on the
+            # partition axis: drawn apart, never joined to the line.
+            scaled = [p for p in parts if p > 0]
+            if scaled:
+                ax.plot([pos[p] for p in scaled], [np.median(series[p]) for p in scaled], linestyle=style,
+                        marker=marker, color=color, label=label)
+                label = None
+            if 0 in series:
+                ax.plot([pos[0]], [np.median(series[0])], marker=marker, color=color, markerfacecolor="white",
+                        linestyle="none", markersize=8, label=label)
     _setup_x(ax, pos)
-    ax.set_ylabel("end-to-end latency (milliseconds)")
+    ax.set_ylabel("end-to-end latency (milliseconds, log scale)")
     if any_data:
         ax.set_yscale("log")
-        ax.legend(fontsize=8, loc="best")
+        plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
+        ax.yaxis.set_major_formatter(plain)
+        ax.yaxis.set_minor_formatter(plain)
+        ax.tick_params(axis="y", which="minor", labelsize=7)
+        _legend_below(ax)
     else:
         _no_data(ax, "no run produced latency figures")
     ax.grid(alpha=0.3, which="both")
@@ -175,7 +211,7 @@ def plot_latency(doc: dict[str, Any], path: Path) -> Path:
 def plot_balance(doc: dict[str, Any], path: Path) -> Path:
     runs = [r for r in doc["runs"] if r.get("partitions", 0) > 0 and r.get("error") is None
             and (r.get("partition_processed") or r.get("partition_predicted"))]
-    fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
+    fig, ax = plt.subplots(figsize=(8, 5.5), dpi=110)
     title = f"{doc['scenario']['name']}: messages per partition"
     if not runs:
         _no_data(ax, "no per-partition counts\n(no keyed parallelize() run, or the target exposes none)")
@@ -206,11 +242,14 @@ def plot_balance(doc: dict[str, Any], path: Path) -> Path:
         ax.set_xticks(idx)
         ax.set_xlabel(f"partition index (partitions({n}))")
         ax.set_ylabel("messages")
-        ax.legend(fontsize=8, loc="best")
+        _legend_below(ax)
         ax.grid(axis="y", alpha=0.3)
+        if not seen:
+            ax.text(0.5, 1.01, "no target exposed per-partition counters: prediction only",
+                    transform=ax.transAxes, ha="center", va="bottom", fontsize=8, color="0.4")
         key = (doc["scenario"].get("toml") or {}).get("pipeline", {}).get("partition_key")
         title += f" at partitions({n})" + (f", key {key}" if key else ", round-robin (no key)")
-    ax.set_title(title, fontsize=11)
+    ax.set_title(title, fontsize=11, pad=14)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
