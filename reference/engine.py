@@ -530,7 +530,7 @@ class Connection:
         schedule = False
         with self._cond:
             self._held_units -= units
-            if self._suspended and self._free_slots_locked() > 0:
+            if self._suspended and not self._finished and self._free_slots_locked() > 0:
                 self._suspended = False
                 self._reader_active = True
                 schedule = True
@@ -579,7 +579,7 @@ class Connection:
         """End of input: what is buffered is still read (like a peer's FIN)."""
         with self._cond:
             self._closed = True
-            done = not self._input and not self._reader_active
+            done = not self._has_input() and not self._reader_active
         if done:
             self._finish()
 
@@ -605,6 +605,11 @@ class Connection:
             return taken
 
     def _has_input(self) -> bool:
+        """Messages are buffered, ready to be taken."""
+        return bool(self._input)
+
+    def _may_have_input(self) -> bool:
+        """More input may come without anyone scheduling a reader (a socket)."""
         return bool(self._input)
 
     def _input_finished(self) -> bool:
@@ -612,6 +617,9 @@ class Connection:
 
     def _reader_job(self) -> None:
         with self._cond:
+            if self._finished:
+                self._reader_active = False
+                return
             limit = min(self.fetch_limit, self._free_slots_locked())
         batch = self._take(limit) if limit > 0 else []
         if batch:
@@ -631,14 +639,15 @@ class Connection:
         again = False
         finished = False
         with self._cond:
-            if self._has_input():
-                if self._free_slots_locked() > 0:
-                    again = True
-                else:
-                    self._suspended = True
-                    self._reader_active = False
-                    with self.source.lock:
-                        self.source.window_full_suspensions_total += 1
+            if self._free_slots_locked() <= 0 and self._may_have_input():
+                # Window full: stop reading this connection until slots free
+                # (log_source_free_to_send() false in syslog-ng).
+                self._suspended = True
+                self._reader_active = False
+                with self.source.lock:
+                    self.source.window_full_suspensions_total += 1
+            elif self._has_input():
+                again = True
             else:
                 self._reader_active = False
                 finished = self._input_finished()
