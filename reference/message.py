@@ -298,7 +298,10 @@ def _dates_of(ts: bytes | None) -> tuple[bytes, bytes]:
 
 # --- RFC 3164 ----------------------------------------------------------------
 
-_HOST_TOKEN = rb"(?P<host>[^ \[:]+|[0-9A-Fa-f:]+) +"
+# A hostname ends at a space or "[", and at ":" once it can no longer be an
+# IPv6 address (syslog-ng's heuristic: hex segments of <= 4 digits, <= 7 colons).
+_HOSTNAME = rb"[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){0,7}[^ \[:]*"
+_HOST_TOKEN = rb"(?P<host>" + _HOSTNAME + rb") +"
 _PROGRAM = rb"(?P<hdr>(?P<prog>[^ \[:]*)(?:\[(?P<pid>[^ \]:]*)\]?)?:? ?)"
 _RFC3164 = re.compile(
     rb"(?:<(?P<pri>[0-9]*)>)? *"
@@ -372,7 +375,7 @@ _SD_ELEMENT = rb"\[" + _SD_NAME + rb"(?: " + _SD_NAME + rb"=\"" + _SD_VALUE + rb
 _RFC5424_VERSION = re.compile(rb"(?:<[0-9]*>)?1 ")
 _RFC5424 = re.compile(
     rb"(?:<(?P<pri>[0-9]*)>)?1 (?P<ts>-|" + _ISO_TS + rb") "
-    rb"(?P<host>[^ \[:]*|[0-9A-Fa-f:]+) (?P<app>[^ ]*) (?P<pid>[^ ]*) (?P<msgid>[^ ]*) "
+    rb"(?P<host>" + _HOSTNAME + rb") (?P<app>[^ ]*) (?P<pid>[^ ]*) (?P<msgid>[^ ]*) "
     rb"(?P<sd>-|(?:" + _SD_ELEMENT + rb")+)(?: (?P<msg>.*))?\Z",
     re.DOTALL,
 )

@@ -59,9 +59,10 @@ def g_str_hash_many(values: Sequence[bytes]) -> np.ndarray:
     # h = 5381 * 33**n + sum(c_i * 33**(n-1-i)), all modulo 2**32: uint32
     # arithmetic wraps exactly like the C code.
     max_len = int(lengths.max())
-    pow33 = np.ones(max_len + 1, dtype=np.uint32)
-    for k in range(1, max_len + 1):
-        pow33[k] = np.uint32((int(pow33[k - 1]) * 33) & _MASK)
+    pow33 = np.empty(max_len + 1, dtype=np.uint32)
+    pow33[0] = 1
+    # uint32 products wrap modulo 2**32, which is exactly what is wanted.
+    np.cumprod(np.full(max_len, 33, dtype=np.uint32), dtype=np.uint32, out=pow33[1:])
     hashes = (np.uint32(5381) * pow33[lengths]).astype(np.uint32)
     if total:
         signed = np.frombuffer(b"".join(values), dtype=np.int8).astype(np.uint32)

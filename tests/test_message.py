@@ -200,3 +200,14 @@ def test_3164_msg_is_the_tail_of_the_raw_message(tail):
     m = parse_rfc3164(raw)
     assert raw.endswith(m["MSG"]) and m["MSG"].endswith(tail.rstrip(b"\x00"))
     assert format_default(m).endswith(m["MSG"] + b"\n")
+
+
+@pytest.mark.parametrize("token, host", [
+    (b"fe80::1", b"fe80::1"),          # IPv6 address: colons allowed
+    (b"a:b.c", b"a:b.c"),              # still IPv6-like at the colon
+    (b"deadbeef:1", b"PEER"),          # 5 hex digits: the colon ends it, no host
+    (b"1:2:3:4:5:6:7:8:9", b"PEER"),   # 8th colon: not IPv6 any more
+    (b"web-01.example.com", b"web-01.example.com"),
+])
+def test_rfc3164_hostname_ipv6_heuristic(token, host):
+    assert parse_rfc3164(b"<13>Nov  6 12:00:00 " + token + b" prog: m", peer_host=b"PEER")["HOST"] == host
