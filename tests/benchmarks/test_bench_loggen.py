@@ -1,0 +1,112 @@
+"""The generator anchor: syslog-ng's loggen and parbench's own sender, side by
+side, sending 256-byte messages over one loopback connection to a sink that
+discards them (run with --benchmark-only; the loggen half needs
+`parbench install syslog-ng`).
+
+Compare ``extra_info["msgs_per_s"]``, not the times: loggen ends its run on
+its 0.5 s reporting tick, so a count-based loggen run measures the tick, not
+the sender.  loggen therefore runs for a fixed interval (unthrottled) and its
+own count/time is the rate; parbench's sender sends a fixed count and the
+rate is count / time.  The machine is shared: compare the two within one
+session, not across sessions.
+"""
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+
+from harness.install import find_syslog_ng
+from harness.loggen import run_loggen
+
+MESSAGES = 200_000
+SIZE = 256
+LOGGEN_SECONDS = 2
+GROUP = f"generator: {SIZE} B messages, 1 loopback connection (compare extra_info msgs_per_s)"
+
+
+class DiscardSink:
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.server.settimeout(0.2)
+        self.port = self.server.getsockname()[1]
+        self.received = 0
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._acceptor = threading.Thread(target=self._accept, daemon=True)
+        self._acceptor.start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.server.accept()
+            except (TimeoutError, OSError):
+                continue
+            thread = threading.Thread(target=self._drain, args=(conn,), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _drain(self, conn: socket.socket) -> None:
+        conn.settimeout(30)
+        with conn:
+            while True:
+                try:
+                    chunk = conn.recv(1 << 20)
+                except OSError:
+                    return
+                if not chunk:
+                    return
+                self.received += len(chunk)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._acceptor.join(timeout=5)
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self.server.close()
+
+
+@pytest.fixture
+def sink():
+    s = DiscardSink()
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def test_loggen_anchor(benchmark, sink):
+    benchmark.group = GROUP
+    install = find_syslog_ng()
+    if install is None or install.loggen is None:
+        pytest.skip("no loggen (run: parbench install syslog-ng)")
+    results = []
+
+    def once():
+        results.append(run_loggen(sink.port, duration_s=LOGGEN_SECONDS, size=SIZE, install=install, timeout=60))
+
+    benchmark.pedantic(once, rounds=3, iterations=1)
+    benchmark.extra_info["msgs_per_s"] = [round(r.avg_rate) for r in results]
+    benchmark.extra_info["sent"] = [r.sent for r in results]
+    assert all(r.sent > 0 for r in results)
+
+
+def test_parbench_sender(benchmark, sink):
+    benchmark.group = GROUP
+    from harness.scenario import Workload
+    from harness.workload import build_plan, send
+
+    plan = build_plan(Workload(connections=1, messages_per_connection=MESSAGES, message_size=SIZE,
+                               keys=tuple(f"host-{i}" for i in range(8))))
+    results = []
+
+    def once():
+        started = time.perf_counter()
+        result = send(plan, "127.0.0.1", sink.port, deadline_s=120)
+        results.append((result, time.perf_counter() - started))
+
+    benchmark.pedantic(once, rounds=3, iterations=1)
+    benchmark.extra_info["msgs_per_s"] = [round(MESSAGES / seconds) for _, seconds in results]
+    assert all(int(r.sent.sum()) == MESSAGES for r, _ in results)
