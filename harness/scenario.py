@@ -195,6 +195,19 @@ def _show(v: Any) -> str:
     return f"{text} ({_type_name(v)})"
 
 
+_KEYS: dict[str, tuple[str, ...]] = {
+    "": ("name", "description", "workload", "pipeline", "sweep", "expect"),
+    "workload": ("connections", "messages_per_connection", "duration_s", "rate_per_connection", "message_size",
+                 "format", "framing", "key_field", "keys", "distribution", "shared_keys", "seed"),
+    "distribution": ("kind", "s", "weights", "hot_share"),
+    "pipeline": ("partition_key", "batch_size", "parallelize_fetch_limit", "log_iw_size", "max_connections",
+                 "log_fetch_limit", "flow_control", "cost_cpu_us", "cost_latency_us", "profile"),
+    "sweep": ("partitions", "repeats", "warmup_s", "implementations", "quick"),
+    "quick": ("messages_per_connection", "duration_s", "partitions", "connections"),
+    "expect": ("ordering", "loss_allowed"),
+}
+
+
 class _Reader:
     """Reads one table, remembering which keys were consumed so the rest can be
     reported as unknown (with the nearest valid key)."""
@@ -205,7 +218,13 @@ class _Reader:
         if not isinstance(table, dict):
             raise ScenarioError(file, path or "(top level)", f"expected a table, got {_show(table)}")
         self.table = table
-        self.known: list[str] = []
+        # unknown keys first: a misspelt key explains the errors it would cause
+        self.known: list[str] = list(_KEYS[path.replace("[", ".").split(".")[-1] if path else ""])
+        for k in table:
+            if k not in self.known:
+                hint = difflib.get_close_matches(k, self.known, n=1, cutoff=0.6)
+                extra = f"; did you mean {hint[0]!r}?" if hint else f"; valid keys: {', '.join(self.known)}"
+                raise self.err(k, f"unknown key{extra}")
 
     def key(self, name: str) -> str:
         return f"{self.path}.{name}" if self.path else name
@@ -214,7 +233,7 @@ class _Reader:
         return ScenarioError(self.file, self.key(name), message)
 
     def get(self, name: str, default: Any = None, *, required: bool = False) -> Any:
-        self.known.append(name)
+        assert name in self.known, name
         if name not in self.table:
             if required:
                 raise self.err(name, "missing required key")
@@ -268,12 +287,7 @@ class _Reader:
         return _Reader(self.file, self.key(name), v)
 
     def finish(self) -> None:
-        for k in self.table:
-            if k not in self.known:
-                hint = difflib.get_close_matches(k, self.known, n=1, cutoff=0.6)
-                extra = f"; did you mean {hint[0]!r}?" if hint else f"; valid keys: {', '.join(self.known)}"
-                raise self.err(k, f"unknown key{extra}")
-
+        """Unknown keys are reported on construction; kept for symmetry."""
 
 def _range(lo: Any, hi: Any, lo_open: bool = False) -> str:
     if lo is not None and hi is not None:
@@ -317,16 +331,17 @@ def scenario_from_dict(raw: dict, file: str = "<scenario>") -> Scenario:
     pipeline = _pipeline(top.sub("pipeline"), workload)
     sweep = _sweep(top.sub("sweep"), workload)
     expect_r = top.sub("expect")
+    # round-robin keeps no order, so "none" is its only sensible default
     expect = Expectation(
-        ordering=expect_r.string("ordering", "per-key", choices=ORDERINGS),
+        ordering=expect_r.string("ordering", "per-key" if pipeline.partition_key else "none", choices=ORDERINGS),
         loss_allowed=expect_r.boolean("loss_allowed", False),
     )
     expect_r.finish()
     top.finish()
-    if expect.ordering == "per-key" and pipeline.partition_key is None and any(p > 1 for p in sweep.partitions):
+    if expect.ordering != "none" and pipeline.partition_key is None and any(p > 1 for p in sweep.partitions):
         raise ScenarioError(file, "expect.ordering",
-                            "expected 'none' or 'per-connection' for a round-robin pipeline (no pipeline.partition_key) "
-                            "with more than one partition: round-robin does not keep per-key order, got 'per-key'")
+                            "expected 'none' for a round-robin pipeline (no pipeline.partition_key) with more than "
+                            f"one partition: round-robin keeps no order, got {expect.ordering!r}")
     return Scenario(name=name, path=file, description=description, workload=workload, pipeline=pipeline,
                     sweep=sweep, expect=expect, raw=raw)
 
