@@ -57,10 +57,22 @@ WarnFn = Callable[[str], None]
 LOOPBACK_HOSTS = {"127.0.0.1": "127.0.0.1", "::1": "::1", "localhost": "127.0.0.1"}
 
 
+_CONTROL_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _one_line(text: str) -> str:
+    """Control characters (a string value may hold newlines) as escapes."""
+    return "".join(
+        _CONTROL_ESCAPES.get(ch, f"\\x{ord(ch):02x}") if ord(ch) < 0x20 or ord(ch) == 0x7F else ch
+        for ch in text
+    )
+
+
 class ConfigError(Exception):
     """A configuration the reference cannot run; ``str()`` is one line."""
 
     def __init__(self, loc: Location, message: str):
+        message = _one_line(message)
         super().__init__(f"{loc}: {message}")
         self.loc = loc
         self.message = message
@@ -107,7 +119,8 @@ class Token:
         if self.kind == EOF:
             return "end of file"
         if self.kind == STRING:
-            return f"string {self.text}"
+            shown = self.text if len(self.text) <= 60 else self.text[:57] + "..."
+            return f"string {shown}"
         return f"'{self.text}'"
 
 
@@ -445,7 +458,7 @@ class _Builder:
         return ConfigError(self.loc(tok), message)
 
     def warn(self, tok: Token, message: str) -> None:
-        self.warn_fn(f"{self.loc(tok)}: warning: {message}")
+        self.warn_fn(f"{self.loc(tok)}: warning: {_one_line(message)}")
 
     def single(self, opt: Opt, what: str) -> Token:
         if not opt.args:

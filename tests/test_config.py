@@ -587,3 +587,45 @@ def test_layout_property_can_fail():
     a = _strip_locations(parse(text)[0])
     b = _strip_locations(parse(text.replace("( 20 )", "( 21 )"))[0])
     assert a != b
+
+
+# ------------------------------------------------- hypothesis: robustness
+
+VALID_TEXT = " ".join(LAYOUT_CONFIG)
+ERROR_RE = re.compile(r"^f\.conf:(\d+):(\d+): [^\n]+; [^\n]+$")
+
+
+def _parse_or_error(text: str) -> None:
+    try:
+        parse_config(text, "f.conf", warn=lambda w: None)
+    except ConfigError as exc:
+        m = ERROR_RE.match(str(exc))
+        assert m, str(exc)
+        line, col = int(m.group(1)), int(m.group(2))
+        lines = text.split("\n")
+        assert 1 <= line <= len(lines) and 1 <= col <= len(lines[line - 1]) + 1, str(exc)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    edits=st.lists(
+        st.tuples(
+            st.integers(0, len(VALID_TEXT)),
+            st.integers(0, 3),
+            st.sampled_from(["", "(", ")", "{", "}", ";", '"', "'", "\\", "#", "\n", "@", "x", "-1", "9Q", "é", "\x00"]),
+        ),
+        min_size=1, max_size=4,
+    )
+)
+def test_mutated_config_parses_or_fails_with_one_positioned_line(edits):
+    text = VALID_TEXT
+    for pos, delete, insert in edits:
+        pos = min(pos, len(text))
+        text = text[:pos] + insert + text[pos + delete:]
+    _parse_or_error(text)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("(){};\"'\\#@:.,-_ \n\tabsourcelogtcp0123456789$kMiB")), max_size=80))
+def test_random_text_parses_or_fails_with_one_positioned_line(text):
+    _parse_or_error(text)
