@@ -38,6 +38,8 @@ def _read_values(values: tuple[str, ...], file: str | None) -> list[bytes]:
             raise PlaceError(f"{file}: cannot read: {exc.strerror or exc}") from None
         source = file
     else:
+        if sys.stdin.isatty():
+            click.echo("reading key values from stdin, one per line; end with Ctrl-D", err=True)
         data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode()
         source = "stdin"
     lines = data.split(b"\n")
@@ -49,8 +51,21 @@ def _read_values(values: tuple[str, ...], file: str | None) -> list[bytes]:
     return lines
 
 
+def _parse_partitions(text: str | None) -> int:
+    # Parsed here rather than by click so that every error is one line.
+    if text is None:
+        raise PlaceError("--partitions N is required (N = partitions() of parallelize(); 0 = bypass)")
+    try:
+        return int(text)
+    except ValueError:
+        raise PlaceError(f"--partitions {text!r}: expected a whole number") from None
+
+
 def _effective_partitions(partitions: int, profile_name: str) -> tuple[int, list[str]]:
-    profile = get_profile(profile_name)
+    try:
+        profile = get_profile(profile_name)
+    except ValueError as exc:
+        raise PlaceError(f"--profile: {exc}") from None
     notes: list[str] = []
     if partitions < 0:
         raise PlaceError(f"--partitions {partitions}: expected 0 (bypass) or a positive count")
@@ -69,16 +84,16 @@ def _effective_partitions(partitions: int, profile_name: str) -> tuple[int, list
 
 
 @click.command("place")
-@click.option("--partitions", "-n", type=int, required=True,
-              help="partitions(N) of parallelize(); 0 means bypass.")
+@click.option("--partitions", "-n", "partitions_text", metavar="N", default=None,
+              help="partitions(N) of parallelize(); 0 means bypass.  Required.")
 @click.option("--key", "key_text", default="$HOST", show_default=True,
               help="The partition-key() template the values are expansions of.")
-@click.option("--profile", "profile_name", type=click.Choice(sorted(PROFILES)),
-              default=DEFAULT_PROFILE, show_default=True, help="Version profile.")
+@click.option("--profile", "profile_name", default=DEFAULT_PROFILE, show_default=True,
+              help="Version profile: " + ", ".join(sorted(PROFILES)) + ".")
 @click.option("--file", "-f", "file", type=str, default=None,
               help="Read key values from this file, one per line.")
 @click.argument("values", nargs=-1)
-def place(partitions: int, key_text: str, profile_name: str, file: str | None,
+def place(partitions_text: str | None, key_text: str, profile_name: str, file: str | None,
           values: tuple[str, ...]) -> None:
     """Print the partition of each key VALUE (g_str_hash(value) % N) and the balance.
 
@@ -88,7 +103,7 @@ def place(partitions: int, key_text: str, profile_name: str, file: str | None,
     load and the imbalance (busiest partition load / mean load).
     """
     try:
-        _place(partitions, key_text, profile_name, file, values)
+        _place(_parse_partitions(partitions_text), key_text, profile_name, file, values)
     except PlaceError as exc:
         click.echo(f"parbench place: error: {exc}", err=True)
         sys.exit(2)

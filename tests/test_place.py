@@ -87,3 +87,12 @@ def test_errors_are_one_line_exit_2(tmp_path):
 def test_literal_and_template_key_notes():
     assert "literal" in run(["-n", "4", "--key", "static", "a"]).output
     assert "formatted" in run(["-n", "4", "--key", "$HOST-$PROGRAM", "a"]).output
+
+
+def test_option_errors_are_one_line_too():
+    for args, fragment in ((["a"], "--partitions N is required"),
+                           (["-n", "four", "a"], "whole number"),
+                           (["-n", "4", "--profile", "rsyslog", "a"], "known profiles")):
+        result = run(args)
+        assert result.exit_code == 2, result.output
+        assert result.output.strip().count("\n") == 0 and fragment in result.output, result.output
