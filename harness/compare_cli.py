@@ -134,7 +134,8 @@ def compare(baseline, current, threshold, confidence, max_cv, markdown_path, met
 
 
 def _plot_history(series_by_config: dict[str, list[tuple[int, np.ndarray]]], labels: list[str],
-                  steps: list[cmp.Step], metric: cmp.Metric, out: Path, title: str) -> None:
+                  steps: list[cmp.Step], metric: cmp.Metric, out: Path, title: str,
+                  max_cv: float, robust_cv: bool) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -157,6 +158,9 @@ def _plot_history(series_by_config: dict[str, list[tuple[int, np.ndarray]]], lab
         hi = np.array([float(np.max(v)) for _, v in points]) - med
         ax.errorbar(xs, med, yerr=[lo, hi], fmt="o-", color="tab:blue", ecolor="tab:gray",
                     capsize=3, ms=4, lw=1.2, label="median (bars: min-max)")
+        erratic = np.array([cmp.coefficient_of_variation(v, robust_cv) > max_cv for _, v in points])
+        if erratic.any():
+            ax.plot(xs[erratic], med[erratic], "o", ms=8, mfc="white", mec="tab:orange", mew=1.5)
         for s in steps_by_config.get(config, []):
             run_index = points[s.index][0]
             color = "tab:red" if s.verdict == cmp.REGRESSION else "tab:green"
@@ -175,7 +179,8 @@ def _plot_history(series_by_config: dict[str, list[tuple[int, np.ndarray]]], lab
         ax.set_xticklabels(labels, rotation=30, ha="right", fontsize=7)
         ax.tick_params(labelbottom=True)
     fig.suptitle(f"{title}\n{metric.name} ({metric.direction}); red/green line: step "
-                 f"(dotted: last run, unconfirmed)", fontsize=10)
+                 f"(dotted: last run, unconfirmed); open orange circle: erratic run (CV > {max_cv:g})",
+                 fontsize=10)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
@@ -226,6 +231,9 @@ def history(directory, metric, impls, threshold, confidence, max_cv, out_path):
         _fail_input(f"{directory}: no {kind} files found for metric {metric}")
     metric_obj = runs[0].metrics[metric]
     impl_prefixes = tuple(f"{i} " for i in impls)
+    # A reports/ tree holds several scenarios; "reference p=4" of two scenarios
+    # is two different series.
+    several_scenarios = len({r.scenario for r in runs}) > 1
     series: dict[str, list[tuple[int, np.ndarray]]] = {}
     for index, run in enumerate(runs):
         for config in run.configs:
@@ -233,17 +241,19 @@ def history(directory, metric, impls, threshold, confidence, max_cv, out_path):
                 continue
             values = run.samples.get((metric, config))
             if values is not None and values.size:
-                series.setdefault(config, []).append((index, values))
+                key = f"{run.scenario}: {config}" if several_scenarios else config
+                series.setdefault(key, []).append((index, values))
     if not series:
         _fail_input(f"{directory}: no samples of {metric}" + (f" for impl {', '.join(impls)}" if impls else ""))
     steps: list[cmp.Step] = []
     for config, points in series.items():
         steps += cmp.detect_steps([v for _, v in points], metric_obj, config, threshold=threshold,
                                   confidence=confidence, max_cv=max_cv, robust_cv=runs[0].robust_cv)
-    labels = [f"{r.created:%m-%d %H:%M} {r.label}"[:28] for r in runs]
+    labels = [f"{r.created:%Y-%m-%d %H:%M:%S}" + ("" if r.label[:8].isdigit() else f" {r.label}"[:16]) for r in runs]
     out = Path(out_path)
     try:
-        _plot_history(series, labels, steps, metric_obj, out, f"{len(runs)} runs under {directory}")
+        _plot_history(series, labels, steps, metric_obj, out, f"{len(runs)} runs under {directory}",
+                      max_cv, runs[0].robust_cv)
     except OSError as exc:
         _fail_input(f"{out_path}: cannot write: {exc.strerror or exc}")
     click.echo(f"{len(runs)} {kind} run(s), {len(series)} configuration(s); wrote {out}")

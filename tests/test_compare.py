@@ -280,3 +280,24 @@ def test_markdown_for_a_pull_request_comment():
     assert "because they errored" in text and "did not become ready" in text
     quiet = cmp.compare_sets(report.baseline, report.baseline)
     assert cmp.render_markdown(quiet).splitlines()[0].endswith("✅ no performance regression")
+
+
+def test_loads_what_harness_results_writes(tmp_path):
+    # the loader is independent of harness.results on purpose; this keeps the two in step
+    results = pytest.importorskip("harness.results")
+    runs = []
+    for repeat in range(3):
+        for partitions, throughput in ((1, 1000.0), (4, 3000.0)):
+            run = results.empty_run("reference", partitions, repeat, {"ordering": "per-key", "loss_allowed": False})
+            run.update(throughput_msgs_per_s=throughput + repeat, cpu_seconds=1.0 + repeat / 100,
+                       latency_ms={"p50": 2.0, "p99": 9.0, "max": 12.0}, verdict="pass")
+            runs.append(run)
+    errored = results.empty_run("reference", 4, 3, {"ordering": "per-key", "loss_allowed": False})
+    errored["error"] = "target exited with status 1"
+    doc = results.build_results("s", "s.toml", {}, runs + [errored])
+    path = results.write_results(tmp_path / "results.json", doc)
+    loaded = cmp.load_samples(path)
+    assert loaded.configs == ["reference p=1", "reference p=4"]
+    assert list(loaded.samples[("throughput_msgs_per_s", "reference p=4")]) == [3000.0, 3001.0, 3002.0]
+    assert loaded.excluded == ["reference p=4 repeat 3: target exited with status 1"]
+    assert loaded.scenario == "s"

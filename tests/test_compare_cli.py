@@ -154,3 +154,14 @@ def test_benchmark_suite_conftest_rejects_a_benchmark_without_group(tmp_path):
     assert "test_g.py::test_grouped" not in proc.stdout.split("short test summary")[-1]
     saved = json.loads((tmp_path / "out.json").read_text())
     assert saved["parbench"]["cpus"] >= 1
+
+
+def test_history_keeps_scenarios_apart(tmp_path):
+    for i, name in enumerate(["chatty", "hot-key"]):
+        doc = json.loads(fixture("results_base.json").read_text())
+        doc["scenario"]["name"] = name
+        doc["created"] = f"2026-11-2{i}T10:00:00Z"
+        (tmp_path / f"{name}.json").write_text(json.dumps(doc))
+    result = invoke("history", tmp_path, "--out", tmp_path / "h.png")
+    assert result.exit_code == 0, result.output
+    assert "2 parbench run(s), 4 configuration(s)" in result.output
