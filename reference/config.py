@@ -24,6 +24,27 @@ Lexical rules follow syslog-ng's own lexer (lib/cfg-lex.l):
   64,000; ``10KiB`` = 10,240; ``1Gi`` = 1,073,741,824; ``5B`` = 5.
 * Booleans: ``yes no on off true false`` or a number (non-zero = yes).
 
+Choices where the reference differs from, or narrows, syslog-ng:
+
+* Source ``ip()`` defaults to 127.0.0.1 (syslog-ng: all addresses); only
+  127.0.0.1, ::1 and localhost (stored as 127.0.0.1) are accepted, for
+  sources and destination hosts alike.  A tcp()/network() destination
+  without ``port()`` uses 514, as syslog-ng does.
+* ``options { keep-hostname() use-dns() }`` are copied into every source
+  driver that does not set them itself (the model has no global field for
+  them).  ``stats-freq() use-fqdn() dns-cache() threaded()`` and
+  ``chain-hostnames(no)`` are accepted and have no effect.
+* ``flags(no-parse)`` is rejected: ``reference.message`` always parses the
+  syslog header.
+* Named templates, ``@include``/``@define``, filters, rewrites, junctions and
+  nested log paths are rejected.
+* Templates (``partition-key()``, ``template()``) are compiled with
+  ``reference.template`` at parse time, so an unsupported template is a
+  start-up error at its column.
+
+``python -m reference.config FILE [--profile P]`` checks a file: a one-line
+summary per log path, or the error on stderr and exit status 2.
+
 Anything outside the supported subset is rejected with a ``ConfigError`` whose
 text is ``FILE:LINE:COLUMN: <what was found>; <what is supported>``; the parser
 raises before returning, so nothing ever starts half-configured.  Lines and
