@@ -17,7 +17,9 @@ Framing (:class:`Framer`, one per connection)
 * Octet counting: a header of at most 10 digits then a space.  A frame longer
   than ``log-msg-size``, or a malformed header, is an error and syslog-ng
   closes the connection: :class:`FramingError` (carrying the messages
-  completed before the bad frame in ``.messages``).  A zero-length frame is
+  completed before the bad frame in ``.messages``).  With
+  ``trim-large-messages(yes)`` (``Framer(..., trim_large_messages=True)``) an
+  oversized frame is cut to ``log-msg-size`` bytes and its rest discarded.  A zero-length frame is
   dropped like an empty line.
 * Memory: at most one partial message (< ``log-msg-size`` + header) is kept
   between calls.
@@ -68,12 +70,17 @@ class FramingError(Exception):
 class Framer:
     """Incremental framer for one connection (see module docstring)."""
 
-    __slots__ = ("max_msg_size", "_buf", "_mode", "_frame_len", "_failed")
+    __slots__ = ("max_msg_size", "trim_large_messages", "_buf", "_mode", "_frame_len",
+                 "_failed", "_skip")
 
-    def __init__(self, max_msg_size: int):
+    def __init__(self, max_msg_size: int, trim_large_messages: bool = False):
         if max_msg_size < 1:
             raise ValueError(f"max_msg_size must be >= 1, got {max_msg_size}")
         self.max_msg_size = max_msg_size
+        # syslog-ng's trim-large-messages(yes): an oversized frame is cut to
+        # log-msg-size and the rest of it discarded, instead of an error.
+        self.trim_large_messages = trim_large_messages
+        self._skip = 0
         self._buf = b""
         self._mode: str | None = None  # "text" or "framed", fixed by the first byte
         self._frame_len: int | None = None
@@ -141,7 +148,11 @@ class Framer:
         end = len(buf)
         limit = self.max_msg_size
         need = self._frame_len
-        while True:
+        if self._skip:
+            dropped = min(self._skip, end)
+            self._skip -= dropped
+            pos = dropped
+        while not self._skip:
             if need is None:
                 space = buf.find(b" ", pos, pos + 11)
                 if space < 0:
@@ -153,11 +164,23 @@ class Framer:
                 if head and not head.isdigit():
                     self._fail(f"invalid octet-counting frame header {head[:16]!r}", out)
                 need = int(head) if head else 0
+                pos = space + 1
+                if need > limit and self.trim_large_messages:
+                    if end - pos < limit:
+                        # Wait for the kept part; the header is parsed again.
+                        pos = space - len(head)
+                        need = None
+                        break
+                    out.append(buf[pos:pos + limit])
+                    dropped = min(need - limit, end - pos - limit)
+                    self._skip = need - limit - dropped
+                    pos += limit + dropped
+                    need = None
+                    continue
                 if need > limit:
                     self._fail(
                         f"incoming frame of {need} bytes is larger than log-msg-size({limit})", out
                     )
-                pos = space + 1
             if end - pos < need:
                 break
             if need:

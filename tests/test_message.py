@@ -91,6 +91,14 @@ def test_bad_frame_header_is_an_error(stream):
         Framer(100).feed(stream)
 
 
+@given(st.lists(st.binary(max_size=30), max_size=12), st.integers(1, 12),
+       st.lists(st.integers(0, 10_000), max_size=12))
+def test_trim_large_messages_cuts_frames_under_any_chunking(msgs, limit, cuts):
+    stream = b"".join(b"%d %s" % (len(m), m) for m in msgs)
+    framer = Framer(limit, trim_large_messages=True)
+    assert feed_all(framer, split_at(stream, cuts)) == [m[:limit] for m in msgs if m]
+
+
 def test_frame_exactly_log_msg_size_is_accepted():
     assert Framer(5).feed(b"5 abcde") == [b"abcde"]
 
