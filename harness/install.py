@@ -500,6 +500,9 @@ def install_syslog_ng(root: Path | None = None, force: bool = False, mirror: str
                     "packages": [p for p in packages], "installed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         _manifest_path(staging).write_text(json.dumps(manifest, indent=2) + "\n")
         if root.exists():
+            if not force:
+                # Another install finished first; keep it (it may be in use).
+                return _checked(load_private_root(root)), False
             shutil.rmtree(root)
         staging.rename(root)
     finally:

@@ -266,6 +266,31 @@ def test_keyed_partitions_deliver_exactly_once_in_per_host_order(tmp_path, insta
 
 
 @pytest.mark.syslog_ng
+def test_taken_port_is_retried_with_another(tmp_path, installed, monkeypatch):
+    """A port some other process listens on must not count as syslog-ng being ready."""
+    import harness.targets.syslog_ng as module
+
+    squatter = socket.create_server(("127.0.0.1", 0))
+    ports = [squatter.getsockname()[1]]
+    real_free_port = module.free_loopback_port
+    monkeypatch.setattr(module, "free_loopback_port", lambda: ports.pop() if ports else real_free_port())
+    collector = LineCollector()
+    target = SyslogNgTarget(install=installed)
+    try:
+        host, port = target.start(TargetPlan(scenario(), 2), collector.port, tmp_path, timeout=30)
+        assert port != squatter.getsockname()[1]
+        payload, sent = rfc3164_lines(10)
+        send_all(host, port, payload)
+        collector.wait_for(len(sent), timeout=30)
+    finally:
+        report = target.stop()
+        collector.close()
+        squatter.close()
+    assert len(collector.lines()) == len(sent)
+    assert any("retried with another" in note for note in report.notes)
+
+
+@pytest.mark.syslog_ng
 def test_bad_config_fails_with_the_stderr_tail(tmp_path, installed):
     target = SyslogNgTarget(install=installed)
     collector = LineCollector()
