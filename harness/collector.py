@@ -313,7 +313,9 @@ class Collector:
                 progressed = False
                 for key, _ in events:
                     if key.data is None:
+                        n_before = len(self._conns)
                         self._accept()
+                        progressed = progressed or len(self._conns) > n_before
                     elif self._read(key.data):
                         progressed = True
                 if not progressed:
