@@ -234,9 +234,10 @@ def install_from_binary(path: Path, source: str) -> SyslogNgInstall:
             raise InstallError(f"{path}: no sbin/syslog-ng or bin/syslog-ng in this directory")
     if not path.is_file() or not os.access(path, os.X_OK):
         raise InstallError(f"{path}: not an executable syslog-ng binary")
-    if _manifest_path(path.resolve().parents[2]).exists() and path.resolve().parts[-3:-1] == ("usr", "sbin"):
+    resolved = path.resolve()
+    if resolved.parts[-3:-1] == ("usr", "sbin") and _manifest_path(resolved.parents[2]).exists():
         # a binary inside a parbench private root needs the root's loader
-        return load_private_root(path.resolve().parents[2])
+        return load_private_root(resolved.parents[2])
     version = detect_version([str(path)])
     return SyslogNgInstall(
         syslog_ng=path, version=version, source=source,

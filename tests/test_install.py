@@ -96,6 +96,14 @@ def test_explicit_build_prefix_is_found_with_its_loggen(tmp_path):
     assert found.syslog_ng_argv() == [str(binary)]
 
 
+def test_binary_in_a_private_root_uses_the_roots_loader():
+    root = inst.default_root()
+    if not (root / inst.MANIFEST).exists():
+        pytest.skip("no private root installed here (run: parbench install syslog-ng)")
+    found = inst.find_syslog_ng(root / "usr" / "sbin" / "syslog-ng")
+    assert found is not None and found.loader is not None and found.root == root
+
+
 def test_too_old_syslog_ng_is_refused_with_the_reason(tmp_path):
     fake_build(tmp_path / "old", SYSLOG_NG_338)
     found, reasons = inst.locate_syslog_ng(tmp_path / "old" / "sbin" / "syslog-ng")
