@@ -145,10 +145,11 @@ def test_bootstrap_is_seeded_and_brackets_the_point_estimate():
 
 
 def test_bootstrap_in_chunks_matches_the_truth_on_many_rounds(monkeypatch):
-    monkeypatch.setattr(cmp, "_BOOTSTRAP_CHUNK_ELEMENTS", 50_000)  # forces ~100 chunks
+    monkeypatch.setattr(cmp, "RESAMPLE_MAX_SAMPLES", 10**9)  # resample, do not use ranks
+    monkeypatch.setattr(cmp, "_BOOTSTRAP_CHUNK_ELEMENTS", 50_000)  # forces 40 chunks
     rng = np.random.default_rng(9)
-    base = 1e-5 * (0.97 + rng.exponential(0.03, 5000))
-    cur = 1.1e-5 * (0.97 + rng.exponential(0.03, 5000))
+    base = 1e-5 * (0.97 + rng.exponential(0.03, 2000))
+    cur = 1.1e-5 * (0.97 + rng.exponential(0.03, 2000))
     low, high = cmp.bootstrap_ratio_ci(base, cur, resamples=1000)
     assert 0.09 < low < 0.1 < high < 0.11
 
@@ -301,3 +302,28 @@ def test_loads_what_harness_results_writes(tmp_path):
     assert list(loaded.samples[("throughput_msgs_per_s", "reference p=4")]) == [3000.0, 3001.0, 3002.0]
     assert loaded.excluded == ["reference p=4 repeat 3: target exited with status 1"]
     assert loaded.scenario == "s"
+
+
+@pytest.mark.parametrize("n", [1001, 2000])
+def test_rank_bootstrap_of_many_rounds_matches_resampling(monkeypatch, n):
+    rng = np.random.default_rng(n)
+    base = 1e-6 * (0.97 + rng.exponential(0.03, n))
+    cur = 1.002e-6 * (0.97 + rng.exponential(0.03, n))
+    assert n > cmp.RESAMPLE_MAX_SAMPLES
+    by_rank = cmp.bootstrap_ratio_ci(base, cur)
+    monkeypatch.setattr(cmp, "RESAMPLE_MAX_SAMPLES", 10**9)
+    resampled = cmp.bootstrap_ratio_ci(base, cur)
+    width = resampled[1] - resampled[0]
+    assert by_rank[0] == pytest.approx(resampled[0], abs=0.15 * width)
+    assert by_rank[1] == pytest.approx(resampled[1], abs=0.15 * width)
+
+
+def test_rank_bootstrap_false_alarm_rate_on_many_rounds():
+    rng = np.random.default_rng(21)
+    trials = 200
+    excluded = 0
+    for _ in range(trials):
+        base, cur = 1e-6 * (0.97 + rng.exponential(0.03, (2, 3000)))
+        low, high = cmp.bootstrap_ratio_ci(base, cur, resamples=2000)
+        excluded += low > 0 or high < 0
+    assert 0.02 <= excluded / trials <= _upper_bound(0.10)
