@@ -9,8 +9,10 @@ files the samples are the repeats (parbench results.json) or the rounds
 (pytest-benchmark). The effect is the ratio of medians, current / baseline,
 reported as a percent change. Its confidence interval is a percentile
 bootstrap of that ratio: both sides are resampled with replacement
-``resamples`` times in one numpy fancy-indexing step, with a fixed seed so the
-same files always give the same verdict. A regression needs the whole
+``resamples`` times in one numpy fancy-indexing step (above
+``RESAMPLE_MAX_SAMPLES`` the resampled medians come from their exact rank
+distribution), with a fixed seed so the same files always give the same
+verdict. A regression needs the whole
 interval on the bad side of 0 *and* a median change at least ``threshold``
 (Vector's regression detector: 90 % confidence, 5 % effect tolerance). A side
 whose coefficient of variation exceeds ``max_cv`` makes the pair ``erratic``
