@@ -34,7 +34,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -401,7 +401,7 @@ def _number(path: str, key: str, value: Any, allow_null: bool = False) -> float 
     if value is None and allow_null:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise InputError(f"{path}: key {key}: expected a finite number, got {_type_name(value)} {value!r}"[:300])
+        raise InputError(f"{path}: key {key}: expected a finite number, got {_type_name(value)} {repr(value)[:40]}")
     return float(value)
 
 
