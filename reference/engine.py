@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import collections
 import os
+import queue
 import sys
 import threading
 import time
@@ -75,15 +76,18 @@ class WorkerPool:
     """A fixed set of threads running queued jobs (callables) in FIFO order.
 
     syslog-ng's main-loop worker pool: jobs are short and never block for
-    long, so a plain FIFO is fair enough.  No busy waiting: idle threads sleep
-    on a condition.
+    long, so a plain FIFO is fair enough.  No busy waiting: idle threads block
+    in ``SimpleQueue.get`` (C code, no Python-level condition on the hot
+    path); a pending-job counter tells ``wait_idle`` when everything is done.
     """
 
     def __init__(self, size: int, on_error: Callable[[BaseException], None]) -> None:
         self.size = max(1, size)
-        self._jobs: collections.deque[Callable[[], None]] = collections.deque()
-        self._cond = threading.Condition(threading.Lock())
-        self._running = 0
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle_cond = threading.Condition(self._lock)
+        self._pending = 0  # queued + running
+        self._idle_waiters = 0
         self._stopping = False
         self._on_error = on_error
         self._threads = [
@@ -94,52 +98,51 @@ class WorkerPool:
             t.start()
 
     def submit(self, job: Callable[[], None]) -> None:
-        with self._cond:
-            self._jobs.append(job)
-            self._cond.notify()
+        with self._lock:
+            if self._stopping:
+                return
+            self._pending += 1
+        self._queue.put(job)
 
     def _loop(self) -> None:
-        jobs = self._jobs
-        cond = self._cond
+        get = self._queue.get
+        lock = self._lock
         while True:
-            with cond:
-                while not jobs:
-                    if self._stopping:
-                        return
-                    if self._running == 0:
-                        cond.notify_all()  # wake wait_idle()
-                    cond.wait()
-                job = jobs.popleft()
-                self._running += 1
+            job = get()
+            if job is None:
+                return
             try:
                 job()
             except BaseException as exc:  # a job must never kill a pool thread
                 self._on_error(exc)
-            finally:
-                with cond:
-                    self._running -= 1
-                    if self._running == 0 and not jobs:
-                        cond.notify_all()
+            with lock:
+                self._pending -= 1
+                if self._pending == 0 and self._idle_waiters:
+                    self._idle_cond.notify_all()
 
     def idle(self) -> bool:
-        with self._cond:
-            return not self._jobs and self._running == 0
+        with self._lock:
+            return self._pending == 0
 
     def wait_idle(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
-        with self._cond:
-            while self._jobs or self._running:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._cond.wait(min(left, 0.5))
-            return True
+        with self._lock:
+            self._idle_waiters += 1
+            try:
+                while self._pending:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return False
+                    self._idle_cond.wait(min(left, 0.5))
+                return True
+            finally:
+                self._idle_waiters -= 1
 
     def stop(self, timeout: float) -> bool:
-        with self._cond:
+        with self._lock:
             self._stopping = True
-            self._jobs.clear()
-            self._cond.notify_all()
+        for _ in self._threads:
+            self._queue.put(None)
         deadline = time.monotonic() + timeout
         for t in self._threads:
             t.join(max(0.0, deadline - time.monotonic()))
@@ -168,7 +171,8 @@ class DestinationQueue:
         self.fifo_size = fifo_size
         self._items: collections.deque[tuple[Connection, list[Message]]] = collections.deque()
         self._queued = 0
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._busy = False
         self._stopping = False
         self._on_error = on_error
@@ -180,12 +184,12 @@ class DestinationQueue:
     def push(self, conn: "Connection", messages: list[Message]) -> None:
         n = len(messages)
         if self.flow_control:
-            with self._cond:
+            with self._lock:
                 self._items.append((conn, messages))
                 self._queued += n
                 self._cond.notify()
             return
-        with self._cond:
+        with self._lock:
             room = self.fifo_size - self._queued
             if room < n:
                 kept = messages[: max(room, 0)]
@@ -200,9 +204,10 @@ class DestinationQueue:
 
     def _loop(self) -> None:
         cond = self._cond
+        lock = self._lock
         items = self._items
         while True:
-            with cond:
+            with lock:
                 while not items:
                     self._busy = False
                     cond.notify_all()
@@ -238,12 +243,12 @@ class DestinationQueue:
                     conn.release(n)
 
     def idle(self) -> bool:
-        with self._cond:
+        with self._lock:
             return not self._items and not self._busy
 
     def wait_idle(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
-        with self._cond:
+        with self._lock:
             while self._items or self._busy:
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -252,7 +257,7 @@ class DestinationQueue:
             return True
 
     def stop(self, timeout: float) -> bool:
-        with self._cond:
+        with self._lock:
             self._stopping = True
             self._cond.notify_all()
         self._thread.join(timeout)
@@ -528,7 +533,8 @@ class Connection:
         self.fetch_limit = source.fetch_limit
         self.input_capacity = input_capacity or max(self.window, self.fetch_limit)
         self._input: collections.deque[Message] = collections.deque()
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._held_units = 0  # window slots taken, in acknowledgement units
         self._reader_active = False
         self._suspended = False
@@ -549,14 +555,14 @@ class Connection:
 
     @property
     def in_flight(self) -> int:
-        with self._cond:
+        with self._lock:
             return self.window - self._free_slots_locked()
 
     def release(self, units: int) -> None:
         if units <= 0:
             return
         schedule = False
-        with self._cond:
+        with self._lock:
             self._held_units -= units
             if self._suspended and not self._finished and self._free_slots_locked() > 0:
                 self._suspended = False
@@ -572,7 +578,7 @@ class Connection:
     def offer(self, messages: list[Message]) -> int:
         """Put as many messages as the input buffer has room for; non-blocking."""
         schedule = False
-        with self._cond:
+        with self._lock:
             if self._closed:
                 raise RuntimeError("connection is closed")
             room = self.input_capacity - len(self._input)
@@ -595,7 +601,7 @@ class Connection:
             pending = pending[n:]
             if not pending:
                 return
-            with self._cond:
+            with self._lock:
                 while len(self._input) >= self.input_capacity:
                     left = deadline - time.monotonic()
                     if left <= 0:
@@ -605,14 +611,14 @@ class Connection:
 
     def close(self) -> None:
         """End of input: what is buffered is still read (like a peer's FIN)."""
-        with self._cond:
+        with self._lock:
             self._closed = True
             done = not self._has_input() and not self._reader_active
         if done:
             self._finish()
 
     def _finish(self) -> None:
-        with self._cond:
+        with self._lock:
             if self._finished:
                 return
             self._finished = True
@@ -621,7 +627,7 @@ class Connection:
     # -- reader job -----------------------------------------------------------
 
     def _take(self, limit: int) -> list[Message]:
-        with self._cond:
+        with self._lock:
             inp = self._input
             n = min(limit, len(inp))
             if n == len(inp):
@@ -644,7 +650,7 @@ class Connection:
         return self._closed and not self._input
 
     def _reader_job(self) -> None:
-        with self._cond:
+        with self._lock:
             if self._finished:
                 self._reader_active = False
                 return
@@ -652,7 +658,7 @@ class Connection:
         batch = self._take(limit) if limit > 0 else []
         if batch:
             n = len(batch)
-            with self._cond:
+            with self._lock:
                 self._held_units += n * self.units_per_message
             self.received += n
             src = self.source
@@ -666,7 +672,7 @@ class Connection:
         """Decide what happens next: read again, suspend (window full) or idle."""
         again = False
         finished = False
-        with self._cond:
+        with self._lock:
             if self._free_slots_locked() <= 0 and self._may_have_input():
                 # Window full: stop reading this connection until slots free
                 # (log_source_free_to_send() false in syslog-ng).
@@ -700,7 +706,7 @@ class Connection:
 
     def wait_released(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
-        with self._cond:
+        with self._lock:
             while self._held_units or self._input or self._reader_active:
                 left = deadline - time.monotonic()
                 if left <= 0:
