@@ -41,7 +41,7 @@ def scenario(partition_key: str | None = "$HOST", fmt: str = "rfc3164", size: in
 
 def test_config_has_what_a_faithful_run_needs():
     text = render_syslog_ng_config(scenario(), 4, out_port=5001, in_port=5000, version="syslog-ng 4.8.1")
-    assert text.startswith("@version: 4.8\n")
+    assert text.startswith("@version: 4.8\noptions { time-reopen(1); };\n")
     for needed in ('ip("127.0.0.1")', "port(5000)", "keep-hostname(yes)", "use-dns(no)",
                    'partitions(4) partition-key("$HOST")', 'tcp("127.0.0.1" port(5001) template("$MSG\\n"))',
                    "flags(flow-control)"):
@@ -53,10 +53,26 @@ def test_config_has_what_a_faithful_run_needs():
 def test_config_for_rfc5424_axosyslog_and_big_messages():
     text = render_syslog_ng_config(scenario(fmt="rfc5424", size=100_000, flow_control=False), 0,
                                    out_port=5001, in_port=5000, version="axosyslog 4.26.0")
-    assert text.startswith("@version: 4.26\noptions { log-msg-size(101024); stats(level(4)); };\n")
+    assert text.startswith("@version: 4.26\noptions { time-reopen(1); log-msg-size(101024); stats(level(4)); };\n")
     assert "flags(syslog-protocol)" in text
     assert "parallelize(" not in text  # partitions 0: no parallelize() element at all
     assert "flow-control" not in text
+
+
+@pytest.mark.syslog_ng
+@pytest.mark.parametrize("variant, partitions", [
+    (dict(), 4), (dict(partition_key=None), 16), (dict(fmt="rfc5424", size=100_000), 0),
+    (dict(partition_key="${HOST}/$PROGRAM", flow_control=False), 1),
+])
+def test_real_syslog_ng_accepts_the_rendered_config(tmp_path, installed, variant, partitions):
+    import subprocess
+
+    conf = tmp_path / "syslog-ng.conf"
+    conf.write_text(render_syslog_ng_config(scenario(**variant), partitions, 5001, 5000, installed.version))
+    proc = subprocess.run([*installed.syslog_ng_argv(), "--syntax-only", "-f", str(conf)],
+                          env=installed.full_env(), capture_output=True, text=True, timeout=20)
+    assert proc.returncode == 0, proc.stderr
+    assert "rror" not in proc.stderr, proc.stderr
 
 
 def test_round_robin_config_has_no_partition_key():

@@ -58,19 +58,20 @@ def render_syslog_ng_config(scenario: Any, partitions: int, out_port: int, in_po
     """The config for a real syslog-ng of ``version`` ("syslog-ng 4.8.1", "axosyslog 4.26.0").
 
     ``harness.render`` writes the pipeline; a global ``options`` block is added
-    after ``@version`` for what only a real syslog-ng needs: a message size
-    limit above the scenario's messages, and stats level 4 on AxoSyslog so
-    the per-partition ``parallelized_*`` counters exist."""
+    after ``@version`` for what only a real syslog-ng needs: a quick reconnect
+    to the collector, a message size limit above the scenario's messages, and
+    stats level 4 on AxoSyslog so the per-partition ``parallelized_*``
+    counters exist."""
     text = render_config(scenario, partitions, out_port, in_port=in_port, dialect="syslog-ng",
                          version=_render_version(version))
-    options = []
+    # A lost collector connection is retried after time-reopen(), 60 s by
+    # default: longer than a whole run.
+    options = ["time-reopen(1)"]
     size = int(getattr(scenario.workload, "message_size", 0) or 0)
     if size + 1024 > DEFAULT_LOG_MSG_SIZE:
         options.append(f"log-msg-size({size + 1024})")
     if _is_axosyslog(version):
         options.append("stats(level(4))")
-    if not options:
-        return text
     first, _, rest = text.partition("\n")
     if not first.startswith("@version"):
         raise TargetError(f"harness.render produced no @version line first: {first[:60]!r}")
