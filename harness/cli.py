@@ -50,6 +50,16 @@ def run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, no_
 
     Example: parbench run scenarios/chatty-single-sender.toml --quick
     """
+    try:
+        _run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, no_progress)
+    except KeyboardInterrupt:
+        # Only reachable before or between sweeps: a sweep catches its own
+        # Ctrl-C, stops its target and writes the partial report.
+        click.echo("interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+
+
+def _run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, no_progress) -> None:
     from harness.scenario import ScenarioError, apply_quick, load_scenario
     from harness.targets import TargetError, get_target
 

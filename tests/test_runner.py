@@ -147,3 +147,60 @@ def test_throughput_window_excludes_warmup_and_uses_first_to_last_receive():
     assert not short.warmup_applied and short.msgs_per_s == pytest.approx(1.0)
     lat = metrics.latency_ms(sent, recv + np.array([0, 0, 0, 0, 1_000_000]))
     assert lat["p50"] == pytest.approx(500.0) and lat["max"] == pytest.approx(501.0)
+
+
+def test_sigint_to_parbench_run_writes_partial_results_and_leaves_no_process(tmp_path):
+    """A real Ctrl-C (SIGINT to the process group of `parbench run`) in the
+    middle of a rate-limited run: exit 130, results.json marked interrupted,
+    the target process gone."""
+    import shutil
+    import signal
+    import subprocess
+    import time
+
+    from harness.results import load_results
+
+    relay = tmp_path / "relay_sigint_marker.py"
+    shutil.copy(RELAY, relay)
+    scenario_file = tmp_path / "slow.toml"
+    scenario_file.write_text(
+        'name = "sigint-demo"\n[workload]\nconnections = 1\nmessages_per_connection = 100000\n'
+        'rate_per_connection = 2000\nkeys = ["a", "b"]\n[pipeline]\npartition_key = "$HOST"\n'
+        '[sweep]\npartitions = [0, 1]\nrepeats = 1\n[expect]\nordering = "per-key"\n')
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "parbench", "run", str(scenario_file), "--no-progress", "--out", str(tmp_path / "r"),
+         "--impl", f"command:{sys.executable} {relay} --listen {{in_port}} --forward {{out_port}}"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        # The relay's path is in parbench's own argv too: look for others.
+        while not _processes_running(str(relay), proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _processes_running(str(relay), proc.pid), "relay never started"
+        time.sleep(0.5)  # in the middle of sending
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, err.decode()
+    assert b"interrupted" in err
+    (results,) = (tmp_path / "r" / "sigint-demo").glob("*/results.json")
+    doc = load_results(results)
+    assert doc["interrupted"] is True and doc["runs"] == []
+    assert not _processes_running(str(relay))
+
+
+def _processes_running(marker: str, exclude: int = -1) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == exclude:
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                if marker.encode() in fh.read():
+                    found.append(int(entry))
+        except OSError:
+            pass
+    return found
