@@ -62,9 +62,9 @@ _SINGLE_NAME = re.compile(r"^\$(?:\{([^}]+)\}|([A-Za-z_.][A-Za-z0-9_.@-]*))$")
 
 
 def predicted_partitions(scenario: Any, partitions: int, key_counts: np.ndarray) -> list[int] | None:
-    """Per partition: messages that keyed placement (reference.partition's
-    g_str_hash % N) puts there, given how many messages of each key index
-    arrived.  None when the key template is not the scenario's key field
+    """Per partition: messages that keyed placement (reference.partition,
+    g_str_hash(key) % N) puts there, given how many messages of each key
+    index arrived.  None when the key template is not the scenario's key field
     itself (then the prediction would need the whole message)."""
     template = scenario.pipeline.partition_key
     if not partitions or not template:
@@ -73,15 +73,15 @@ def predicted_partitions(scenario: Any, partitions: int, key_counts: np.ndarray)
     if not match or (match.group(1) or match.group(2)) != scenario.workload.key_field:
         return None
     try:
-        from reference.partition import g_str_hash
+        from reference.partition import predict_keyed_load
     except ImportError:
         return None
     keys = scenario.workload.keys
-    placement = np.array([g_str_hash(k.encode("utf-8")) % partitions for k in keys], dtype=np.int64)
     counts = np.zeros(len(keys), dtype=np.int64)
     n = min(len(keys), len(key_counts))
     counts[:n] = key_counts[:n]
-    return np.bincount(placement, weights=counts, minlength=partitions).astype(np.int64).tolist()
+    load = predict_keyed_load([k.encode("utf-8") for k in keys], partitions, weights=counts)
+    return np.rint(load).astype(np.int64).tolist()
 
 
 def _send_deadline_s(workload: Any, total: int | None) -> float:
@@ -264,8 +264,8 @@ class _Progress:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
             self.progress = Progress(
-                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("messages"), TimeElapsedColumn(),
+                TextColumn("[bold]{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(),
+                TextColumn("msgs"), TimeElapsedColumn(),
                 console=Console(stderr=True), transient=False,
             )
 
@@ -281,9 +281,13 @@ class _Progress:
     def new_run(self, index: int, scenario: str, impl: str, partitions: int, repeat: int) -> None:
         if not self.progress:
             return
-        label = f"[{index + 1}/{self.total_runs}] {scenario} {impl} partitions={partitions} repeat={repeat}"
+        from harness.report import _short_impl
+
+        if index == 0:
+            self.progress.console.print(f"[bold]{scenario}[/]: {self.total_runs} runs")
+        label = f"[{index + 1}/{self.total_runs}] {_short_impl(impl)[:28]} p={partitions} r={repeat}"
         if self.task is not None:
-            self.progress.update(self.task, visible=False)
+            self.progress.remove_task(self.task)
         self.task = self.progress.add_task(label, total=None)
 
     def set_total(self, total: int | None) -> None:
@@ -297,12 +301,13 @@ class _Progress:
     def finished(self, run: dict[str, Any]) -> None:
         if not self.progress:
             return
-        if run.get("received") is not None:
-            self.progress.update(self.task, completed=run["received"])
+        from harness.report import _short_impl
+
         mark = "[green]pass" if run["verdict"] == "pass" else "[red]FAIL"
-        self.progress.update(self.task, visible=False)
+        self.progress.remove_task(self.task)
+        self.task = None
         self.progress.console.print(
-            f"{mark}[/] {run['impl']} partitions={run['partitions']} repeat={run['repeat']}"
+            f"{mark}[/] {_short_impl(run['impl'])} partitions={run['partitions']} repeat={run['repeat']}"
             + (f"  {run['throughput_msgs_per_s']:,.0f} msg/s" if run.get("throughput_msgs_per_s") else "")
             + (f"  ({'; '.join(run['verdict_reasons'])[:200]})" if run["verdict_reasons"] else "")
         )
