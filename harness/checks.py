@@ -125,7 +125,7 @@ def _stable_group_order(groups: np.ndarray, n_groups: int) -> np.ndarray:
     (radix sort when the group id fits 16 bits)."""
     if n_groups <= 1:
         return np.arange(len(groups), dtype=np.int64)
-    if n_groups <= 0xFFFF:
+    if n_groups <= 0xFFFF:  # numpy's stable sort is a radix sort for 16-bit keys
         return np.argsort(groups.astype(np.uint16, copy=False), kind="stable")
     return np.argsort(groups, kind="stable")
 
@@ -154,11 +154,16 @@ def check(records: Records, expected: Expected, ordering: str | None = None) -> 
     names = expected.key_names
 
     # -- match every record with the message sent at (conn, cseq)
+    # in-place steps: the temporaries here set the peak memory per message
     in_range = records.conn < n_conn
-    c_idx = np.where(in_range, records.conn, 0).astype(np.int64)
-    valid = in_range & (records.cseq < sent[c_idx])
-    flat = offsets[c_idx] + records.cseq
+    c_idx = records.conn.astype(np.int64)
+    c_idx[~in_range] = 0
+    valid = records.cseq < sent[c_idx]
+    valid &= in_range
+    del in_range
+    flat = offsets[c_idx]
     del c_idx
+    flat += records.cseq
     flat[~valid] = 0
     if total:
         valid &= (expected.key_flat[flat] == records.key) & (expected.kseq_flat[flat] == records.kseq)
@@ -221,8 +226,15 @@ def check(records: Records, expected: Expected, ordering: str | None = None) -> 
 
     # -- per (connection, key) order
     kseq = records.kseq if sel is None else records.kseq[sel]
-    groups = conn.astype(np.int64) * n_keys + key if n_conn > 1 else key
-    order, gs, ks, same, inv = _adjacent_inversions(groups, n_conn * n_keys, kseq)
+    n_groups = n_conn * n_keys
+    gtype = np.uint16 if n_groups <= 0xFFFF else np.uint32 if n_groups <= 0xFFFFFFFF else np.int64
+    if n_conn > 1:
+        groups = conn.astype(gtype)
+        groups *= gtype(n_keys)
+        groups += key.astype(gtype, copy=False)
+    else:
+        groups = key.astype(gtype, copy=False)
+    order, gs, ks, same, inv = _adjacent_inversions(groups, n_groups, kseq)
     key_pairs = int(same.sum())
     inv_pos = np.flatnonzero(inv)
     n_inv_key = len(inv_pos)

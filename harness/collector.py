@@ -43,6 +43,8 @@ for _i, _ch in enumerate(b"0123456789abcdef"):
     _UNHEX[_ch] = _i
 # Bytes scanned for newlines at a time: bounds the temporaries of parsing.
 PARSE_BLOCK_BYTES = 8 << 20
+# Lines decoded at a time: bounds the (lines, 56) trailer copies.
+PARSE_BLOCK_LINES = 1 << 16
 
 
 @dataclass
@@ -115,84 +117,105 @@ def _decode_trailers(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ok, np.ascontiguousarray(raw).view(">u4")
 
 
-def _parse_stream(stream: Stream, stream_idx: int, n_examples: int, examples: list[str]):
+class _Out:
+    """The record arrays, allocated once for every line of the capture (an
+    upper bound: malformed lines are dropped at the end), filled block by
+    block so parsing holds no per-block copies of its results."""
+
+    def __init__(self, n: int):
+        self.conn = np.empty(n, np.uint32)
+        self.key = np.empty(n, np.uint32)
+        self.kseq = np.empty(n, np.uint32)
+        self.cseq = np.empty(n, np.uint32)
+        self.sent = np.empty(n, np.int64)
+        self.recv = np.empty(n, np.int64)
+        self.stream = np.empty(n, np.uint32)
+        self.line = np.empty(n, np.int64)
+        self.n = 0
+
+    def fields(self):
+        return (self.conn, self.key, self.kseq, self.cseq, self.sent, self.recv, self.stream, self.line)
+
+
+def _newlines(buf: np.ndarray) -> np.ndarray:
+    """Offsets of every newline (scanned in blocks to bound the temporaries)."""
+    parts = [np.flatnonzero(buf[a:a + PARSE_BLOCK_BYTES] == 10) + a for a in range(0, len(buf), PARSE_BLOCK_BYTES)]
+    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+
+def _parse_stream(stream: Stream, stream_idx: int, nl_all: np.ndarray, out: _Out, n_examples: int,
+                  examples: list[str]):
     buf = np.frombuffer(stream.data, dtype=np.uint8)
     windows = sliding_window_view(buf, TRAILER_LEN) if len(buf) >= TRAILER_LEN else None
-    parts: list[tuple] = []
     malformed = 0
-    line_base = 0
-    prev_nl = -1
-    for a in range(0, len(buf), PARSE_BLOCK_BYTES):
-        nl = np.flatnonzero(buf[a:a + PARSE_BLOCK_BYTES] == 10)
-        if not len(nl):
-            continue
-        nl += a
+    for line_base in range(0, len(nl_all), PARSE_BLOCK_LINES):
+        nl = nl_all[line_base:line_base + PARSE_BLOCK_LINES]
         starts = np.empty_like(nl)
-        starts[0] = prev_nl + 1
+        starts[0] = nl_all[line_base - 1] + 1 if line_base else 0
         starts[1:] = nl[:-1] + 1
-        prev_nl = int(nl[-1])
         long_enough = (nl - starts) >= TRAILER_LEN
-        line_idx = np.arange(line_base, line_base + len(nl), dtype=np.int64)
-        line_base += len(nl)
-        cand = nl[long_enough]
+        all_long = bool(long_enough.all())
+        cand = nl if all_long else nl[long_enough]
         if len(cand):
             ok, words = _decode_trailers(windows[cand - TRAILER_LEN])
         else:
             ok, words = np.zeros(0, bool), np.zeros((0, 6), ">u4")
-        good = np.zeros(len(nl), dtype=bool)
-        good[np.flatnonzero(long_enough)[ok]] = True
-        n_bad = len(nl) - int(good.sum())
+        n_good = len(words)
+        n_bad = len(nl) - n_good
         if n_bad:
+            good = np.zeros(len(nl), dtype=bool)
+            good[np.flatnonzero(long_enough)[ok]] = True
             malformed += n_bad
             for i in np.flatnonzero(~good)[:max(0, n_examples - len(examples))]:
                 text = bytes(buf[starts[i]:nl[i]][:160]).decode("utf-8", "replace")
-                examples.append(f"stream {stream_idx} line {line_idx[i] + 1}: {text!r}")
-        good_nl = nl[good]
+                examples.append(f"stream {stream_idx} line {line_base + i + 1}: {text!r}")
+            good_nl = nl[good]
+        else:
+            good_nl = nl
+        del starts, long_enough, cand
+        i, j = out.n, out.n + n_good
+        out.conn[i:j] = words[:, 0]
+        out.key[i:j] = words[:, 1]
+        out.kseq[i:j] = words[:, 2]
+        out.cseq[i:j] = words[:, 3]
+        sent = out.sent[i:j]
+        sent[:] = words[:, 4]
+        sent <<= 32
+        sent |= words[:, 5]
         chunk = np.searchsorted(stream.chunk_ends, good_nl, side="right")
         np.minimum(chunk, len(stream.chunk_ns) - 1, out=chunk)
-        parts.append((words, stream.chunk_ns[chunk], line_idx[good]))
+        out.recv[i:j] = stream.chunk_ns[chunk]
+        out.stream[i:j] = stream_idx
+        if n_bad:
+            out.line[i:j] = np.flatnonzero(good) + line_base
+        else:
+            out.line[i:j] = np.arange(line_base, line_base + n_good)
+        out.n = j
     incomplete = 1 if len(buf) and buf[-1] != 10 else 0
-    return parts, line_base, malformed, incomplete
+    return len(nl_all), malformed, incomplete
 
 
 def parse_capture(capture: Capture, *, n_examples: int = 5) -> Records:
     examples: list[str] = []
-    per_stream = []
     lines_total = malformed = incomplete = 0
+    newlines = [_newlines(np.frombuffer(s.data, dtype=np.uint8)) for s in capture.streams]
+    out = _Out(sum(len(x) for x in newlines))
     for si, s in enumerate(capture.streams):
-        parts, n_lines, bad, inc = _parse_stream(s, si, n_examples, examples)
+        n_lines, bad, inc = _parse_stream(s, si, newlines[si], out, n_examples, examples)
+        newlines[si] = None
         lines_total += n_lines
         malformed += bad
         incomplete += inc
-        per_stream.append(parts)
-    n = sum(len(p[0]) for parts in per_stream for p in parts)
-    conn = np.empty(n, np.uint32)
-    key = np.empty(n, np.uint32)
-    kseq = np.empty(n, np.uint32)
-    cseq = np.empty(n, np.uint32)
-    sent = np.empty(n, np.int64)
-    recv = np.empty(n, np.int64)
-    stream = np.empty(n, np.uint32)
-    line = np.empty(n, np.int64)
-    i = 0
-    for si, parts in enumerate(per_stream):
-        for words, rns, lines in parts:
-            j = i + len(words)
-            conn[i:j] = words[:, 0]
-            key[i:j] = words[:, 1]
-            kseq[i:j] = words[:, 2]
-            cseq[i:j] = words[:, 3]
-            sent[i:j] = (words[:, 4].astype(np.int64) << 32) | words[:, 5].astype(np.int64)
-            recv[i:j] = rns
-            stream[i:j] = si
-            line[i:j] = lines
-            i = j
-    del per_stream
+    n = out.n
+    fields = [f[:n].copy() if n < len(f) else f for f in out.fields()]
+    del out
     if len(capture.streams) > 1 and n:
         # merge streams by receive time; stable within a stream (recv is non-decreasing there)
-        order = np.lexsort((line, stream, recv))
-        conn, key, kseq, cseq = conn[order], key[order], kseq[order], cseq[order]
-        sent, recv, stream, line = sent[order], recv[order], stream[order], line[order]
+        order = np.lexsort((fields[7], fields[6], fields[5]))
+        for k in range(len(fields)):
+            fields[k] = fields[k][order]
+        del order
+    conn, key, kseq, cseq, sent, recv, stream, line = fields
     return Records(conn=conn, key=key, kseq=kseq, cseq=cseq, sent_ns=sent, recv_ns=recv,
                    arrival=np.arange(n, dtype=np.int64), stream=stream, line=line, lines_total=lines_total,
                    malformed=malformed, malformed_examples=examples, incomplete_tails=incomplete,

@@ -89,6 +89,7 @@ def test_capture_from_file_and_write_capture(tmp_path):
 def test_parsing_spans_block_boundaries(monkeypatch):
     import harness.collector as col
     monkeypatch.setattr(col, "PARSE_BLOCK_BYTES", 333)  # not a multiple of the line length
+    monkeypatch.setattr(col, "PARSE_BLOCK_LINES", 7)
     p = plan_of(n=200)
     rec = parse_capture(Capture.from_bytes(b"".join(lines_of(p))))
     assert rec.malformed == 0 and rec.cseq.tolist() == list(range(200))

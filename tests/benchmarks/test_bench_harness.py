@@ -1,0 +1,156 @@
+"""Harness hot paths (group "harness"): the generator + sender and the
+parser + checker must never be what limits a measurement.
+
+* send: 256-byte messages on one loopback connection into a blackhole (a
+  thread that reads and discards). Target >= 1.2M msg/s (3x loggen's ~400k
+  msg/s on these machines).
+* parse+check: a captured buffer of 1M messages (4 connections, 64 keys) to a
+  CheckResult. Target >= 3M msg/s.
+* memory: tracemalloc peak of parse+check per tracked message, the capture
+  buffer itself not counted. Target <= 100 bytes.
+
+Rates are in ``extra_info["msgs_per_s"]`` / ``extra_info["bytes_per_message"]``.
+The machine is shared with other work: numbers are noisy.
+"""
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from harness.checks import check
+from harness.collector import Capture, Stream, parse_capture
+from harness.scenario import Workload, generate_host_names
+from harness.workload import build_plan, render_connection, send
+
+GROUP = "harness"
+SEND_MESSAGES = 500_000
+PARSE_MESSAGES = 1_000_000
+
+
+class Blackhole:
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.server.settimeout(0.2)
+        self.port = self.server.getsockname()[1]
+        self.bytes = 0
+        self._stop = threading.Event()
+        self._readers: list[threading.Thread] = []
+        self._acceptor = threading.Thread(target=self._accept, daemon=True)
+        self._acceptor.start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                continue
+            t = threading.Thread(target=self._discard, args=(conn,), daemon=True)
+            t.start()
+            self._readers.append(t)
+
+    def _discard(self, conn: socket.socket) -> None:
+        conn.settimeout(30)
+        buf = bytearray(1 << 20)
+        with conn:
+            while True:
+                try:
+                    n = conn.recv_into(buf)
+                except OSError:
+                    return
+                if not n:
+                    return
+                self.bytes += n
+
+    def close(self) -> None:
+        self._stop.set()
+        self._acceptor.join(5)
+        for t in self._readers:
+            t.join(5)
+        self.server.close()
+
+
+@pytest.fixture
+def blackhole():
+    b = Blackhole()
+    try:
+        yield b
+    finally:
+        b.close()
+
+
+def test_generate_and_send_256_byte_messages(benchmark, blackhole):
+    benchmark.group = GROUP
+    workload = Workload(connections=1, messages_per_connection=SEND_MESSAGES,
+                        keys=generate_host_names(16, 1), message_size=256)
+    results = []
+
+    def go():  # generation counts: the plan (key sequence) is built inside the timing
+        plan = build_plan(workload)
+        results.append(send(plan, "127.0.0.1", blackhole.port, deadline_s=120))
+
+    benchmark.pedantic(go, rounds=3, iterations=1, warmup_rounds=1)
+    assert all(r.complete and r.total_sent == SEND_MESSAGES for r in results)
+    deadline = time.monotonic() + 30
+    while blackhole.bytes < 4 * SEND_MESSAGES * 257 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert blackhole.bytes == 4 * SEND_MESSAGES * 257  # warm-up + 3 rounds, all of it arrived
+    benchmark.extra_info["msgs_per_s"] = SEND_MESSAGES / benchmark.stats.stats.min
+    benchmark.extra_info["target_msgs_per_s"] = 1_200_000
+
+
+def _capture(n: int) -> tuple[Capture, object]:
+    conns = 4
+    plan = build_plan(Workload(connections=conns, messages_per_connection=n // conns,
+                               keys=generate_host_names(64, 1), message_size=256))
+    # one output stream interleaving the connections in chunks, as a target would
+    parts = [render_connection(plan, c, send_ns=1_700_000_000_000_000_000) for c in range(conns)]
+    chunk = 1000
+    order = [p[i:i + chunk] for i in range(0, n // conns, chunk) for p in parts]
+    data = np.concatenate(order).tobytes()
+    del parts, order
+    size = len(data)
+    ends = np.arange(1 << 18, size + (1 << 18), 1 << 18, dtype=np.int64)
+    ends[-1] = size
+    return Capture([Stream(data, ends, np.arange(len(ends), dtype=np.int64) + 1_700_000_000_000_000_000)]), plan
+
+
+def test_parse_and_check_a_captured_buffer(benchmark):
+    benchmark.group = GROUP
+    cap, plan = _capture(PARSE_MESSAGES)
+    expected = plan.expected
+
+    def go():
+        return check(parse_capture(cap), expected, "per-key")
+
+    r = benchmark.pedantic(go, rounds=3, iterations=1, warmup_rounds=1)
+    assert r.received == PARSE_MESSAGES and (r.lost, r.duplicated, r.nonmonotonic_per_key) == (0, 0, 0)
+    benchmark.extra_info["msgs_per_s"] = PARSE_MESSAGES / benchmark.stats.stats.min
+    benchmark.extra_info["target_msgs_per_s"] = 3_000_000
+
+
+def test_memory_per_tracked_message(benchmark):
+    benchmark.group = GROUP
+    cap, plan = _capture(PARSE_MESSAGES)
+    expected = plan.expected
+    peaks = []
+
+    def go():
+        tracemalloc.start()
+        try:
+            rec = parse_capture(cap)
+            check(rec, expected, "per-key")
+            peaks.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+
+    benchmark.pedantic(go, rounds=1, iterations=1)
+    per_msg = max(peaks) / PARSE_MESSAGES
+    benchmark.extra_info["bytes_per_message"] = per_msg
+    benchmark.extra_info["target_bytes_per_message"] = 100
+    # the plan's expected arrays (key, kseq: 6 bytes a message) exist before and are not counted
+    assert per_msg <= 100, f"parse+check peaked at {per_msg:.0f} bytes per message"
