@@ -246,3 +246,36 @@ def test_max_seconds_stops_cleanly_and_max_connections_refuses(tmp_path, collect
     counters = json.loads(svc.counters.read_text())
     assert counters["sources"][0]["received_events_total"] == 10
     assert counters["refused_connections_total"] == 1
+
+
+def test_sigterm_mid_stream_drains_and_counts_what_was_delivered(tmp_path, collector):
+    svc = Service(tmp_path, make_conf(collector.port, "$HOST"))
+    data = traffic(300_000)
+    sender_done = threading.Event()
+
+    def send_until_reset(port):
+        try:
+            send(port, data)
+        except OSError:
+            pass  # the service closed the connection on SIGTERM
+        finally:
+            sender_done.set()
+
+    try:
+        port = svc.wait_ready()["sources"][0]["port"]
+        sender = threading.Thread(target=send_until_reset, args=(port,), daemon=True)
+        sender.start()
+        assert collector.wait_lines(1000, 30)  # mid-stream
+        assert svc.terminate() == 0
+        assert sender_done.wait(30)
+    finally:
+        svc.kill()
+    counters = json.loads(svc.counters.read_text())
+    assert counters["drained"] is True
+    processed = sum(p["parallelized_processed_events_total"] for p in counters["parallelize"][0]["partition"])
+    # Everything read was processed and written before exit: the collector
+    # holds exactly that many lines (it may still be reading the last bytes).
+    assert collector.wait_lines(processed, 10)
+    records = parse_output(collector.lines())
+    assert len(records) == processed == counters["sources"][0]["received_events_total"]
+    assert len({s for _, s in records}) == processed
