@@ -189,13 +189,19 @@ def plot_latency(doc: dict[str, Any], path: Path) -> Path:
                 ax.plot([pos[0]], [np.median(series[0])], marker=marker, color=color, markerfacecolor="white",
                         linestyle="none", markersize=8, label=label)
     _setup_x(ax, pos)
-    ax.set_ylabel("end-to-end latency (milliseconds, log scale)")
     if any_data:
-        ax.set_yscale("log")
-        plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
-        ax.yaxis.set_major_formatter(plain)
-        ax.yaxis.set_minor_formatter(plain)
-        ax.tick_params(axis="y", which="minor", labelsize=7)
+        values = [v for r in runs if r.get("error") is None
+                  for v in ((r.get("latency_ms") or {}).get("p50"), (r.get("latency_ms") or {}).get("p99"))
+                  if v and v > 0]
+        # A log scale only when p50 and p99 are orders of magnitude apart;
+        # otherwise a plain axis from 0 is easier to read.
+        if values and max(values) / min(values) > 20:
+            ax.set_yscale("log")
+            ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.set_ylabel("end-to-end latency (milliseconds, log scale)")
+        else:
+            ax.set_ylim(bottom=0)
+            ax.set_ylabel("end-to-end latency (milliseconds)")
         _legend_below(ax)
     else:
         _no_data(ax, "no run produced latency figures")
@@ -282,13 +288,21 @@ def write_markdown(doc: dict[str, Any], path: Path, figures: dict[str, str]) -> 
         f"- verdict: **{passed} of {len(runs)} runs pass**"
         + (" (sweep interrupted: partial results)" if doc.get("interrupted") else ""),
     ]
+    versions: dict[str, str | None] = {}
+    for r in runs:
+        versions[r["impl"]] = versions.get(r["impl"]) or r.get("target_version")
+    if versions:
+        lines.append("- implementations: " + ", ".join(
+            f"`{_md_escape(_short_impl(impl))}`" + (f" ({version})" if version else "")
+            for impl, version in versions.items()))
     description = (sc.get("toml") or {}).get("description")
     if description:
         lines += ["", str(description).strip()]
     lines += ["", "## Runs", "",
               "| impl | partitions | repeat | verdict | sent | received | lost | dup | unexp | nonmono key | nonmono conn "
+              "| inverted key pairs | max displacement "
               "| throughput (msg/s) | p50 ms | p99 ms | CPU s | peak RSS MB | reasons |",
-              "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+              "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in runs:
         c = r.get("checks") or {}
         lat = r.get("latency_ms") or {}
@@ -301,6 +315,9 @@ def write_markdown(doc: dict[str, Any], path: Path, figures: dict[str, str]) -> 
             _fmt(r.get("sent")), _fmt(r.get("received")),
             _fmt(c.get("lost")), _fmt(c.get("duplicated")), _fmt(c.get("unexpected")),
             _fmt(c.get("nonmonotonic_per_key")), _fmt(c.get("nonmonotonic_per_connection")),
+            _fmt(c["inverted_pair_share"] * 100 if c.get("inverted_pair_share") is not None else None, ".2f") + (
+                "%" if c.get("inverted_pair_share") is not None else ""),
+            _fmt(c.get("max_displacement")),
             _fmt(r.get("throughput_msgs_per_s")), _fmt(lat.get("p50"), ".2f"), _fmt(lat.get("p99"), ".2f"),
             _fmt(r.get("cpu_seconds"), ".2f"), _fmt(rss / 1e6 if rss else None, ".1f"),
             _md_escape("; ".join(r.get("verdict_reasons") or []))[:300],
@@ -309,7 +326,11 @@ def write_markdown(doc: dict[str, Any], path: Path, figures: dict[str, str]) -> 
     if expectation:
         lines += ["", f"Expectation: ordering **{expectation.get('ordering')}**, loss "
                       f"{'allowed' if expectation.get('loss_allowed') else 'not allowed'}. "
-                      "`partitions` none = the log path has no parallelize() element."]
+                      "`partitions` none = the log path has no parallelize() element. "
+                      "nonmono = adjacent pairs of one key (or connection) received out of send order; "
+                      "inverted key pairs = their share of all adjacent same-key pairs; max displacement = "
+                      "largest distance, in messages of the same connection and key, between a message's "
+                      "arrival rank and its send rank."]
     lines += ["", "## Figures", ""]
     for title, name in figures.items():
         lines += [f"### {title}", "", f"![{title}]({name})", ""]
