@@ -157,7 +157,8 @@ class WorkerPool:
 class DestinationQueue:
     """A destination's queue and its writer thread.
 
-    Items are ``(connection, messages)``.  With flow control the connection's
+    Items are ``(acknowledger, messages)``: the connection, or a _SharedAck
+    when the batch went to several destinations.  With flow control the
     window slots are released after the sink returned (written); without, at
     enqueue time, and a full queue drops the excess (syslog-ng without
     ``flags(flow-control)``).
@@ -174,6 +175,8 @@ class DestinationQueue:
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._busy = False
+        self._writer_waiting = False
+        self._idle_waiters = 0
         self._stopping = False
         self._on_error = on_error
         self.written_events_total = 0
@@ -187,7 +190,8 @@ class DestinationQueue:
             with self._lock:
                 self._items.append((conn, messages))
                 self._queued += n
-                self._cond.notify()
+                if self._writer_waiting:
+                    self._cond.notify()
             return
         with self._lock:
             room = self.fifo_size - self._queued
@@ -198,7 +202,8 @@ class DestinationQueue:
             if messages:
                 self._items.append((conn, messages))
                 self._queued += len(messages)
-                self._cond.notify()
+                if self._writer_waiting:
+                    self._cond.notify()
         # Without flow control the destination "takes" the message on enqueue.
         conn.release(n)
 
@@ -210,10 +215,13 @@ class DestinationQueue:
             with lock:
                 while not items:
                     self._busy = False
-                    cond.notify_all()
+                    if self._idle_waiters:
+                        cond.notify_all()
                     if self._stopping:
                         return
+                    self._writer_waiting = True
                     cond.wait()
+                    self._writer_waiting = False
                 self._busy = True
                 taken: list[tuple[Connection, list[Message]]] = []
                 count = 0
@@ -249,12 +257,16 @@ class DestinationQueue:
     def wait_idle(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         with self._lock:
-            while self._items or self._busy:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._cond.wait(min(left, 0.5))
-            return True
+            self._idle_waiters += 1
+            try:
+                while self._items or self._busy:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return False
+                    self._cond.wait(min(left, 0.5))
+                return True
+            finally:
+                self._idle_waiters -= 1
 
     def stop(self, timeout: float) -> bool:
         with self._lock:
