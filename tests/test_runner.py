@@ -204,3 +204,16 @@ def _processes_running(marker: str, exclude: int = -1) -> list[int]:
         except OSError:
             pass
     return found
+
+
+def test_duration_bound_workload_expects_exactly_what_was_sent(tmp_path):
+    from dataclasses import replace
+
+    sc = scenario(connections=2)
+    sc = replace(sc, workload=replace(sc.workload, messages_per_connection=None, duration_s=0.5,
+                                      rate_per_connection=400.0))
+    outcome = run_sweep(sc, [relay_impl()], show_progress=False, workroot=tmp_path, idle_s=1.0)
+    (run,) = outcome.runs
+    assert run["verdict"] == "pass", (run["error"], run["verdict_reasons"])
+    assert 0 < run["sent"] <= 2 * 400 and run["received"] == run["sent"]
+    assert run["checks"]["lost"] == 0
