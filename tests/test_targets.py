@@ -282,3 +282,43 @@ def test_non_integer_numbers_are_refused_not_rendered():
 
     with pytest.raises(ValueError, match="log_iw_size must be an integer"):
         render_config(_real_scenario(log_iw_size="1) ; evil("), 1, 1)
+
+
+# --- /proc sampling -----------------------------------------------------------
+
+def test_proc_sampler_sees_peak_rss_and_cpu_of_children(tmp_path):
+    """A process that allocates 60 MB and a child that burns CPU: the peak
+    RSS covers the allocation and the CPU includes the child's time."""
+    import subprocess
+
+    from harness.metrics import ProcSampler, reap_with_rusage, summarize_usage
+
+    ready = tmp_path / "ready"
+    code = (
+        "import subprocess, sys, time\n"
+        "block = bytearray(60 * 1024 * 1024)\n"
+        "for i in range(0, len(block), 4096): block[i] = 1\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'x = 0\\nfor i in range(3_000_000): x += i'])\n"
+        "child.wait()\n"
+        f"open({str(ready)!r}, 'w').close()\n"
+        "time.sleep(600)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+    sampler = ProcSampler(proc.pid, interval=0.05).start()
+    try:
+        for _ in range(600):
+            if ready.exists():
+                break
+            time.sleep(0.05)
+        assert ready.exists()
+        sampler.sample()
+        assert sampler.peak_rss_bytes >= 60 * 1024 * 1024
+        # The child was reaped: its CPU time is in the parent's cstime.
+        assert sampler.cpu_seconds >= 0.05
+    finally:
+        os.killpg(proc.pid, 9)
+        code_, cpu, rss = reap_with_rusage(proc, 10.0)
+        sampler.stop()
+    assert code_ == -9
+    total_cpu, peak = summarize_usage(sampler, cpu, rss)
+    assert total_cpu >= sampler.cpu_seconds * 0.99 and peak >= 60 * 1024 * 1024
