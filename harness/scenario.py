@@ -108,6 +108,10 @@ class Pipeline:
     cost_cpu_us: float = 0.0
     cost_latency_us: float = 0.0
     profile: str = DEFAULT_PROFILE
+    # Worker threads of the implementation (reference: serve --workers); None =
+    # its default (the number of CPUs).  A blocking per-batch latency only
+    # overlaps across as many partitions as there are threads.
+    workers: int | None = None
 
     def effective_max_connections(self, workload: Workload) -> int:
         return self.max_connections if self.max_connections is not None else workload.connections
@@ -201,7 +205,7 @@ _KEYS: dict[str, tuple[str, ...]] = {
                  "format", "framing", "key_field", "keys", "distribution", "shared_keys", "seed"),
     "distribution": ("kind", "s", "weights", "hot_share"),
     "pipeline": ("partition_key", "batch_size", "parallelize_fetch_limit", "log_iw_size", "max_connections",
-                 "log_fetch_limit", "flow_control", "cost_cpu_us", "cost_latency_us", "profile"),
+                 "log_fetch_limit", "flow_control", "cost_cpu_us", "cost_latency_us", "profile", "workers"),
     "sweep": ("partitions", "repeats", "warmup_s", "implementations", "quick"),
     "quick": ("messages_per_connection", "duration_s", "partitions", "connections"),
     "expect": ("ordering", "loss_allowed"),
@@ -456,6 +460,7 @@ def _pipeline(r: _Reader, wl: Workload) -> Pipeline:
         cost_cpu_us=r.number("cost_cpu_us", 0.0, lo=0, hi=1e7),
         cost_latency_us=r.number("cost_latency_us", 0.0, lo=0, hi=1e8),
         profile=r.string("profile", DEFAULT_PROFILE, choices=tuple(sorted(PROFILES))),
+        workers=r.integer("workers", None, lo=1, hi=256),
     )
     r.finish()
     if p.max_connections is not None and p.max_connections < wl.connections:
