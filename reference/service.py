@@ -319,10 +319,7 @@ class IOLoop:
                 conn = self._arm_requests.popleft()
                 if conn._finished or conn._stop_reading:
                     continue
-                try:
-                    sel.register(conn.sock, selectors.EVENT_READ, conn)
-                except (KeyError, ValueError, OSError):
-                    pass  # already registered or closed
+                self._register(conn)
 
     def _accept(self, lst: Listener) -> None:
         while True:
@@ -348,7 +345,19 @@ class IOLoop:
             conn = self.engine.connect(lst.source_name, connection_class=SocketConnection, sock=sock,
                                        listener=lst, loop=self, max_msg_size=max_msg)
             self.connections.append(conn)
-            self.selector.register(sock, selectors.EVENT_READ, conn)
+            self._register(conn)
+
+    def _register(self, conn: SocketConnection) -> None:
+        try:
+            self.selector.register(conn.sock, selectors.EVENT_READ, conn)
+        except KeyError:
+            # Already registered: by this connection (harmless) or by a
+            # closed one whose file descriptor number was reused.
+            key = self.selector.get_key(conn.sock)
+            if key.data is not conn:
+                self.selector.modify(conn.sock, selectors.EVENT_READ, conn)
+        except (ValueError, OSError):
+            pass  # closed meanwhile
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop accepting and polling; connections are closed by the engine."""

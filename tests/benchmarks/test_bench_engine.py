@@ -129,3 +129,27 @@ def test_service_end_to_end_one_connection(benchmark, key):
                     proc.wait(10)
                 collector.close()
     benchmark.extra_info["msgs_per_s"] = round(SERVICE_COUNT / benchmark.stats.stats.median)
+
+
+@pytest.mark.parametrize("partitions", [1, 2])
+def test_cost_stage_scales_with_partitions(benchmark, partitions):
+    """parbench-cost(cpu-us(20)) after parallelize(): the work releases the
+    GIL, so two partitions on two workers should approach twice the rate."""
+    benchmark.group = "engine: parbench-cost(cpu-us(20)), 4 hosts, 10k msgs"
+    from reference.config_model import CostStage, Parser
+    config = dispatch_config(partitions, "$HOST", 100)
+    config.log_paths[0].pipeline.insert(1, Parser(None, [CostStage(LOC, 20.0, 0.0)], LOC))
+    engine = Engine(config, "axosyslog-4.26", workers=2, sinks={"null": null_sink})
+    messages = [{"HOST": b"h%d" % (i % 4)} for i in range(10_000)]
+
+    def one_round():
+        conn = engine.connect("in")
+        conn.submit(messages, timeout=60)
+        conn.close()
+        assert conn.wait_released(60)
+
+    try:
+        benchmark.pedantic(one_round, rounds=3, warmup_rounds=1)
+    finally:
+        engine.stop(10)
+    benchmark.extra_info["msgs_per_s"] = round(len(messages) / benchmark.stats.stats.median)
