@@ -14,6 +14,7 @@ lookup table, and the send time is stamped once per chunk as it is sent.
 """
 from __future__ import annotations
 
+import heapq
 import math
 import selectors
 import socket
@@ -32,9 +33,11 @@ T_KSEQ = slice(22, 30)
 T_CSEQ = slice(31, 39)
 T_TIME = slice(40, 56)
 
-# Messages per connection generated for a duration run without a rate limit:
-# the sender stops at the duration; this only bounds the plan's memory.
-DURATION_UNLIMITED_TOTAL_RATE = 2_000_000
+# Messages generated for a duration run without a rate limit: the sender
+# stops at the duration, or earlier when the plan runs out (a plan costs 6
+# bytes a message, so it is capped).
+DURATION_UNLIMITED_TOTAL_RATE = 1_000_000
+DURATION_MAX_TOTAL_MESSAGES = 30_000_000
 
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 # byte value -> its two lowercase hex characters, laid out in memory as (hi, lo)
@@ -172,7 +175,8 @@ def planned_messages(wl: Workload) -> int:
         return wl.messages_per_connection
     if wl.rate_per_connection:
         return int(math.ceil(wl.rate_per_connection * wl.duration_s)) + 1
-    return max(1000, int(DURATION_UNLIMITED_TOTAL_RATE * wl.duration_s / wl.connections))
+    total = min(DURATION_UNLIMITED_TOTAL_RATE * wl.duration_s, DURATION_MAX_TOTAL_MESSAGES)
+    return max(1000, int(total / wl.connections))
 
 
 def build_plan(workload: Workload) -> WorkloadPlan:
@@ -323,7 +327,8 @@ def send(plan: WorkloadPlan, host: str, port: int, *, deadline_s: float = 300.0,
             conns.append(_Conn(c, s, chunk_rows, fl))
         t0 = time.monotonic()
         end_time = t0 + wl.duration_s if wl.duration_s is not None else math.inf
-        sleeping: list[_Conn] = []
+        # (wake time, connection index, conn) of rate-limited connections ahead of schedule
+        sleeping: list[tuple[float, int, _Conn]] = []
         for cn in conns:
             sel.register(cn.sock, selectors.EVENT_WRITE, cn)
         active = len(conns)
@@ -336,8 +341,7 @@ def send(plan: WorkloadPlan, host: str, port: int, *, deadline_s: float = 300.0,
                 sel.unregister(cn.sock)
             except (KeyError, ValueError):
                 pass
-            if cn in sleeping:
-                sleeping.remove(cn)
+            cn.wake = -1.0  # a finished connection's heap entry is skipped
             cn.sock.close()
             cn.pending = None
             active -= 1
@@ -347,13 +351,13 @@ def send(plan: WorkloadPlan, host: str, port: int, *, deadline_s: float = 300.0,
             if now >= hard_stop:
                 timed_out = True
                 break
-            if sleeping:
-                for cn in [x for x in sleeping if x.wake <= now]:
-                    sleeping.remove(cn)
+            while sleeping and sleeping[0][0] <= now:
+                _, _, cn = heapq.heappop(sleeping)
+                if cn.wake >= 0:
                     sel.register(cn.sock, selectors.EVENT_WRITE, cn)
             timeout = min(0.05, hard_stop - now)
             if sleeping:
-                timeout = max(0.0, min(timeout, min(x.wake for x in sleeping) - now))
+                timeout = max(0.0, min(timeout, sleeping[0][0] - now))
             events = sel.select(timeout)
             for key, _ in events:
                 cn: _Conn = key.data
@@ -368,7 +372,7 @@ def send(plan: WorkloadPlan, host: str, port: int, *, deadline_s: float = 300.0,
                         if due <= 0:
                             cn.wake = t0 + (cn.next / rate)
                             sel.unregister(cn.sock)
-                            sleeping.append(cn)
+                            heapq.heappush(sleeping, (cn.wake, cn.idx, cn))
                             continue
                         n = min(n, due)
                     if cn.buf is None:

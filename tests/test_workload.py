@@ -234,3 +234,14 @@ def _wait_for(col: Collector, n: int, timeout: float = 20.0) -> None:
     end = time.monotonic() + timeout
     while col.received_messages() < n and time.monotonic() < end:
         time.sleep(0.01)
+
+
+def test_many_rate_limited_connections_all_finish():
+    plan = build_plan(wl(connections=300, messages_per_connection=8, rate_per_connection=100.0))
+    with Collector() as col:
+        res = send(plan, "127.0.0.1", col.port, deadline_s=30)
+        _wait_for(col, 2400)
+        rec = parse_capture(col.stop())
+    assert res.complete and res.total_sent == 2400
+    r = check(rec, plan.expected, "per-connection")
+    assert (r.lost, r.duplicated, r.nonmonotonic_per_connection) == (0, 0, 0)
