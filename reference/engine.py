@@ -541,7 +541,6 @@ class Connection:
         self.index = index  # the "input thread index" of round-robin placement
         self.window = source.window
         self.units_per_message = source.ack_units
-        self.capacity_units = self.window * self.units_per_message
         self.fetch_limit = source.fetch_limit
         self.input_capacity = input_capacity or max(self.window, self.fetch_limit)
         self._input: collections.deque[Message] = collections.deque()

@@ -180,7 +180,6 @@ class SocketConnection(Connection):
         opts = self.engine.config.options
         iw = drv.log_iw_size if drv.log_iw_size is not None else opts.log_iw_size
         self.window = max(1, iw // max(1, drv.max_connections))
-        self.capacity_units = self.window * self.units_per_message
         fetch = drv.log_fetch_limit if drv.log_fetch_limit is not None else opts.log_fetch_limit
         self.fetch_limit = max(1, fetch)
         self.sock = sock

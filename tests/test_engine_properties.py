@@ -26,11 +26,11 @@ import time
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from reference.config_model import (Config, Destination, DestinationDriver, Location, LogPath,
                                     Parallelize, Source, SourceDriver)
-from reference.engine import Engine, Partition, PathRuntime, SubmitTimeout
+from reference.engine import Connection, Engine, Partition, PathRuntime
 from reference.profiles import PROFILES, get_profile
 
 LOC = Location("test.conf", 1, 1)
@@ -39,9 +39,9 @@ MAX_CONNECTIONS = 8
 
 def _load_glib_hash():
     try:
-        from tests.glib_oracle import glib_str_hash  # colleague's oracle, when present
-        return glib_str_hash
-    except Exception:
+        from tests.glib_oracle import glib_str_hash  # the shared oracle, when present
+        return glib_str_hash()
+    except ImportError:
         pass
     name = ctypes.util.find_library("glib-2.0") or "libglib-2.0.so.0"
     try:
@@ -63,8 +63,8 @@ def _djb_signed(data: bytes) -> int:
     return h
 
 
-# GLib when it loads; otherwise the documented algorithm (pinned by vectors in
-# test_engine.py).
+# GLib when it loads; otherwise the documented algorithm (tests/test_partition.py
+# pins it to vectors computed with GLib).
 oracle_hash = _GLIB_HASH or _djb_signed
 
 
@@ -280,6 +280,8 @@ class GatedSink:
 
 
 class WindowMachine(RuleBasedStateMachine):
+    engine_class = Engine
+
     @initialize(profile_name=st.sampled_from(sorted(PROFILES)), n_conns=st.integers(1, 3),
                 partitions=st.integers(0, 4), window=st.integers(1, 6), fetch=st.integers(1, 8),
                 keyed=st.booleans())
@@ -288,7 +290,7 @@ class WindowMachine(RuleBasedStateMachine):
         self.window = window
         self.violations: list[str] = []
         config = make_config(partitions, "$HOST" if keyed else None, fetch=fetch, window=window)
-        self.engine = Engine(config, profile_name, workers=2, sinks={"out": self.sink},
+        self.engine = self.engine_class(config, profile_name, workers=2, sinks={"out": self.sink},
                              drain_probe=self._probe)
         self.conns = [self.engine.connect("in") for _ in range(n_conns)]
         self.seq = [0] * n_conns
@@ -458,3 +460,39 @@ def test_mutation_two_drainers_per_partition_is_caught():
 def test_mutation_lost_hand_over_is_caught():
     _expect_caught(LostHandOverEngine, keyed=False, submit_timeout=1.0, partitions=3,
                    window=40, streams=[[b"k"] * 30])
+
+
+class IgnoresWindowConnection(Connection):
+    def _free_slots_locked(self):
+        return self.fetch_limit  # reads a full fetch whatever is in flight
+
+
+class NeverResumesConnection(Connection):
+    def release(self, units):
+        with self._cond:
+            self._held_units -= units  # frees slots but never wakes the reader
+
+
+def _window_machine_fails(connection_class):
+    class Mutant(Engine):
+        pass
+
+    Mutant.connection_class = connection_class
+
+    class MutantMachine(WindowMachine):
+        engine_class = Mutant
+
+    case = MutantMachine.TestCase
+    case.settings = settings(max_examples=40, stateful_step_count=20, deadline=None, database=None,
+                             phases=[Phase.generate],
+                             suppress_health_check=[HealthCheck.too_slow])
+    with pytest.raises(AssertionError):
+        case("runTest").runTest()
+
+
+def test_mutation_window_ignored_is_caught():
+    _window_machine_fails(IgnoresWindowConnection)
+
+
+def test_mutation_reader_never_resumes_is_caught():
+    _window_machine_fails(NeverResumesConnection)

@@ -7,7 +7,6 @@ with partition-key("$HOST"), per-host order.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
