@@ -48,18 +48,31 @@ PARSE_BLOCK_LINES = 1 << 16
 
 
 @dataclass
+class ParsedBlock:
+    """Lines at the start of a stream that the collector already parsed while
+    receiving (so a long capture holds ~50 bytes a message, not the line)."""
+
+    fields: list  # conn, key, kseq, cseq, sent, recv, stream (unset), line: as in Records
+    n_lines: int
+    malformed: int
+    examples: list[str]
+
+
+@dataclass
 class Stream:
     """One output connection (or one file): its bytes and chunk receive times."""
 
-    data: bytes
-    chunk_ends: np.ndarray  # int64: end offset of each received chunk (cumulative)
+    data: bytes  # the bytes after the parsed blocks, starting at a line boundary
+    chunk_ends: np.ndarray  # int64: end offset of each received chunk within data (cumulative)
     chunk_ns: np.ndarray  # int64: time.time_ns() when that chunk was read
+    parsed: list[ParsedBlock] = field(default_factory=list)
 
 
 @dataclass
 class Capture:
     streams: list[Stream]
     has_recv_times: bool = True
+    errors: list[str] = field(default_factory=list)  # what went wrong while collecting
 
     @classmethod
     def from_file(cls, path: str | Path) -> "Capture":
@@ -144,7 +157,7 @@ def _newlines(buf: np.ndarray) -> np.ndarray:
 
 
 def _parse_stream(stream: Stream, stream_idx: int, nl_all: np.ndarray, out: _Out, n_examples: int,
-                  examples: list[str]):
+                  examples: list[str], line_offset: int = 0):
     buf = np.frombuffer(stream.data, dtype=np.uint8)
     windows = sliding_window_view(buf, TRAILER_LEN) if len(buf) >= TRAILER_LEN else None
     malformed = 0
@@ -168,7 +181,7 @@ def _parse_stream(stream: Stream, stream_idx: int, nl_all: np.ndarray, out: _Out
             malformed += n_bad
             for i in np.flatnonzero(~good)[:max(0, n_examples - len(examples))]:
                 text = bytes(buf[starts[i]:nl[i]][:160]).decode("utf-8", "replace")
-                examples.append(f"stream {stream_idx} line {line_base + i + 1}: {text!r}")
+                examples.append(f"stream {stream_idx} line {line_offset + line_base + i + 1}: {text!r}")
             good_nl = nl[good]
         else:
             good_nl = nl
@@ -187,9 +200,9 @@ def _parse_stream(stream: Stream, stream_idx: int, nl_all: np.ndarray, out: _Out
         out.recv[i:j] = stream.chunk_ns[chunk]
         out.stream[i:j] = stream_idx
         if n_bad:
-            out.line[i:j] = np.flatnonzero(good) + line_base
+            out.line[i:j] = np.flatnonzero(good) + (line_offset + line_base)
         else:
-            out.line[i:j] = np.arange(line_base, line_base + n_good)
+            out.line[i:j] = np.arange(line_offset + line_base, line_offset + line_base + n_good)
         out.n = j
     incomplete = 1 if len(buf) and buf[-1] != 10 else 0
     return len(nl_all), malformed, incomplete
@@ -199,11 +212,24 @@ def parse_capture(capture: Capture, *, n_examples: int = 5) -> Records:
     examples: list[str] = []
     lines_total = malformed = incomplete = 0
     newlines = [_newlines(np.frombuffer(s.data, dtype=np.uint8)) for s in capture.streams]
-    out = _Out(sum(len(x) for x in newlines))
+    out = _Out(sum(len(x) for x in newlines) + sum(len(b.fields[0]) for s in capture.streams for b in s.parsed))
     for si, s in enumerate(capture.streams):
-        n_lines, bad, inc = _parse_stream(s, si, newlines[si], out, n_examples, examples)
+        line_offset = 0
+        for block in s.parsed:
+            i, j = out.n, out.n + len(block.fields[0])
+            for dst, src in zip(out.fields(), block.fields):
+                if src is not None:
+                    dst[i:j] = src
+            out.stream[i:j] = si
+            out.n = j
+            line_offset += block.n_lines
+            malformed += block.malformed
+            # block examples were written before the stream had its index
+            examples.extend(f"stream {si} " + e[len("stream 0 "):]
+                            for e in block.examples[:max(0, n_examples - len(examples))])
+        n_lines, bad, inc = _parse_stream(s, si, newlines[si], out, n_examples, examples, line_offset)
         newlines[si] = None
-        lines_total += n_lines
+        lines_total += line_offset + n_lines
         malformed += bad
         incomplete += inc
     n = out.n
@@ -222,16 +248,32 @@ def parse_capture(capture: Capture, *, n_examples: int = 5) -> Records:
                    has_recv_times=capture.has_recv_times)
 
 
+def _parse_block(data: bytes, chunk_ends: np.ndarray, chunk_ns: np.ndarray, line_offset: int,
+                 n_examples: int = 5) -> ParsedBlock:
+    stream = Stream(data, chunk_ends, chunk_ns)
+    nl = _newlines(np.frombuffer(data, dtype=np.uint8))
+    out = _Out(len(nl))
+    examples: list[str] = []
+    n_lines, bad, _ = _parse_stream(stream, 0, nl, out, n_examples, examples, line_offset)
+    n = out.n
+    fields = [f[:n].copy() if n < len(f) else f for f in out.fields()]
+    fields[6] = None  # the stream index is given when the capture is assembled
+    return ParsedBlock(fields, n_lines, bad, examples)
+
+
 class _Conn:
-    __slots__ = ("sock", "chunks", "ends", "times", "size", "open")
+    __slots__ = ("sock", "chunks", "ends", "times", "size", "open", "parsed", "lines_parsed", "total")
 
     def __init__(self, sock: socket.socket):
         self.sock = sock
-        self.chunks: list[bytes] = []
-        self.ends: list[int] = []
+        self.chunks: list[bytes] = []  # received bytes not parsed yet
+        self.ends: list[int] = []  # cumulative end of each chunk within them
         self.times: list[int] = []
-        self.size = 0
+        self.size = 0  # bytes not parsed yet
+        self.total = 0  # bytes received
         self.open = True
+        self.parsed: list[ParsedBlock] = []
+        self.lines_parsed = 0
 
 
 class Collector:
@@ -241,7 +283,10 @@ class Collector:
 
     RECV_BYTES = 1 << 18
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, compact_bytes: int = 64 << 20):
+        # A connection's unparsed bytes beyond this are parsed into records
+        # while receiving, so long runs do not keep every raw line in memory.
+        self.compact_bytes = compact_bytes
         if host not in ("127.0.0.1", "::1", "localhost"):
             raise ValueError("the collector binds loopback only")
         family = socket.AF_INET6 if host == "::1" else socket.AF_INET
@@ -300,11 +345,34 @@ class Collector:
         now = time.time_ns()
         c.chunks.append(data)
         c.size += len(data)
+        c.total += len(data)
         c.ends.append(c.size)
         c.times.append(now)
         self._bytes += len(data)
         self._newlines += data.count(b"\n")
+        if c.size >= self.compact_bytes:
+            try:
+                self._compact(c)
+            except Exception as e:  # noqa: BLE001 - keep receiving; the raw bytes are still there
+                self._error = f"compacting a stream failed, kept raw: {e!r}"
+                self.compact_bytes = 1 << 62
         return True
+
+    def _compact(self, c: _Conn) -> None:
+        """Parse the complete lines received so far and keep only their records."""
+        data = b"".join(c.chunks)
+        cut = data.rfind(b"\n") + 1
+        if cut == 0:
+            c.chunks = [data]
+            return
+        block = _parse_block(data[:cut], np.array(c.ends, np.int64), np.array(c.times, np.int64), c.lines_parsed)
+        c.parsed.append(block)
+        c.lines_parsed += block.n_lines
+        rest = data[cut:]
+        c.chunks = [rest] if rest else []
+        c.ends = [len(rest)] if rest else []
+        c.times = [c.times[-1]] if rest else []
+        c.size = len(rest)
 
     def _accept(self) -> None:
         while True:
@@ -361,11 +429,11 @@ class Collector:
             self._sel.close()
         except OSError:
             pass
-        streams = [Stream(b"".join(c.chunks), np.array(c.ends, np.int64), np.array(c.times, np.int64))
-                   for c in self._conns if c.size]
+        streams = [Stream(b"".join(c.chunks), np.array(c.ends, np.int64), np.array(c.times, np.int64), c.parsed)
+                   for c in self._conns if c.total]
         for c in self._conns:
             c.chunks = []
-        self._capture = Capture(streams)
+        self._capture = Capture(streams, errors=[self._error] if self._error else [])
         return self._capture
 
     @property

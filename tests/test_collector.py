@@ -137,3 +137,35 @@ def test_stop_reads_what_is_already_buffered():
     # stop() drains what the kernel already holds: nothing sent is missing
     # unless the collector had not yet accepted; then it still accepts on drain
     assert parse_capture(cap).cseq.tolist() == list(range(500))
+
+
+def test_compaction_while_receiving_gives_the_same_records():
+    p = plan_of(connections=2, n=400)
+    payload = []
+    for c in range(2):
+        ls = lines_of(p, c, send_ns=5)
+        ls.insert(150, b"garbage\n")
+        payload.append(b"".join(ls))
+    with Collector(compact_bytes=3000) as col:
+        socks = [socket.create_connection(("127.0.0.1", col.port), timeout=5) for _ in range(2)]
+        try:
+            for s, data in zip(socks, payload):
+                for i in range(0, len(data), 777):  # chunks that cut lines
+                    s.sendall(data[i:i + 777])
+        finally:
+            for s in socks:
+                s.close()
+        wait_for(col, 802)
+        cap = col.stop()
+    assert all(s.parsed for s in cap.streams)  # compaction happened
+    rec = parse_capture(cap)
+    assert rec.malformed == 2 and rec.lines_total == 802 and len(rec) == 800
+    assert sorted(rec.malformed_examples) == ["stream 0 line 151: 'garbage'", "stream 1 line 151: 'garbage'"]
+    assert cap.errors == []
+    for si in range(2):
+        mine = rec.stream == si
+        assert rec.cseq[mine].tolist() == list(range(400))
+        assert rec.line[mine].tolist() == list(range(150)) + list(range(151, 401))
+        assert (np.diff(rec.recv_ns[mine]) >= 0).all()
+    whole = parse_capture(Capture([Stream(d, np.array([len(d)]), np.array([0])) for d in payload]))
+    assert np.array_equal(np.sort(whole.conn * 1000 + whole.cseq), np.sort(rec.conn * 1000 + rec.cseq))
