@@ -358,7 +358,7 @@ def _workload(r: _Reader) -> Workload:
         raise r.err("messages_per_connection",
                     "expected exactly one of workload.messages_per_connection or workload.duration_s, got "
                     + ("both" if mpc is not None else "neither"))
-    rate = r.number("rate_per_connection", None, lo=0, hi=1e9)
+    rate = r.number("rate_per_connection", None, lo=0, hi=10**9)
     if rate == 0:
         rate = None  # 0 documented as unlimited
     size = r.integer("message_size", 256, lo=1, hi=1 << 20)
