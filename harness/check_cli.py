@@ -40,7 +40,7 @@ def _predicted(keys: tuple[str, ...], key_counts: np.ndarray, partitions: int) -
 
 
 @click.command("check")
-@click.argument("capture", type=click.Path(dir_okay=False))
+@click.argument("capture", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("--scenario", "scenario_path", required=True, type=click.Path(dir_okay=False),
               help="Scenario file whose workload produced the traffic.")
 @click.option("--partitions", type=click.IntRange(0, 32), default=None,
@@ -53,7 +53,9 @@ def _predicted(keys: tuple[str, ...], key_counts: np.ndarray, partitions: int) -
 @click.option("--json", "as_json", is_flag=True, help="Print the full result as JSON.")
 def check(capture: str, scenario_path: str, partitions: int | None, ordering: str | None,
           sent_per_connection: int | None, as_json: bool) -> None:
-    """Check a capture of parbench-generated traffic for loss, duplicates and order."""
+    """Check a capture of parbench-generated traffic for loss, duplicates and order.
+
+    CAPTURE is a file of output lines (``-`` reads standard input)."""
     from harness.checks import check as run_check
     from harness.collector import Capture, parse_capture
     from harness.workload import build_plan

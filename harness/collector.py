@@ -56,6 +56,7 @@ class ParsedBlock:
     n_lines: int
     malformed: int
     examples: list[str]
+    n_bytes: int = 0  # raw bytes these lines took
 
 
 @dataclass
@@ -75,10 +76,36 @@ class Capture:
     errors: list[str] = field(default_factory=list)  # what went wrong while collecting
 
     @classmethod
-    def from_file(cls, path: str | Path) -> "Capture":
-        """A capture file of output lines; it carries no receive times, so latency is unknown."""
-        data = Path(path).read_bytes()
-        return cls.from_bytes(data, recv_ns=0, has_recv_times=False)
+    def from_file(cls, path: str | Path, block_bytes: int = 64 << 20) -> "Capture":
+        """A capture file of output lines (``-`` = standard input); it carries no
+        receive times, so latency is unknown.  Read in blocks whose complete
+        lines are parsed right away, so a large file is never held whole."""
+        import sys
+
+        f = sys.stdin.buffer if str(path) == "-" else open(path, "rb")
+        parsed: list[ParsedBlock] = []
+        lines = 0
+        rest = b""
+        zero = np.zeros(1, np.int64)
+        try:
+            while True:
+                block = f.read(block_bytes)
+                if not block:
+                    break
+                data = rest + block if rest else block
+                cut = data.rfind(b"\n") + 1
+                if cut == 0:
+                    rest = data
+                    continue
+                pb = _parse_block(data[:cut], np.array([cut], np.int64), zero, lines)
+                parsed.append(pb)
+                lines += pb.n_lines
+                rest = data[cut:]
+        finally:
+            if f is not sys.stdin.buffer:
+                f.close()
+        stream = Stream(rest, np.array([len(rest)], np.int64), zero.copy(), parsed)
+        return cls([stream], has_recv_times=False)
 
     @classmethod
     def from_bytes(cls, data: bytes, recv_ns: int = 0, has_recv_times: bool = True) -> "Capture":
@@ -87,7 +114,7 @@ class Capture:
 
     @property
     def total_bytes(self) -> int:
-        return sum(len(s.data) for s in self.streams)
+        return sum(len(s.data) + sum(b.n_bytes for b in s.parsed) for s in self.streams)
 
 
 @dataclass
@@ -258,7 +285,7 @@ def _parse_block(data: bytes, chunk_ends: np.ndarray, chunk_ns: np.ndarray, line
     n = out.n
     fields = [f[:n].copy() if n < len(f) else f for f in out.fields()]
     fields[6] = None  # the stream index is given when the capture is assembled
-    return ParsedBlock(fields, n_lines, bad, examples)
+    return ParsedBlock(fields, n_lines, bad, examples, len(data))
 
 
 class _Conn:

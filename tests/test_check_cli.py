@@ -107,3 +107,10 @@ def test_bad_input_exits_2_with_one_line(tmp_path, scenario):
     r = invoke(tmp_path / "missing.log", "--scenario", scenario)
     assert r.exit_code == 2 and "missing.log: cannot read" in r.output and "Traceback" not in r.output
     assert invoke(cap, "--scenario", scenario, "--partitions", "99").exit_code == 2
+
+
+def test_capture_from_standard_input(scenario):
+    data = b"".join(lines(scenario, 0) + lines(scenario, 1))
+    r = CliRunner().invoke(main, ["check", "-", "--scenario", str(scenario)], input=data)
+    assert r.exit_code == 0, r.output
+    assert "600 parbench lines" in r.output

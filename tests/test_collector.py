@@ -169,3 +169,16 @@ def test_compaction_while_receiving_gives_the_same_records():
         assert (np.diff(rec.recv_ns[mine]) >= 0).all()
     whole = parse_capture(Capture([Stream(d, np.array([len(d)]), np.array([0])) for d in payload]))
     assert np.array_equal(np.sort(whole.conn * 1000 + whole.cseq), np.sort(rec.conn * 1000 + rec.cseq))
+
+
+def test_capture_file_read_in_blocks_matches_whole(tmp_path):
+    p = plan_of(connections=2, n=300)
+    ls = lines_of(p, 0) + [b"bad\n"] + lines_of(p, 1)
+    path = tmp_path / "c.log"
+    path.write_bytes(b"".join(ls) + b"partial")
+    small = parse_capture(Capture.from_file(path, block_bytes=1000))  # blocks cut lines
+    whole = parse_capture(Capture.from_bytes(path.read_bytes()))
+    for name in ("conn", "key", "kseq", "cseq", "sent_ns", "line"):
+        assert np.array_equal(getattr(small, name), getattr(whole, name)), name
+    assert (small.malformed, small.lines_total, small.incomplete_tails) == (1, 601, 1)
+    assert small.malformed_examples == whole.malformed_examples == ["stream 0 line 301: 'bad'"]
