@@ -154,3 +154,28 @@ def test_memory_per_tracked_message(benchmark):
     benchmark.extra_info["target_bytes_per_message"] = 100
     # the plan's expected arrays (key, kseq: 6 bytes a message) exist before and are not counted
     assert per_msg <= 100, f"parse+check peaked at {per_msg:.0f} bytes per message"
+
+
+def test_send_into_the_collector_then_parse_and_check(benchmark):
+    """The whole harness path without a target: sender -> Collector (which
+    compacts while receiving) -> parse -> check."""
+    benchmark.group = GROUP
+    from harness.collector import Collector
+
+    n = 500_000
+    plan = build_plan(Workload(connections=1, messages_per_connection=n, keys=generate_host_names(16, 1),
+                               message_size=256))
+    outcomes = []
+
+    def go():
+        with Collector(compact_bytes=16 << 20) as col:
+            res = send(plan, "127.0.0.1", col.port, deadline_s=120)
+            deadline = time.monotonic() + 60
+            while col.received_messages() < res.total_sent and time.monotonic() < deadline:
+                time.sleep(0.001)
+            cap = col.stop()
+        outcomes.append(check(parse_capture(cap), plan.expected_for(res.sent), "per-key"))
+
+    benchmark.pedantic(go, rounds=3, iterations=1, warmup_rounds=1)
+    assert all((r.received, r.lost, r.nonmonotonic_per_key) == (n, 0, 0) for r in outcomes)
+    benchmark.extra_info["msgs_per_s"] = n / benchmark.stats.stats.min
