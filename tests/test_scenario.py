@@ -130,6 +130,9 @@ def test_minimal_file_gets_documented_defaults(tmp_path):
     ("[workload]\nmessages_per_connection = 10\n[sweep]\npartitions = [1, 4]\n[expect]\nordering = 'per-key'\n",
      "expect.ordering: expected 'none' for a round-robin pipeline (no pipeline.partition_key) with more than "
      "one partition: round-robin keeps no order, got 'per-key'"),
+    ("[workload]\nmessages_per_connection = 10\n[sweep]\nimplementations = ['reference', 'command:relay {in_port}']\n",
+     "sweep.implementations[1]: expected 'reference', 'syslog-ng', 'syslog-ng:PATH' or 'command:ARGV' "
+     "(ARGV with {in_port} and {out_port}), got 'command:relay {in_port}'"),
     ("[workload]\nmessages_per_connection = 10\ndistribution = { kind = 'uniform', s = 2 }\n",
      "workload.distribution.s: expected no 's' unless kind = 'zipf', got kind 'uniform'"),
 ])
