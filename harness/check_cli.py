@@ -30,7 +30,12 @@ def _fail_input(message: str) -> None:
     sys.exit(2)
 
 
-def _predicted(keys: tuple[str, ...], key_counts: np.ndarray, partitions: int) -> list[int] | None:
+def _predicted(keys: tuple[str, ...], key_counts: np.ndarray, partitions: int, scenario) -> list[int] | None:
+    """Messages per partition under keyed placement, when the partition key is
+    the scenario's key field itself (otherwise the key needs the whole message)."""
+    field = scenario.workload.key_field
+    if scenario.pipeline.partition_key not in (f"${field}", f"${{{field}}}"):
+        return None
     try:
         from reference.partition import g_str_hash
     except ImportError:
@@ -92,10 +97,11 @@ def check(capture: str, scenario_path: str, partitions: int | None, ordering: st
                "expectation": {"ordering": expect.ordering, "loss_allowed": expect.loss_allowed},
                "verdict": "pass" if ok else "fail", "verdict_reasons": reasons}
         if partitions:
-            out["partition_predicted"] = _predicted(plan.key_names, _key_counts(records, len(plan.key_names)), partitions)
+            out["partition_predicted"] = _predicted(plan.key_names, _key_counts(records, len(plan.key_names)),
+                                                    partitions, scenario)
         click.echo(json.dumps(out, indent=2))
     else:
-        _print_human(capture, scenario.name, result, expect, ok, reasons, records, plan.key_names, partitions)
+        _print_human(capture, scenario, result, expect, ok, reasons, records, plan.key_names, partitions)
     sys.exit(0 if ok else 1)
 
 
@@ -104,8 +110,9 @@ def _key_counts(records, n_keys: int) -> np.ndarray:
     return np.bincount(k, minlength=n_keys)
 
 
-def _print_human(capture, name, r, expect, ok, reasons, records, key_names, partitions) -> None:
+def _print_human(capture, scenario, r, expect, ok, reasons, records, key_names, partitions) -> None:
     echo = click.echo
+    name = scenario.name
     echo(f"{capture}: {r.received} parbench lines of {records.lines_total} "
          f"({r.malformed} malformed), {r.sent} messages sent by scenario {name}")
     echo(f"  lost {r.lost}, duplicated {r.duplicated} (+{r.duplicate_copies} copies), unexpected {r.unexpected}")
@@ -123,9 +130,11 @@ def _print_human(capture, name, r, expect, ok, reasons, records, key_names, part
     for ex in r.malformed_examples:
         echo(f"  malformed: {ex}")
     if partitions:
-        pred = _predicted(key_names, _key_counts(records, len(key_names)), partitions)
+        pred = _predicted(key_names, _key_counts(records, len(key_names)), partitions, scenario)
         if pred is not None:
             echo(f"  predicted messages per partition (g_str_hash % {partitions}): {pred}")
+        else:
+            echo(f"  no partition prediction: the partition key is not the scenario's key field")
     verdict = "PASS" if ok else "FAIL"
     echo(f"{verdict}: expected ordering {expect.ordering!r}, loss {'allowed' if expect.loss_allowed else 'not allowed'}")
     for reason in reasons:
