@@ -134,7 +134,7 @@ def _print_human(capture, scenario, r, expect, ok, reasons, records, key_names, 
         if pred is not None:
             echo(f"  predicted messages per partition (g_str_hash % {partitions}): {pred}")
         else:
-            echo(f"  no partition prediction: the partition key is not the scenario's key field")
+            echo("  no partition prediction: the partition key is not the scenario's key field")
     verdict = "PASS" if ok else "FAIL"
     echo(f"{verdict}: expected ordering {expect.ordering!r}, loss {'allowed' if expect.loss_allowed else 'not allowed'}")
     for reason in reasons:
