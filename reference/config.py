@@ -71,7 +71,7 @@ from reference.config_model import (
     Source,
     SourceDriver,
 )
-from reference.profiles import DEFAULT_PROFILE, PROFILES, Profile, get_profile
+from reference.profiles import DEFAULT_PROFILE, PROFILES, Profile, get_profile, limit_partitions
 
 WarnFn = Callable[[str], None]
 
@@ -822,20 +822,14 @@ class _Builder:
                 batch_opt = sub
             elif canon == "log-fetch-limit":
                 par.log_fetch_limit = self.int_value(sub, 1)
-        if par.partitions is not None and par.partitions > prof.max_partitions:
+        if par.partitions is not None:
             assert partitions_tok is not None
-            if prof.clamp_partitions:
-                self.warn(
-                    partitions_tok,
-                    f"partitions {par.partitions} is more than profile {prof.name} allows; "
-                    f"clamped to {prof.max_partitions}",
-                )
-                par.partitions = prof.max_partitions
-            else:
-                raise self.error(
-                    partitions_tok,
-                    f"found {par.partitions} partitions; profile {prof.name} accepts at most {prof.max_partitions}",
-                )
+            try:
+                par.partitions, warning = limit_partitions(prof, par.partitions)
+            except ValueError as exc:
+                raise self.error(partitions_tok, str(exc)) from None
+            if warning:
+                self.warn(partitions_tok, warning)
         if batch_opt is not None and par.partition_key is not None and not prof.key_with_batch_size:
             raise self.error(
                 batch_opt.tok,

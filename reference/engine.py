@@ -43,7 +43,7 @@ from typing import Callable, Iterable, Mapping, Protocol
 
 from reference.config_model import Config, CostStage, Destination, LogPath, Parallelize, Parser, Source
 from reference.cost import CostWorker
-from reference.profiles import Profile, get_profile
+from reference.profiles import Profile, get_profile, limit_partitions
 
 Message = dict  # dict[str, bytes]
 
@@ -401,15 +401,12 @@ class PathRuntime:
                                   f"{type(element).__name__}")
         par = self.parallelize
         partitions = (par.partitions or 0) if par is not None else 0
-        if partitions > profile.max_partitions:
-            if not profile.clamp_partitions:
-                # syslog-ng-4.8: at most 16 partitions, no clamp.
-                raise EngineError(f"{par.loc}: partitions({partitions}) is more than the "
-                                  f"{profile.max_partitions} that {profile.name} supports")
-            # axosyslog-4.26: warn and clamp to 32.
-            print(f"{par.loc}: warning: partitions({partitions}) clamped to "
-                  f"{profile.max_partitions} ({profile.name})", file=sys.stderr)
-            partitions = profile.max_partitions
+        try:
+            partitions, warning = limit_partitions(profile, partitions)
+        except ValueError as exc:
+            raise EngineError(f"{par.loc}: {exc}") from None
+        if warning:
+            print(f"{par.loc}: warning: {warning}", file=sys.stderr)
         self.partitions = [engine.partition_class(i, self) for i in range(partitions)]
         self.placement = None
         self.keyed_placer = None

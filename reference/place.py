@@ -13,7 +13,7 @@ import click
 import numpy as np
 
 from reference.partition import g_str_hash_many
-from reference.profiles import DEFAULT_PROFILE, PROFILES, get_profile
+from reference.profiles import DEFAULT_PROFILE, PROFILES, get_profile, limit_partitions
 from reference.template import TemplateError, compile_template
 
 
@@ -67,19 +67,12 @@ def _effective_partitions(partitions: int, profile_name: str) -> tuple[int, list
     except ValueError as exc:
         raise PlaceError(f"--profile: {exc}") from None
     notes: list[str] = []
-    if partitions < 0:
-        raise PlaceError(f"--partitions {partitions}: expected 0 (bypass) or a positive count")
-    if partitions > profile.max_partitions:
-        if not profile.clamp_partitions:
-            raise PlaceError(
-                f"--partitions {partitions}: profile {profile.name} accepts at most "
-                f"{profile.max_partitions} partitions"
-            )
-        notes.append(
-            f"warning: profile {profile.name} clamps partitions({partitions}) to "
-            f"{profile.max_partitions}"
-        )
-        partitions = profile.max_partitions
+    try:
+        partitions, warning = limit_partitions(profile, partitions)
+    except ValueError as exc:
+        raise PlaceError(f"--partitions {partitions}: {exc}") from None
+    if warning:
+        notes.append(f"warning: {warning}")
     return partitions, notes
 
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Profile:
     name: str
-    # Largest partitions()/workers() value; larger ones are rejected
-    # (syslog-ng) or warned about and clamped (AxoSyslog).
+    # Largest partitions()/workers() value the implementation runs; a larger
+    # one is clamped with a warning, or rejected when clamp_partitions is False.
     max_partitions: int
     clamp_partitions: bool
     # workers()/worker-partition-key() spellings accepted by parallelize().
@@ -37,7 +37,10 @@ class Profile:
 SYSLOG_NG_4_8 = Profile(
     name="syslog-ng-4.8",
     max_partitions=16,
-    clamp_partitions=False,
+    # syslog-ng 4.8.1 (Debian 13) was seen here accepting partitions(17),
+    # (32) and (64) without an error or a warning and delivering everything,
+    # so a config it runs must run on the reference too: clamp, don't reject.
+    clamp_partitions=True,
     accepts_worker_aliases=False,
     accepts_batch_size=False,
     accepts_parallelize_fetch_limit=False,
@@ -61,6 +64,22 @@ AXOSYSLOG_4_26 = Profile(
     early_handover=True,
     default_drain_limit=1000,
 )
+
+def limit_partitions(profile: Profile, partitions: int) -> tuple[int, str | None]:
+    """The partition count ``profile`` really runs for ``partitions(N)``, and
+    a warning when it differs.  Raises ValueError when the profile rejects N."""
+    if partitions < 0:
+        raise ValueError(f"partitions({partitions}): expected 0 (bypass) or a positive count")
+    if partitions <= profile.max_partitions:
+        return partitions, None
+    if not profile.clamp_partitions:
+        raise ValueError(
+            f"found {partitions} partitions; profile {profile.name} accepts at most {profile.max_partitions}"
+        )
+    return profile.max_partitions, (
+        f"partitions {partitions} is more than profile {profile.name} allows; clamped to {profile.max_partitions}"
+    )
+
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (SYSLOG_NG_4_8, AXOSYSLOG_4_26)}
 DEFAULT_PROFILE = AXOSYSLOG_4_26.name
