@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import skip_unless_required
+
 from harness.install import SyslogNgInstall, find_syslog_ng
 from harness.loggen import (
     UNLIMITED_RATE,
@@ -79,7 +81,7 @@ def test_loggen_fits_round_robin_only():
 def installed():
     found = find_syslog_ng()
     if found is None or found.loggen is None:
-        pytest.skip("no syslog-ng with loggen installed here (run: parbench install syslog-ng)")
+        skip_unless_required("no syslog-ng with loggen installed here (run: parbench install syslog-ng)")
     return found
 
 

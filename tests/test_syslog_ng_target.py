@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import skip_unless_required
+
 from harness.install import find_syslog_ng
 from harness.scenario import Expectation, Pipeline, Scenario, Sweep, Workload
 from harness.targets.base import TargetError, TargetPlan
@@ -161,7 +163,7 @@ def test_impl_spec_with_a_missing_path_fails_before_any_run(tmp_path):
 def installed():
     found = find_syslog_ng()
     if found is None:
-        pytest.skip("no syslog-ng >= 4.3 installed here (run: parbench install syslog-ng)")
+        skip_unless_required("no syslog-ng >= 4.3 installed here (run: parbench install syslog-ng)")
     return found
 
 
