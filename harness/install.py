@@ -32,7 +32,9 @@ from pathlib import Path
 import click
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
-DEFAULT_MIRROR = "http://deb.debian.org/debian"
+# The Debian archive this machine's own apt already uses (read from its
+# sources), so the installer goes exactly where the system is allowed to go.
+APT_SOURCES = (Path("/etc/apt/sources.list"), Path("/etc/apt/sources.list.d"))
 SUITE = "trixie"
 PACKAGES = ("syslog-ng-core",)
 MANIFEST = "parbench-install.json"
@@ -47,6 +49,35 @@ KEYRING_CANDIDATES = (
 )
 APT_TIMEOUT_S = 600.0
 VERSION_TIMEOUT_S = 10.0
+
+
+def system_debian_mirror(sources: tuple[Path, ...] = APT_SOURCES) -> str | None:
+    """The first main Debian archive URI in the system's apt sources (deb822
+    ``URIs:`` or one-line ``deb URI suite ...``), skipping security and
+    third-party archives; None when there is none."""
+    files: list[Path] = []
+    for entry in sources:
+        if entry.is_dir():
+            files += sorted(p for p in entry.iterdir() if p.suffix in (".sources", ".list"))
+        elif entry.is_file():
+            files.append(entry)
+    for path in files:
+        try:
+            text = path.read_text(errors="replace")
+        except OSError:
+            continue
+        for line in text.splitlines():
+            words = line.split("#", 1)[0].split()
+            if words[:1] == ["URIs:"]:
+                uris = words[1:]
+            elif words[:1] == ["deb"]:
+                uris = [w for w in words[1:] if "://" in w][:1]
+            else:
+                continue
+            for uri in uris:
+                if uri.rstrip("/").endswith("/debian"):
+                    return uri.rstrip("/")
+    return None
 
 
 class InstallError(Exception):
@@ -454,7 +485,10 @@ def install_syslog_ng(root: Path | None = None, force: bool = False, mirror: str
     Work happens in a staging dir next to ``root`` that is renamed into place
     at the end, so an interrupted install never leaves a half root behind."""
     root = Path(root or default_root()).expanduser().absolute()
-    mirror = mirror or os.environ.get(ENV_MIRROR) or DEFAULT_MIRROR
+    mirror = mirror or os.environ.get(ENV_MIRROR) or system_debian_mirror()
+    if not mirror:
+        raise InstallError(
+            f"no Debian archive found in {', '.join(map(str, APT_SOURCES))}; give one with --mirror URL or ${ENV_MIRROR}")
     if not force:
         try:
             return _checked(load_private_root(root)), False
@@ -522,7 +556,7 @@ def install_syslog_ng(root: Path | None = None, force: bool = False, mirror: str
               help=f"Install here (default: ${ENV_HOME}/syslog-ng or .parbench/syslog-ng in the project).")
 @click.option("--force", is_flag=True, help="Reinstall even if an installation is already there.")
 @click.option("--mirror", default=None, metavar="URL",
-              help=f"Debian mirror (default: ${ENV_MIRROR} or {DEFAULT_MIRROR}).")
+              help=f"Debian mirror (default: ${ENV_MIRROR}, else the Debian archive in this machine's apt sources).")
 def install(implementation: str, root: Path | None, force: bool, mirror: str | None) -> None:
     """Install syslog-ng >= 4.3 with loggen into a private root (Debian 13's
     packages, unpacked; the system is not touched)."""

@@ -200,3 +200,17 @@ def test_binary_in_a_private_root_uses_the_roots_loader(installed):
     found = inst.find_syslog_ng(installed.root / "usr" / "sbin" / "syslog-ng")
     assert found is not None and found.root == installed.root
     assert found.loader is not None and found.loader.is_relative_to(installed.root)
+
+
+def test_mirror_comes_from_the_systems_apt_sources(tmp_path):
+    d = tmp_path / "sources.list.d"
+    d.mkdir()
+    (d / "a-security.sources").write_text("Types: deb\nURIs: http://mirror.invalid/debian-security\nSuites: x\n")
+    (d / "b-other.list").write_text("# deb http://commented.invalid/debian x main\n"
+                                    "deb [arch=amd64] http://third.invalid/apt x main\n")
+    (d / "c-debian.sources").write_text("Types: deb\nURIs: http://archive.invalid/debian/\nSuites: bookworm\n")
+    assert inst.system_debian_mirror((tmp_path / "missing.list", d)) == "http://archive.invalid/debian"
+    one_line = tmp_path / "sources.list"
+    one_line.write_text("deb http://one.invalid/debian bookworm main\n")
+    assert inst.system_debian_mirror((one_line,)) == "http://one.invalid/debian"
+    assert inst.system_debian_mirror((tmp_path / "nothing",)) is None
