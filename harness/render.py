@@ -19,6 +19,7 @@ and inject configuration of its own.
 from __future__ import annotations
 
 import numbers
+import re
 from typing import Any
 
 DIALECTS = ("reference", "syslog-ng")
@@ -81,13 +82,30 @@ def _has_cost(pipeline: Any) -> bool:
     return bool(getattr(pipeline, "cost_cpu_us", 0) or getattr(pipeline, "cost_latency_us", 0))
 
 
+_VERSION_NUMBERS = re.compile(r"(?<![\d.])(\d+)\.(\d+)(?:\.\d+)*")
+DEFAULT_CONFIG_VERSION = (4, 8)
+
+
+def parse_version(version: str | None) -> tuple[int, int]:
+    """(major, minor) of an implementation version or a reference profile name.
+
+    Accepts what the harness passes around: a detected version
+    ("syslog-ng 4.8.1", "axosyslog 4.26.0"), a profile name ("syslog-ng-4.8",
+    "axosyslog-4.26"), a bare number ("4.8", "4.8.1"); None is the default
+    (4.8).  Anything without a "major.minor" number is a ValueError rather
+    than a silently wrong ``@version``."""
+    if version is None:
+        return DEFAULT_CONFIG_VERSION
+    match = _VERSION_NUMBERS.search(str(version))
+    if match is None:
+        raise ValueError(f"no major.minor version number in {version!r}")
+    return int(match.group(1)), int(match.group(2))
+
+
 def _version_line(version: str | None) -> str:
-    """@version: wants "major.minor"; accept "4.8.1" or "axosyslog-4.26"."""
-    digits = str(version or "4.8").rsplit("-", 1)[-1]
-    parts = [p for p in digits.split(".") if p.isdigit()]
-    if len(parts) < 2:
-        parts = ["4", "8"]
-    return f"@version: {parts[0]}.{parts[1]}"
+    """``@version: major.minor`` for any version string ``parse_version`` reads."""
+    major, minor = parse_version(version)
+    return f"@version: {major}.{minor}"
 
 
 def config_notes(scenario: Any, partitions: int, dialect: str = "reference", version: str | None = None) -> list[str]:

@@ -44,12 +44,6 @@ __all__ = ["SyslogNgTarget", "make_target", "render_syslog_ng_config", "parse_pr
            "parse_stats_csv", "reference_profile_for"]
 
 
-def _render_version(version: str) -> str:
-    # harness.render reads "<name>-X.Y.Z" (it takes the part after the last
-    # "-"), and looks for "axo" in it to allow AxoSyslog-only options.
-    return version.replace(" ", "-")
-
-
 def _is_axosyslog(version: str) -> bool:
     return "axosyslog" in version.lower()
 
@@ -62,8 +56,7 @@ def render_syslog_ng_config(scenario: Any, partitions: int, out_port: int, in_po
     to the collector, a message size limit above the scenario's messages, and
     stats level 4 on AxoSyslog so the per-partition ``parallelized_*``
     counters exist."""
-    text = render_config(scenario, partitions, out_port, in_port=in_port, dialect="syslog-ng",
-                         version=_render_version(version))
+    text = render_config(scenario, partitions, out_port, in_port=in_port, dialect="syslog-ng", version=version)
     # A lost collector connection is retried after time-reopen(), 60 s by
     # default: longer than a whole run.
     options = ["time-reopen(1)"]
@@ -198,7 +191,7 @@ class SyslogNgTarget(Target):
         workdir.mkdir(parents=True, exist_ok=True)
         self._partitions = plan.partitions
         self._control = workdir / "syslog-ng.ctl"
-        self._notes += config_notes(plan.scenario, plan.partitions, "syslog-ng", _render_version(install.version))
+        self._notes += config_notes(plan.scenario, plan.partitions, "syslog-ng", install.version)
         conf = workdir / "syslog-ng.conf"
         deadline = time.monotonic() + timeout
         last_error = ""
