@@ -17,74 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from loopback import LoopbackListener
+
 REPO = Path(__file__).resolve().parents[1]
 HOSTS = 8
 COUNT = 100_000
-
-
-class Collector:
-    """Accepts connections on 127.0.0.1 and keeps every byte received."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.chunks: list[bytes] = []
-        self.lock = threading.Lock()
-        self.newlines = 0
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self._accept_thread = threading.Thread(target=self._accept, daemon=True)
-        self._accept_thread.start()
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except (socket.timeout, OSError):
-                continue
-            t = threading.Thread(target=self._read, args=(conn,), daemon=True)
-            t.start()
-            self._threads.append(t)
-
-    def _read(self, conn: socket.socket) -> None:
-        conn.settimeout(0.2)
-        with conn:
-            while not self._stop.is_set():
-                try:
-                    data = conn.recv(1 << 20)
-                except socket.timeout:
-                    continue
-                except OSError:
-                    return
-                if not data:
-                    return
-                with self.lock:
-                    self.chunks.append(data)
-                    self.newlines += data.count(b"\n")
-
-    def wait_lines(self, count: int, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self.lock:
-                if self.newlines >= count:
-                    return True
-            time.sleep(0.05)
-        return False
-
-    def lines(self) -> list[bytes]:
-        with self.lock:
-            data = b"".join(self.chunks)
-        return data.split(b"\n")[:-1]
-
-    def close(self) -> None:
-        self._stop.set()
-        self._accept_thread.join(2)
-        for t in self._threads:
-            t.join(2)
-        self.sock.close()
 
 
 class Service:
@@ -159,7 +96,7 @@ def parse_output(lines: list[bytes]) -> list[tuple[bytes, int]]:
 
 @pytest.fixture
 def collector():
-    c = Collector()
+    c = LoopbackListener()
     try:
         yield c
     finally:

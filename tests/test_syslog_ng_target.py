@@ -2,15 +2,13 @@
 syslog-ng 4.8 with parallelize() checked for exactly-once and per-host order."""
 from __future__ import annotations
 
-import selectors
 import socket
-import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from conftest import skip_unless_required
+from loopback import LoopbackListener
 
 from harness.install import find_syslog_ng
 from harness.scenario import Expectation, Pipeline, Scenario, Sweep, Workload
@@ -18,7 +16,6 @@ from harness.targets.base import TargetError, TargetPlan
 from harness.targets.syslog_ng import (
     NO_PARTITION_COUNTERS_NOTE,
     SyslogNgTarget,
-    make_target,
     parse_prometheus_partitions,
     parse_stats_csv,
     render_syslog_ng_config,
@@ -95,14 +92,14 @@ def test_hostile_key_stays_a_template_for_the_real_syslog_ng(tmp_path, installed
     """syslog-ng itself parses the config, runs it, and no injected file() destination exists."""
     pwned = tmp_path / "pwned"
     hostile = '$HOST"); }; destination d_evil { file("' + str(pwned) + '"); }; log { source(s_parbench); destination(d_evil); }; #'
-    collector = LineCollector()
+    collector = LoopbackListener()
     target = SyslogNgTarget(install=installed)
     try:
         host, port = target.start(TargetPlan(scenario(partition_key=hostile), 4), collector.port,
                                   tmp_path / "work", timeout=30)
         payload, sent = rfc3164_lines(2)
         send_all(host, port, payload)
-        collector.wait_for(len(sent), timeout=30)
+        collector.wait_lines(len(sent), timeout=30)
     finally:
         target.stop()
         collector.close()
@@ -167,63 +164,6 @@ def installed():
     return found
 
 
-class LineCollector:
-    """A loopback listener that keeps every line it receives, in arrival order."""
-
-    def __init__(self) -> None:
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.server.setblocking(False)
-        self.port = self.server.getsockname()[1]
-        self.data = bytearray()
-        self.stop_event = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        selector = selectors.DefaultSelector()
-        selector.register(self.server, selectors.EVENT_READ)
-        try:
-            while not self.stop_event.is_set():
-                for key, _ in selector.select(timeout=0.1):
-                    if key.fileobj is self.server:
-                        try:
-                            conn, _ = self.server.accept()
-                        except BlockingIOError:
-                            continue
-                        conn.setblocking(False)
-                        selector.register(conn, selectors.EVENT_READ)
-                        continue
-                    try:
-                        chunk = key.fileobj.recv(1 << 18)
-                    except BlockingIOError:
-                        continue
-                    except OSError:
-                        chunk = b""
-                    if chunk:
-                        self.data += chunk
-                    else:
-                        selector.unregister(key.fileobj)
-                        key.fileobj.close()
-        finally:
-            for key in list(selector.get_map().values()):
-                if key.fileobj is not self.server:
-                    key.fileobj.close()
-            selector.close()
-
-    def lines(self) -> list[bytes]:
-        return bytes(self.data).split(b"\n")[:-1]
-
-    def wait_for(self, count: int, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while self.data.count(b"\n") < count and time.monotonic() < deadline:
-            time.sleep(0.05)
-
-    def close(self) -> None:
-        self.stop_event.set()
-        self.thread.join(timeout=5)
-        self.server.close()
-
-
 def rfc3164_lines(per_host: int) -> tuple[bytes, list[tuple[str, int]]]:
     """Hosts interleaved, each with its own sequence, as one connection sends them."""
     sent, out = [], []
@@ -260,13 +200,13 @@ def per_host_inversions(received: list[bytes]) -> dict[str, int]:
 def test_keyed_partitions_deliver_exactly_once_in_per_host_order(tmp_path, installed, partitions):
     per_host = 500
     payload, sent = rfc3164_lines(per_host)
-    collector = LineCollector()
+    collector = LoopbackListener()
     target = SyslogNgTarget(install=installed)
     try:
         host, port = target.start(TargetPlan(scenario(), partitions), collector.port, tmp_path, timeout=30)
         assert host == "127.0.0.1"
         send_all(host, port, payload)
-        collector.wait_for(len(sent), timeout=60)
+        collector.wait_lines(len(sent), timeout=60)
     finally:
         report = target.stop()
         collector.close()
@@ -292,14 +232,14 @@ def test_taken_port_is_retried_with_another(tmp_path, installed, monkeypatch):
     ports = [squatter.getsockname()[1]]
     real_free_port = module.free_loopback_port
     monkeypatch.setattr(module, "free_loopback_port", lambda: ports.pop() if ports else real_free_port())
-    collector = LineCollector()
+    collector = LoopbackListener()
     target = SyslogNgTarget(install=installed)
     try:
         host, port = target.start(TargetPlan(scenario(), 2), collector.port, tmp_path, timeout=30)
         assert port != squatter.getsockname()[1]
         payload, sent = rfc3164_lines(10)
         send_all(host, port, payload)
-        collector.wait_for(len(sent), timeout=30)
+        collector.wait_lines(len(sent), timeout=30)
     finally:
         report = target.stop()
         collector.close()
@@ -311,7 +251,7 @@ def test_taken_port_is_retried_with_another(tmp_path, installed, monkeypatch):
 @pytest.mark.syslog_ng
 def test_bad_config_fails_with_the_stderr_tail(tmp_path, installed):
     target = SyslogNgTarget(install=installed)
-    collector = LineCollector()
+    collector = LoopbackListener()
     try:
         with pytest.raises(TargetError) as info:
             target.start(TargetPlan(scenario(partition_key="$(no-such-template-function $HOST)"), 4),

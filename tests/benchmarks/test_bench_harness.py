@@ -14,8 +14,6 @@ The machine is shared with other work: numbers are noisy.
 """
 from __future__ import annotations
 
-import socket
-import threading
 import time
 import tracemalloc
 
@@ -23,6 +21,7 @@ import numpy as np
 import pytest
 
 from harness.checks import check
+from loopback import LoopbackListener
 from harness.collector import Capture, Stream, parse_capture
 from harness.scenario import Workload, generate_host_names
 from harness.workload import build_plan, render_connection, send
@@ -32,51 +31,9 @@ SEND_MESSAGES = 500_000
 PARSE_MESSAGES = 1_000_000
 
 
-class Blackhole:
-    def __init__(self) -> None:
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.server.settimeout(0.2)
-        self.port = self.server.getsockname()[1]
-        self.bytes = 0
-        self._stop = threading.Event()
-        self._readers: list[threading.Thread] = []
-        self._acceptor = threading.Thread(target=self._accept, daemon=True)
-        self._acceptor.start()
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.server.accept()
-            except OSError:
-                continue
-            t = threading.Thread(target=self._discard, args=(conn,), daemon=True)
-            t.start()
-            self._readers.append(t)
-
-    def _discard(self, conn: socket.socket) -> None:
-        conn.settimeout(30)
-        buf = bytearray(1 << 20)
-        with conn:
-            while True:
-                try:
-                    n = conn.recv_into(buf)
-                except OSError:
-                    return
-                if not n:
-                    return
-                self.bytes += n
-
-    def close(self) -> None:
-        self._stop.set()
-        self._acceptor.join(5)
-        for t in self._readers:
-            t.join(5)
-        self.server.close()
-
-
 @pytest.fixture
 def blackhole():
-    b = Blackhole()
+    b = LoopbackListener(keep=False)
     try:
         yield b
     finally:

@@ -12,13 +12,12 @@ session, not across sessions.
 """
 from __future__ import annotations
 
-import socket
-import threading
 import time
 
 import pytest
 
 from harness.install import find_syslog_ng
+from loopback import LoopbackListener
 from harness.loggen import run_loggen
 
 MESSAGES = 200_000
@@ -27,50 +26,9 @@ LOGGEN_SECONDS = 2
 GROUP = f"generator: {SIZE} B messages, 1 loopback connection (compare extra_info msgs_per_s)"
 
 
-class DiscardSink:
-    def __init__(self) -> None:
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.server.settimeout(0.2)
-        self.port = self.server.getsockname()[1]
-        self.received = 0
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self._acceptor = threading.Thread(target=self._accept, daemon=True)
-        self._acceptor.start()
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.server.accept()
-            except (TimeoutError, OSError):
-                continue
-            thread = threading.Thread(target=self._drain, args=(conn,), daemon=True)
-            thread.start()
-            self._threads.append(thread)
-
-    def _drain(self, conn: socket.socket) -> None:
-        conn.settimeout(30)
-        with conn:
-            while True:
-                try:
-                    chunk = conn.recv(1 << 20)
-                except OSError:
-                    return
-                if not chunk:
-                    return
-                self.received += len(chunk)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._acceptor.join(timeout=5)
-        for thread in self._threads:
-            thread.join(timeout=5)
-        self.server.close()
-
-
 @pytest.fixture
 def sink():
-    s = DiscardSink()
+    s = LoopbackListener(keep=False)
     try:
         yield s
     finally:
