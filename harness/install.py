@@ -17,7 +17,6 @@ system-wide daemon; the private root avoids both with no special cases.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
