@@ -36,6 +36,8 @@ from harness.targets import TargetError, TargetPlan, get_target
 DEFAULT_IDLE_S = 3.0
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 15.0
+#: after the sender's deadline, how long a run may still wait for output
+QUIESCE_GRACE_S = 30.0
 
 
 @dataclass
@@ -148,16 +150,19 @@ def run_once(scenario: Any, impl: str, partitions: int, repeat: int, workdir: Pa
             on_total(total)
         collector = Collector()
         target = target_factory(impl, profile=profile or getattr(scenario.pipeline, "profile", None))
-        host, port = target.start(TargetPlan(scenario=scenario, partitions=partitions), collector.port,
-                                  workdir, timeout=START_TIMEOUT_S)
-        t_start = time.monotonic()
         deadline_s = _send_deadline_s(scenario.workload, total)
+        # Once started, the target runs at most: sending, the quiescence
+        # grace, and its stop.
+        target_plan = TargetPlan(scenario=scenario, partitions=partitions,
+                                 deadline_s=deadline_s + QUIESCE_GRACE_S + STOP_TIMEOUT_S)
+        host, port = target.start(target_plan, collector.port, workdir, timeout=START_TIMEOUT_S)
+        t_start = time.monotonic()
         with _ReceivedPoller(collector, on_received):
             send_result = send(plan, host, port, deadline_s=deadline_s)
             sent = int(send_result.total_sent)
             if on_total:
                 on_total(sent)
-            _wait_quiescent(collector, sent, idle_s, t_start + deadline_s + 30.0)
+            _wait_quiescent(collector, sent, idle_s, t_start + deadline_s + QUIESCE_GRACE_S)
         run["sent"] = sent
         if send_result.errors:
             first = min(send_result.errors)

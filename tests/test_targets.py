@@ -144,7 +144,7 @@ def test_reference_target_reports_serve_failure_with_stderr(tmp_path, sink, monk
     target = ReferenceTarget()
     monkeypatch.setattr(
         target, "command",
-        lambda conf, ready, counters, max_seconds: [sys.executable, "-c",
+        lambda conf, ready, counters, max_seconds, workers=None: [sys.executable, "-c",
                                                     "import sys; sys.stderr.write('conf.conf:3:5: nope'); sys.exit(2)"],
     )
     scenario = _scenario()
@@ -178,7 +178,7 @@ def test_reference_target_reads_ready_file_and_counters(tmp_path, sink, monkeypa
     )
     target = ReferenceTarget()
     monkeypatch.setattr(target, "command",
-                        lambda conf, ready, counters, max_seconds: [sys.executable, str(fake), str(ready), str(counters)])
+                        lambda conf, ready, counters, max_seconds, workers=None: [sys.executable, str(fake), str(ready), str(counters)])
     host, port = target.start(TargetPlan(_scenario(), 2), sink.getsockname()[1], tmp_path)
     assert not _port_closed(port)
     report = target.stop(timeout=10)
@@ -187,6 +187,67 @@ def test_reference_target_reads_ready_file_and_counters(tmp_path, sink, monkeypa
     assert report.version == "axosyslog-4.26"
     assert report.exit_code == 0
     assert _port_closed(port)
+
+
+def _cmdline(pid: int) -> list[str]:
+    return open(f"/proc/{pid}/cmdline", "rb").read().decode().split("\0")[:-1]
+
+
+def _option(argv: list[str], name: str) -> str | None:
+    return argv[argv.index(name) + 1] if name in argv else None
+
+
+@pytest.mark.parametrize("workers", [3, None])
+def test_reference_target_runs_serve_with_the_scenarios_workers_and_a_bound_from_the_deadline(
+        tmp_path, sink, workers):
+    """The real parbench serve gets --workers from pipeline.workers (none when
+    unset: its default) and a --max-seconds just above the runner's deadline,
+    not a fixed hour."""
+    from harness.targets.reference import ReferenceTarget
+
+    scenario = _scenario()
+    scenario.pipeline.workers = workers
+    target = ReferenceTarget()
+    try:
+        target.start(TargetPlan(scenario, 2, deadline_s=12.0), sink.getsockname()[1], tmp_path, timeout=20.0)
+        argv = _cmdline(target._process.proc.pid)
+    finally:
+        report = target.stop(timeout=10)
+    assert argv[argv.index("-m") + 1:argv.index("-m") + 3] == ["parbench", "serve"]
+    assert _option(argv, "--workers") == (str(workers) if workers else None)
+    assert 12.0 + 20.0 < float(_option(argv, "--max-seconds")) <= 12.0 + 20.0 + 60.0
+    assert report.exit_code == 0
+
+
+def test_runner_gives_the_target_its_deadline_and_the_reference_its_workers(tmp_path):
+    """Through the runner: the plan carries a deadline covering sending,
+    quiescence and stop, and the reference's argv follows from it."""
+    from harness.runner import QUIESCE_GRACE_S, STOP_TIMEOUT_S, _send_deadline_s, run_once
+    from harness.targets.reference import ReferenceTarget
+
+    seen = {}
+
+    class Recording(ReferenceTarget):
+        def start(self, plan, out_port, workdir, timeout=30.0, max_seconds=None):
+            seen["plan"] = plan
+            return super().start(plan, out_port, workdir, timeout=timeout, max_seconds=max_seconds)
+
+        def command(self, *args, **kwargs):
+            seen["argv"] = argv = super().command(*args, **kwargs)
+            return argv
+
+    from dataclasses import replace
+
+    scenario = _real_scenario(partition_key="$HOST", workers=2)
+    scenario = replace(scenario, workload=replace(scenario.workload, messages_per_connection=300))
+    run = run_once(scenario, "reference", 2, 0, tmp_path, idle_s=1.0,
+                   target_factory=lambda impl, profile=None: Recording(profile=profile))
+    assert run["error"] is None and run["verdict"] == "pass", run
+    total = scenario.workload.connections * scenario.workload.messages_per_connection
+    deadline = _send_deadline_s(scenario.workload, total) + QUIESCE_GRACE_S + STOP_TIMEOUT_S
+    assert seen["plan"].deadline_s == deadline
+    assert _option(seen["argv"], "--workers") == "2"
+    assert deadline < float(_option(seen["argv"], "--max-seconds")) < 3600
 
 
 def _scenario():

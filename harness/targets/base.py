@@ -26,6 +26,10 @@ class TargetPlan:
     scenario: Any  # harness.scenario.Scenario
     # Partition count of this run; 0 = no parallelize() element at all.
     partitions: int
+    # Longest the runner keeps the target running once start() returned
+    # (sending, waiting for quiescence, stopping); None = unknown.  A target
+    # with a safety timeout of its own sets it slightly above this.
+    deadline_s: float | None = None
 
 
 @dataclass

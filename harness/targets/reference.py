@@ -10,6 +10,7 @@ processed totals.
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -18,6 +19,11 @@ from typing import Any
 from harness.render import config_notes, render_config
 from harness.targets.base import Target, TargetError, TargetPlan, TargetReport
 from harness.targets.command import ManagedProcess
+
+#: --max-seconds when the plan has no deadline
+FALLBACK_MAX_SECONDS = 3600.0
+#: how far --max-seconds lies beyond the runner's own deadline
+MAX_SECONDS_MARGIN_S = 30.0
 
 
 def _partition_totals(counters: dict[str, Any], field: str) -> list[int] | None:
@@ -36,23 +42,36 @@ class ReferenceTarget(Target):
 
     def __init__(self, profile: str | None = None, workers: int | None = None):
         self.profile = profile
+        # Worker threads; None = the scenario's pipeline.workers, else the
+        # service's default (one per CPU).
         self.workers = workers
         self._process: ManagedProcess | None = None
         self._counters_path: Path | None = None
         self._notes: list[str] = []
 
-    def command(self, conf: Path, ready: Path, counters: Path, max_seconds: float) -> list[str]:
+    def command(self, conf: Path, ready: Path, counters: Path, max_seconds: float,
+                workers: int | None = None) -> list[str]:
         argv = [sys.executable, "-m", "parbench", "serve", "-f", str(conf),
                 "--ready-file", str(ready), "--counters-out", str(counters),
                 "--max-seconds", f"{max_seconds:g}"]
         if self.profile:
             argv += ["--profile", self.profile]
-        if self.workers:
-            argv += ["--workers", str(self.workers)]
+        if workers:
+            argv += ["--workers", str(int(workers))]
         return argv
 
+    @staticmethod
+    def max_seconds_for(plan: TargetPlan, start_timeout: float) -> float:
+        """``--max-seconds``: a safety net so that a harness that dies cannot
+        leave a reference service running for long.  Slightly above the
+        longest the runner may keep it (start, then ``plan.deadline_s``), so it
+        never cuts a run short; without a deadline, an hour."""
+        if plan.deadline_s is None:
+            return FALLBACK_MAX_SECONDS
+        return math.ceil(start_timeout + float(plan.deadline_s) + MAX_SECONDS_MARGIN_S)
+
     def start(self, plan: TargetPlan, out_port: int, workdir: Path, timeout: float = 30.0,
-              max_seconds: float = 3600.0) -> tuple[str, int]:
+              max_seconds: float | None = None) -> tuple[str, int]:
         workdir = Path(workdir)
         workdir.mkdir(parents=True, exist_ok=True)
         conf = workdir / "reference.conf"
@@ -63,9 +82,10 @@ class ReferenceTarget(Target):
         conf.write_text(render_config(plan.scenario, plan.partitions, out_port, dialect="reference",
                                       version=self.profile))
         self._notes += config_notes(plan.scenario, plan.partitions, "reference", self.profile)
-        # --max-seconds is a safety net: a harness that dies cannot leave a
-        # reference service running forever.
-        self._process = ManagedProcess(self.command(conf, ready, self._counters_path, max_seconds),
+        if max_seconds is None:
+            max_seconds = self.max_seconds_for(plan, timeout)
+        workers = self.workers or getattr(plan.scenario.pipeline, "workers", None)
+        self._process = ManagedProcess(self.command(conf, ready, self._counters_path, max_seconds, workers),
                                        workdir, "reference")
         self._process.start()
         deadline = time.monotonic() + timeout
