@@ -74,6 +74,10 @@ class Capture:
     streams: list[Stream]
     has_recv_times: bool = True
     errors: list[str] = field(default_factory=list)  # what went wrong while collecting
+    # True when one of ``errors`` means output the target sent is missing from
+    # the capture (a connection not accepted, the receive loop died, it did
+    # not stop in time): then "lost" messages are not the target's doing.
+    data_lost: bool = False
 
     @classmethod
     def from_file(cls, path: str | Path, block_bytes: int = 64 << 20) -> "Capture":
@@ -334,6 +338,7 @@ class Collector:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._error: str | None = None
+        self._data_lost = False
         self._capture: Capture | None = None
         self._sel = selectors.DefaultSelector()
         self._sel.register(self._listener, selectors.EVENT_READ, None)
@@ -409,6 +414,7 @@ class Collector:
                 return
             except OSError as e:
                 self._error = f"accept failed: {e}"
+                self._data_lost = True
                 return
             s.setblocking(False)
             c = _Conn(s)
@@ -440,6 +446,7 @@ class Collector:
                     break
         except Exception as e:  # noqa: BLE001 - reported through stop()
             self._error = f"collector failed: {e!r}"
+            self._data_lost = True
 
     def stop(self, timeout: float = 5.0) -> Capture:
         """Stop listening, read what is already buffered, close everything and
@@ -448,6 +455,10 @@ class Collector:
             return self._capture
         self._stop.set()
         self._thread.join(timeout)
+        errors = [self._error] if self._error else []
+        if self._thread.is_alive():
+            errors.append(f"the receive thread did not stop within {timeout:g}s; the capture may be incomplete")
+            self._data_lost = True
         try:
             for c in self._conns:
                 if c.open:
@@ -460,7 +471,7 @@ class Collector:
                    for c in self._conns if c.total]
         for c in self._conns:
             c.chunks = []
-        self._capture = Capture(streams, errors=[self._error] if self._error else [])
+        self._capture = Capture(streams, errors=errors, data_lost=self._data_lost)
         return self._capture
 
     @property

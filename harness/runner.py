@@ -189,6 +189,10 @@ def run_once(scenario: Any, impl: str, partitions: int, repeat: int, workdir: Pa
                 capture = collector.stop()
             except Exception as exc:
                 run["target_notes"].append(f"stopping the collector failed: {type(exc).__name__}: {exc}")
+                if run["error"] is None:
+                    run["error"] = f"stopping the collector failed: {type(exc).__name__}: {exc}"
+            else:
+                run["target_notes"] += [f"collector: {error}" for error in capture.errors]
         run["duration_s"] = time.monotonic() - t_start
         if report is not None:
             run["cpu_seconds"] = report.cpu_seconds
@@ -206,6 +210,11 @@ def run_once(scenario: Any, impl: str, partitions: int, repeat: int, workdir: Pa
         except Exception as exc:
             run["error"] = f"evaluating the capture failed: {type(exc).__name__}: {exc}"
             (workdir / "run-error.txt").write_text(traceback.format_exc())
+    if run["error"] is None and capture is not None and capture.data_lost:
+        # The checks above still describe what arrived, but missing messages
+        # may be the collector's, not the target's: the run cannot pass.
+        run["error"] = ("the collector lost output, so the capture is incomplete: "
+                        + "; ".join(capture.errors or ["(no detail)"]))
     if run["error"] is not None:
         run["verdict"] = "fail"
         run["verdict_reasons"] = [f"error: {run['error'].splitlines()[0]}"]
@@ -250,10 +259,16 @@ def _evaluate(run: dict[str, Any], scenario: Any, plan: Any, capture: Any, send_
     if scenario.sweep.warmup_s and not tp.warmup_applied:
         run["target_notes"].append("run too short for the warm-up; throughput over all messages")
     run["latency_ms"] = metrics.latency_ms(sent_ns, recv_ns, scenario.sweep.warmup_s)
-    keys = np.asarray(records.key)
-    key_counts = np.bincount(keys.astype(np.int64), minlength=len(scenario.workload.keys)) if keys.size else np.zeros(
-        len(scenario.workload.keys), dtype=np.int64)
-    run["partition_predicted"] = predicted_partitions(scenario, partitions, key_counts)
+    run["partition_predicted"] = predicted_partitions(
+        scenario, partitions, key_counts(records.key, len(scenario.workload.keys)))
+
+
+def key_counts(keys: np.ndarray, n_keys: int) -> np.ndarray:
+    """Messages per key index 0..n_keys-1.  A key index out of range (a
+    garbled trailer; the checker counts it as unexpected) is left out: a
+    bincount over it would allocate up to 2^32 counters."""
+    keys = np.asarray(keys)
+    return np.bincount(keys[keys < n_keys].astype(np.int64), minlength=n_keys)[:n_keys]
 
 
 class _Progress:

@@ -217,3 +217,122 @@ def test_duration_bound_workload_expects_exactly_what_was_sent(tmp_path):
     assert run["verdict"] == "pass", (run["error"], run["verdict_reasons"])
     assert 0 < run["sent"] <= 2 * 400 and run["received"] == run["sent"]
     assert run["checks"]["lost"] == 0
+
+
+# --- garbled key indices, collector failures ----------------------------------
+
+GARBLED_KEY_SCRIPT = r"""
+import json, resource, sys, time
+# 2 GiB of address space: a bincount over a key index near 2**32 (34 GB of
+# counters) cannot allocate here, everything the evaluation needs can.
+resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+import numpy as np
+from harness.checks import check
+from harness.collector import Capture, parse_capture
+from harness.results import empty_run
+from harness.runner import _evaluate
+from harness.scenario import Expectation, Pipeline, Scenario, Sweep, Workload
+from harness.workload import T_KEY, SendResult, build_plan, render_connection
+
+keys = ("web-01", "web-02", "db-1", "db-2")
+sc = Scenario(name="garbled", path="garbled.toml", description="",
+              workload=Workload(connections=1, messages_per_connection=200, keys=keys, seed=7),
+              pipeline=Pipeline(partition_key="$HOST"), sweep=Sweep(partitions=(2,), repeats=1),
+              expect=Expectation(ordering="per-key"))
+plan = build_plan(sc.workload)
+now = time.time_ns()
+rows = render_connection(plan, 0, send_ns=now)
+t = plan.trailer_at
+rows[5, t + T_KEY.start:t + T_KEY.stop] = np.frombuffer(b"fffffff0", np.uint8)
+capture = Capture.from_bytes(rows.tobytes(), recv_ns=now + 1000)
+sent = plan.messages_per_connection.astype(np.int64)
+result = SendResult(sent=sent, planned=sent.copy(), t_first_ns=now, t_last_ns=now)
+run = empty_run("x", 2, 0, {"ordering": "per-key", "loss_allowed": False})
+_evaluate(run, sc, plan, capture, result, 2, check, parse_capture)
+json.dump({"checks": run["checks"], "verdict": run["verdict"], "reasons": run["verdict_reasons"],
+           "predicted": run["partition_predicted"]}, sys.stdout)
+"""
+
+
+def test_a_garbled_key_index_is_unexpected_not_gigabytes_of_counters(tmp_path):
+    """One output line whose key field reads 0xfffffff0: the run is evaluated
+    within 2 GiB of address space, the line is unexpected (its message lost),
+    and the partition prediction counts only the well-keyed messages."""
+    import json
+    import subprocess
+
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-c", GARBLED_KEY_SCRIPT], cwd=Path(__file__).parents[1],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout)
+    assert out["checks"]["unexpected"] == 1 and out["checks"]["lost"] == 1
+    (witness,) = out["checks"]["witnesses"]["unexpected"]
+    assert witness["key"] == 0xfffffff0 and witness["cseq"] == 5
+    assert out["verdict"] == "fail" and any("unexpected" in r for r in out["reasons"])
+    assert sum(out["predicted"]) == 199
+
+
+def test_key_counts_ignore_out_of_range_indices():
+    from harness.runner import key_counts
+
+    keys = np.array([0, 1, 1, 3, 0xfffffff0, 4], dtype=np.uint32)
+    assert key_counts(keys, 4).tolist() == [1, 2, 0, 1]
+    assert key_counts(np.array([], dtype=np.uint32), 3).tolist() == [0, 0, 0]
+
+
+def _patched_collector(monkeypatch, **overrides):
+    """harness.collector.Collector, as run_once creates it, with methods replaced."""
+    import harness.collector as collector_module
+
+    base = collector_module.Collector
+    compact_bytes = overrides.pop("compact_bytes", None)
+
+    class Faulty(base):
+        def __init__(self, *a, **kw):
+            if compact_bytes is not None:
+                kw["compact_bytes"] = compact_bytes
+            super().__init__(*a, **kw)
+
+    for name, fn in overrides.items():
+        setattr(Faulty, name, fn)
+    monkeypatch.setattr(collector_module, "Collector", Faulty)
+
+
+def test_a_collector_that_lost_output_fails_the_run_and_says_so(tmp_path, monkeypatch):
+    """The collector's receive loop dies after its first read: the run fails
+    with an error naming the collector (its lost messages are not the
+    target's), and the failure is in the run's notes."""
+    import harness.collector as collector_module
+
+    real_read = collector_module.Collector._read
+    reads = []
+
+    def read_then_break(self, c):
+        reads.append(1)
+        if len(reads) > 1:
+            raise RuntimeError("simulated receive failure")
+        return real_read(self, c)
+
+    _patched_collector(monkeypatch, _read=read_then_break)
+    outcome = run_sweep(scenario(), [relay_impl()], show_progress=False, workroot=tmp_path, idle_s=1.0)
+    (run,) = outcome.runs
+    assert run["verdict"] == "fail"
+    assert run["error"].startswith("the collector lost output") and "simulated receive failure" in run["error"]
+    assert any(n.startswith("collector: collector failed: RuntimeError") for n in run["target_notes"])
+    assert run["verdict_reasons"][0].startswith("error: the collector lost output")
+
+
+def test_a_collector_error_without_data_loss_is_a_note_and_the_run_passes(tmp_path, monkeypatch):
+    """Parsing while receiving fails: the collector keeps the raw bytes, so
+    nothing is lost; the run passes and its notes say what happened."""
+    def broken_compact(self, c):
+        raise ValueError("simulated parse failure")
+
+    _patched_collector(monkeypatch, compact_bytes=4096, _compact=broken_compact)
+    outcome = run_sweep(scenario(), [relay_impl()], show_progress=False, workroot=tmp_path, idle_s=1.0)
+    (run,) = outcome.runs
+    assert run["error"] is None and run["verdict"] == "pass", (run["error"], run["verdict_reasons"])
+    assert run["received"] == run["sent"] == 600
+    assert any("compacting a stream failed, kept raw" in n and "simulated parse failure" in n
+               for n in run["target_notes"])
