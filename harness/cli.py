@@ -43,7 +43,9 @@ def parse_partitions(text: str) -> list[int]:
 @click.option("--quick", is_flag=True, help="A few thousand messages, at most two partition counts, one repeat.")
 @click.option("--out", "out_dir", default="reports", show_default=True, type=click.Path(file_okay=False),
               help="Where reports/<scenario>/<timestamp>/ go.")
-@click.option("--profile", default=None, help="Reference version profile (default: the scenario's pipeline.profile).")
+@click.option("--profile", default=None,
+              help="Reference version profile. Default: the one modelling the detected syslog-ng when the sweep "
+                   "runs --impl syslog-ng, else the scenario's pipeline.profile.")
 @click.option("--no-progress", is_flag=True, help="No progress bar (e.g. in CI logs).")
 def run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, no_progress) -> None:
     """Run SCENARIO files against implementations; check every message and write reports.
@@ -103,6 +105,8 @@ def _run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, no
         doc = build_results(scenario.name, scenario.path, scenario.raw, outcome.runs,
                             interrupted=outcome.interrupted, throughput_window=describe_window())
         directory = write_report(doc, Path(out_dir))
+        if outcome.profile:
+            click.echo(f"{scenario.name}: reference version profile {outcome.profile} ({outcome.profile_reason})")
         passed = sum(r["verdict"] == "pass" for r in outcome.runs)
         click.echo(f"{scenario.name}: {passed}/{len(outcome.runs)} runs pass; report: {directory / 'report.md'}")
         if passed != len(outcome.runs) or not outcome.runs:

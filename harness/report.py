@@ -295,6 +295,10 @@ def write_markdown(doc: dict[str, Any], path: Path, figures: dict[str, str]) -> 
         lines.append("- implementations: " + ", ".join(
             f"`{_md_escape(_short_impl(impl))}`" + (f" ({version})" if version else "")
             for impl, version in versions.items()))
+    profiles = list(dict.fromkeys(r["profile"] for r in runs if r.get("profile")))
+    if profiles:
+        lines.append("- reference version profile: " + ", ".join(f"`{_md_escape(p)}`" for p in profiles)
+                     + " (why: see the target notes)")
     description = (sc.get("toml") or {}).get("description")
     if description:
         lines += ["", str(description).strip()]

@@ -39,7 +39,14 @@ Run object
                            as the target reports it
     partition_predicted    list[int] | null: the same, predicted by reference.partition
                            from the keys that arrived (keyed scenarios only)
-    target_notes           list[str]: findings about the target (options left out, kills)
+    profile                str | null (optional; files written before it may lack it): the
+                           reference's version profile this run used (``syslog-ng-4.8``,
+                           ``axosyslog-4.26``); null for other implementations.  Chosen per
+                           sweep: ``--profile``, else the one modelling the detected
+                           syslog-ng when the sweep runs one, else the scenario's
+                           ``pipeline.profile``; a ``target_notes`` line says which and why
+    target_notes           list[str]: findings about the target (options left out, kills,
+                           collector errors, the version profile and why)
     target_version         str | null
     stderr_tail            str: tail of the target's stderr (kept for failed runs)
     error                  str | null: why the run could not complete
@@ -76,6 +83,10 @@ RUN_FIELDS: dict[str, tuple[type, ...]] = {
     "partition_predicted": (list, type(None)),
     "target_notes": (list,),
     "error": (str, type(None)),
+}
+# Validated when present (added after the first files were written).
+OPTIONAL_RUN_FIELDS: dict[str, tuple[type, ...]] = {
+    "profile": (str, type(None)),
 }
 TOP_FIELDS: dict[str, tuple[type, ...]] = {
     "schema": (str,),
@@ -119,7 +130,7 @@ def empty_run(impl: str, partitions: int, repeat: int, expectation: dict[str, An
         "checks": None, "expectation": dict(expectation),
         "verdict": "fail", "verdict_reasons": [],
         "partition_processed": None, "partition_predicted": None,
-        "target_notes": [], "target_version": None, "stderr_tail": "", "error": None,
+        "profile": None, "target_notes": [], "target_version": None, "stderr_tail": "", "error": None,
     }
 
 
@@ -176,8 +187,10 @@ def validate(doc: Any, source: str = "results") -> dict[str, Any]:
         where = f"{source}: runs[{i}]"
         if not isinstance(run, dict):
             raise ResultsError(f"{where} must be an object")
-        for name, types in RUN_FIELDS.items():
+        for name, types in (*RUN_FIELDS.items(), *OPTIONAL_RUN_FIELDS.items()):
             if name not in run:
+                if name in OPTIONAL_RUN_FIELDS:
+                    continue
                 raise ResultsError(f"{where}: missing field {name!r}")
             value = run[name]
             if isinstance(value, bool) and bool not in types:

@@ -45,6 +45,47 @@ class SweepOutcome:
     scenario: Any
     runs: list[dict[str, Any]] = field(default_factory=list)
     interrupted: bool = False
+    # The reference's version profile in this sweep and why it was chosen
+    # (None when the sweep runs no reference).
+    profile: str | None = None
+    profile_reason: str = ""
+
+
+def _is_syslog_ng(spec: str) -> bool:
+    spec = spec.strip()
+    return spec == "syslog-ng" or spec.startswith("syslog-ng:")
+
+
+def choose_reference_profile(scenario: Any, impls: list[str], profile: str | None = None, *,
+                             target_factory: Callable[..., Any] = get_target) -> tuple[str, str]:
+    """The reference's version profile for a sweep, and why.
+
+    An explicit ``profile`` (``--profile``) wins.  Otherwise, when the sweep
+    also runs a real syslog-ng, the profile that models its detected version
+    (``harness.install.reference_profile_for``), so both sides of the
+    comparison run the same semantics; this overrides the scenario's
+    ``pipeline.profile`` (the note says so).  Otherwise the scenario's
+    ``pipeline.profile`` (or the default)."""
+    if profile:
+        return profile, "given with --profile"
+    scenario_profile = scenario.pipeline.profile
+    explicit = "profile" in ((getattr(scenario, "raw", None) or {}).get("pipeline") or {})
+    fallback_reason = "the scenario's pipeline.profile" if explicit else "the default profile"
+    for spec in impls:
+        if not _is_syslog_ng(spec):
+            continue
+        try:
+            target = target_factory(spec)
+            detected = target.reference_profile()
+            version = getattr(target, "version", None) or spec
+        except Exception as exc:  # TargetError, an unsupported version (ValueError)
+            return scenario_profile, (f"{fallback_reason}; no profile from {spec}: "
+                                      f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+        reason = f"picked for the detected {version}"
+        if explicit and scenario_profile != detected:
+            reason += f" (instead of the scenario's pipeline.profile {scenario_profile}; --profile overrides)"
+        return detected, reason
+    return scenario_profile, fallback_reason
 
 
 def run_order(impls: list[str], partitions: list[int], repeats: int) -> list[tuple[str, int, int]]:
@@ -138,6 +179,9 @@ def run_once(scenario: Any, impl: str, partitions: int, repeat: int, workdir: Pa
 
     expectation = {"ordering": scenario.expect.ordering, "loss_allowed": bool(scenario.expect.loss_allowed)}
     run = empty_run(impl, partitions, repeat, expectation)
+    reference_profile = profile or getattr(scenario.pipeline, "profile", None)
+    if impl.strip() == "reference":
+        run["profile"] = reference_profile
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     collector = target = report = capture = None
@@ -149,7 +193,7 @@ def run_once(scenario: Any, impl: str, partitions: int, repeat: int, workdir: Pa
         if on_total:
             on_total(total)
         collector = Collector()
-        target = target_factory(impl, profile=profile or getattr(scenario.pipeline, "profile", None))
+        target = target_factory(impl, profile=reference_profile)
         deadline_s = _send_deadline_s(scenario.workload, total)
         # Once started, the target runs at most: sending, the quiescence
         # grace, and its stop.
@@ -344,6 +388,10 @@ def run_sweep(scenario: Any, impls: list[str], partitions: list[int] | None = No
     reps = int(repeats if repeats is not None else scenario.sweep.repeats)
     order = run_order(list(impls), parts, reps)
     outcome = SweepOutcome(scenario=scenario)
+    if any(impl.strip() == "reference" for impl in impls):
+        outcome.profile, outcome.profile_reason = choose_reference_profile(
+            scenario, list(impls), profile, target_factory=target_factory)
+        profile = outcome.profile
     tmp = Path(tempfile.mkdtemp(prefix=f"parbench-{_safe(scenario.name)}-", dir=workroot))
     keep = False
     try:
@@ -358,6 +406,8 @@ def run_sweep(scenario: Any, impls: list[str], partitions: list[int] | None = No
                 except KeyboardInterrupt:
                     outcome.interrupted = True
                     break
+                if run.get("profile") is not None and outcome.profile_reason:
+                    run["target_notes"].insert(0, f"version profile {outcome.profile}: {outcome.profile_reason}")
                 outcome.runs.append(run)
                 progress.finished(run)
                 if run["error"]:

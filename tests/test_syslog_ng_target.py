@@ -288,3 +288,14 @@ def test_quick_scenario_through_the_runner(tmp_path, installed, scenario_file, p
     if quick.expect.ordering == "per-key":
         assert run["checks"]["nonmonotonic_per_key"] == 0
     assert run["verdict"] == "pass", run["verdict_reasons"]
+
+
+@pytest.mark.syslog_ng
+def test_sweep_with_the_real_syslog_ng_picks_the_reference_profile_for_its_version(installed, monkeypatch):
+    from harness.install import reference_profile_for
+    from harness.runner import choose_reference_profile
+
+    monkeypatch.setenv("PARBENCH_SYSLOG_NG", str(installed.syslog_ng))
+    profile, why = choose_reference_profile(scenario(), ["reference", "syslog-ng"])
+    assert profile == reference_profile_for(installed.version)
+    assert why == f"picked for the detected {installed.version}"
