@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import skip_unless_required
+from syslog_ng_required import skip_unless_required
 from click.testing import CliRunner
 
 from harness import install as inst

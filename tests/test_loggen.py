@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import skip_unless_required
+from syslog_ng_required import skip_unless_required
 
 from harness.install import SyslogNgInstall, find_syslog_ng
 from harness.loggen import (
@@ -20,7 +20,8 @@ from harness.loggen import (
 from harness.targets.base import TargetPlan
 from harness.targets.syslog_ng import SyslogNgTarget
 
-from test_syslog_ng_target import LineCollector, scenario
+from loopback import LoopbackListener
+from test_syslog_ng_target import scenario
 
 FAKE = SyslogNgInstall(syslog_ng=Path("/opt/sng/sbin/syslog-ng"), version="syslog-ng 4.8.1", source="explicit",
                        loggen=Path("/opt/sng/bin/loggen"))
@@ -87,10 +88,10 @@ def installed():
 
 @pytest.mark.syslog_ng
 def test_loggen_sends_count_per_connection(installed):
-    collector = LineCollector()
+    collector = LoopbackListener()
     try:
         result = run_loggen(collector.port, count=3000, connections=2, size=200, install=installed, timeout=60)
-        collector.wait_for(6000, timeout=30)
+        collector.wait_lines(6000, timeout=30)
     finally:
         collector.close()
     assert result.sent == 6000 and result.exit_code == 0
@@ -111,12 +112,12 @@ def test_loggen_against_a_closed_port_is_an_error(installed):
 
 @pytest.mark.syslog_ng
 def test_loggen_as_load_source_for_round_robin_syslog_ng(tmp_path, installed):
-    collector = LineCollector()
+    collector = LoopbackListener()
     target = SyslogNgTarget(install=installed)
     try:
         host, port = target.start(TargetPlan(scenario(partition_key=None), 2), collector.port, tmp_path, timeout=30)
         result = run_loggen(port, count=2000, connections=2, install=installed, timeout=60)
-        collector.wait_for(result.sent, timeout=30)
+        collector.wait_lines(result.sent, timeout=30)
     finally:
         report = target.stop()
         collector.close()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import skip_unless_required
+from syslog_ng_required import skip_unless_required
 from loopback import LoopbackListener
 
 from harness.install import find_syslog_ng

@@ -28,7 +28,8 @@ from reference.config_model import (Config, Destination, DestinationDriver, Loca
 from reference.engine import Engine, null_sink
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from test_service_e2e import Collector, make_conf  # noqa: E402
+from loopback import LoopbackListener  # noqa: E402
+from test_service_e2e import make_conf  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 LOC = Location("bench.conf", 1, 1)
@@ -93,7 +94,7 @@ def _traffic(count):
 @pytest.mark.parametrize("key", ["$HOST", None])
 def test_service_end_to_end_one_connection(benchmark, key):
     benchmark.group = "engine: parbench serve end to end, 1 connection, 100k x 256 B"
-    collector = Collector()
+    collector = LoopbackListener()
     data = _traffic(SERVICE_COUNT)
     with tempfile.TemporaryDirectory() as tmp:
         conf = Path(tmp, "bench.conf")

@@ -1,3 +1,9 @@
+"""Skip, or fail, a test that needs a real syslog-ng.
+
+A module of its own rather than ``tests/conftest.py``: pytest imports every
+directory's ``conftest.py`` as the module ``conftest``, so once
+``tests/benchmarks/conftest.py`` is loaded, ``from conftest import ...`` in a
+test finds that one instead."""
 import os
 
 import pytest
