@@ -13,7 +13,7 @@ import pytest
 from harness import metrics
 from harness.runner import predicted_partitions, run_order, run_sweep
 from harness.scenario import Expectation, Pipeline, Scenario, Sweep, Workload
-from harness.targets import TargetError, get_target
+from harness.targets import get_target
 
 RELAY = Path(__file__).parent / "fixtures" / "relay.py"
 

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 
 from harness.targets import TargetError, TargetPlan, get_target
-from harness.targets.command import CommandTarget, free_loopback_port, parse_command_template
+from harness.targets.command import CommandTarget, parse_command_template
 
 RELAY = Path(__file__).parent / "fixtures" / "relay.py"
 PLAN = TargetPlan(scenario=SimpleNamespace(name="t"), partitions=0)
