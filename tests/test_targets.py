@@ -383,3 +383,35 @@ def test_proc_sampler_sees_peak_rss_and_cpu_of_children(tmp_path):
     assert code_ == -9
     total_cpu, peak = summarize_usage(sampler, cpu, rss)
     assert total_cpu >= sampler.cpu_seconds * 0.99 and peak >= 60 * 1024 * 1024
+
+
+def test_readiness_opens_no_connection_to_the_target(tmp_path):
+    # syslog-ng counts a probe connection against max-connections() until it
+    # sees the close; a probe could get a real sender rejected. Readiness
+    # must come from the listening socket alone.
+    log = tmp_path / "accepted.log"
+    server = tmp_path / "server.py"
+    server.write_text(
+        "import socket, sys, time\n"
+        "s = socket.create_server(('127.0.0.1', int(sys.argv[1])))\n"
+        "s.settimeout(0.1)\n"
+        "while True:\n"
+        "    try:\n"
+        "        c, _ = s.accept()\n"
+        "    except TimeoutError:\n"
+        "        continue\n"
+        "    open(sys.argv[2], 'a').write('accepted\\n')\n"
+        "    c.close()\n")
+    target = CommandTarget(f"{sys.executable} {server} {{in_port}} {log}")
+    try:
+        host, port = target.start(TargetPlan(scenario=None, partitions=1), 9, tmp_path, timeout=20)
+        time.sleep(0.3)
+        assert not log.exists(), "the readiness check connected to the target"
+        with socket.create_connection((host, port), timeout=5):
+            pass
+        deadline = time.monotonic() + 5
+        while not log.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert log.read_text() == "accepted\n"  # the server really counts connections
+    finally:
+        target.stop(timeout=5)

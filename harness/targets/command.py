@@ -121,9 +121,46 @@ class ManagedProcess:
             self.cpu_seconds, self.peak_rss_bytes = summarize_usage(self.sampler, rusage_cpu, rusage_rss)
 
 
+def listening_inodes(port: int) -> set[str]:
+    """Inodes of IPv4 TCP sockets listening on ``port`` on loopback or any
+    address (from /proc/net/tcp)."""
+    inodes = set()
+    want = {f"0100007F:{port:04X}", f"00000000:{port:04X}"}
+    try:
+        with open("/proc/net/tcp") as fh:
+            next(fh, None)
+            for line in fh:
+                fields = line.split()
+                if len(fields) > 9 and fields[1] in want and fields[3] == "0A":
+                    inodes.add(fields[9])
+    except OSError:
+        pass
+    return inodes
+
+
+def owns_socket(pid: int, inodes: set[str]) -> bool | None:
+    """Whether process ``pid`` holds one of ``inodes``; None when /proc cannot tell."""
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return None
+    for fd in fds:
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:[") and target[8:-1] in inodes:
+            return True
+    return False
+
+
 def wait_for_port(host: str, port: int, timeout: float, process: ManagedProcess) -> None:
-    """Until a TCP connect to (host, port) succeeds; TargetError if the
-    process exits first or the timeout passes."""
+    """Until something listens on ``port``; TargetError if the process exits
+    first or the timeout passes.  Readiness is read from /proc/net/tcp, not
+    probed with a connection: an implementation may count a probe against
+    its connection limit (syslog-ng's max-connections()) for a while after
+    it closed, and reject a real sender for it.  Without /proc, a connect
+    probe is the fallback."""
     deadline = time.monotonic() + timeout
     while True:
         if not process.alive():
@@ -132,11 +169,14 @@ def wait_for_port(host: str, port: int, timeout: float, process: ManagedProcess)
                 f"{process.label} exited with status {code} before accepting connections on "
                 f"{host}:{port}; stderr tail:\n{process.stderr_tail() or '(empty)'}"
             )
-        try:
-            with socket.create_connection((host, port), timeout=0.5):
-                return
-        except OSError:
-            pass
+        if listening_inodes(port):
+            return
+        if not os.path.exists("/proc/net/tcp"):
+            try:
+                with socket.create_connection((host, port), timeout=0.5):
+                    return
+            except OSError:
+                pass
         if time.monotonic() >= deadline:
             raise TargetError(
                 f"{process.label} did not accept connections on {host}:{port} within {timeout:g}s; "

@@ -21,7 +21,6 @@ else ``syslog-ng`` on PATH (see ``harness.install.locate_syslog_ng``).
 """
 from __future__ import annotations
 
-import os
 import re
 import socket
 import subprocess
@@ -32,7 +31,7 @@ from typing import Any
 from harness.install import SyslogNgInstall, locate_syslog_ng, reference_profile_for
 from harness.render import config_notes, render_config
 from harness.targets.base import Target, TargetError, TargetPlan, TargetReport
-from harness.targets.command import ManagedProcess, free_loopback_port
+from harness.targets.command import ManagedProcess, free_loopback_port, listening_inodes, owns_socket
 
 BIND_ATTEMPTS = 4
 CTL_TIMEOUT_S = 5.0
@@ -107,38 +106,6 @@ def parse_stats_csv(text: str) -> list[dict[str, str]]:
         if len(fields) == len(header):
             rows.append(dict(zip(header, fields)))
     return rows
-
-
-def _listening_inodes(port: int) -> set[str]:
-    """Inodes of loopback TCP sockets listening on ``port`` (from /proc/net/tcp)."""
-    inodes = set()
-    want = f"0100007F:{port:04X}"
-    try:
-        with open("/proc/net/tcp") as fh:
-            next(fh, None)
-            for line in fh:
-                fields = line.split()
-                if len(fields) > 9 and fields[1] == want and fields[3] == "0A":
-                    inodes.add(fields[9])
-    except OSError:
-        pass
-    return inodes
-
-
-def _owns_socket(pid: int, inodes: set[str]) -> bool | None:
-    """Whether process ``pid`` holds one of ``inodes``; None when /proc cannot tell."""
-    try:
-        fds = os.listdir(f"/proc/{pid}/fd")
-    except OSError:
-        return None
-    for fd in fds:
-        try:
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith("socket:[") and target[8:-1] in inodes:
-            return True
-    return False
 
 
 class SyslogNgTarget(Target):
@@ -226,8 +193,13 @@ class SyslogNgTarget(Target):
         while True:
             if not process.alive():
                 return False
-            owned = _owns_socket(process.proc.pid, _listening_inodes(port))
-            if owned is not False:
+            owned = owns_socket(process.proc.pid, listening_inodes(port))
+            if owned:
+                # No probe connection: syslog-ng counts it against
+                # max-connections() until it notices the close, and a sender
+                # connecting right after could be rejected for it.
+                return True
+            if owned is None:  # /proc cannot tell: fall back to a probe
                 try:
                     with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                         return True
