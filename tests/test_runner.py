@@ -149,6 +149,19 @@ def test_throughput_window_excludes_warmup_and_uses_first_to_last_receive():
     assert lat["p50"] == pytest.approx(500.0) and lat["max"] == pytest.approx(501.0)
 
 
+def test_warmup_never_excludes_more_than_half_of_the_messages():
+    # A sender that pushed everything within the warm-up (200 messages in
+    # 0.2 s, delivered over 2 s) plus 3 stragglers sent at 0.6 s and received
+    # at 10 s: without the cap only the stragglers would be measured.
+    sent = np.concatenate([np.linspace(0, 0.2e9, 200), np.full(3, 0.6e9)]).astype(np.int64)
+    recv = np.concatenate([np.linspace(0.1e9, 2.0e9, 200), np.full(3, 10e9)]).astype(np.int64)
+    tp = metrics.throughput(sent, recv, warmup_s=0.5)
+    assert tp.warmup_applied
+    assert tp.messages >= len(sent) // 2
+    lat = metrics.latency_ms(sent, recv, warmup_s=0.5)
+    assert lat["p50"] < 2000  # the bulk, not the stragglers' 9.4 s
+
+
 def test_sigint_to_parbench_run_writes_partial_results_and_leaves_no_process(tmp_path):
     """A real Ctrl-C (SIGINT to the process group of `parbench run`) in the
     middle of a rate-limited run: exit 130, results.json marked interrupted,
