@@ -46,14 +46,17 @@ def parse_partitions(text: str) -> list[int]:
 @click.option("--profile", default=None,
               help="Reference version profile. Default: the one modelling the detected syslog-ng when the sweep "
                    "runs --impl syslog-ng, else the scenario's pipeline.profile.")
+@click.option("--syslog-ng", "syslog_ng", metavar="PATH", type=click.Path(),
+              help="Your own syslog-ng / AxoSyslog binary (or install prefix) for the syslog-ng implementation "
+                   "(same as --impl syslog-ng:PATH).")
 @click.option("--no-progress", is_flag=True, help="No progress bar (e.g. in CI logs).")
-def run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, no_progress) -> None:
+def run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, syslog_ng, no_progress) -> None:
     """Run SCENARIO files against implementations; check every message and write reports.
 
     Example: parbench run scenarios/chatty-single-sender.toml --quick
     """
     try:
-        _run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, no_progress)
+        _run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, syslog_ng, no_progress)
     except KeyboardInterrupt:
         # Only reachable before or between sweeps: a sweep catches its own
         # Ctrl-C, stops its target and writes the partial report.
@@ -61,7 +64,16 @@ def run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, no_
         sys.exit(EXIT_INTERRUPTED)
 
 
-def _run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, no_progress) -> None:
+def with_syslog_ng_path(specs: list[str], path: str | None) -> list[str]:
+    """The implementation specs with a bare "syslog-ng" pointed at ``path``."""
+    if path is None:
+        return list(specs)
+    if "syslog-ng" not in specs:
+        raise ValueError("--syslog-ng was given but no syslog-ng implementation runs; add --impl syslog-ng")
+    return [f"syslog-ng:{path}" if spec == "syslog-ng" else spec for spec in specs]
+
+
+def _run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, syslog_ng, no_progress) -> None:
     from harness.scenario import ScenarioError, apply_quick, load_scenario
     from harness.targets import TargetError, get_target
 
@@ -86,8 +98,14 @@ def _run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, no
             sys.exit(EXIT_USAGE)
         loaded.append(apply_quick(scenario) if quick else scenario)
 
+    chosen_by_scenario = []
     for scenario in loaded:
-        for spec in impls or scenario.sweep.implementations or ("reference",):
+        try:
+            chosen = with_syslog_ng_path(list(impls or scenario.sweep.implementations or ("reference",)), syslog_ng)
+        except ValueError as exc:
+            _fail_usage(f"{scenario.path}: {exc}")
+        chosen_by_scenario.append(chosen)
+        for spec in chosen:
             try:
                 get_target(spec)
             except TargetError as exc:
@@ -99,8 +117,7 @@ def _run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, no
     from harness.runner import run_sweep
 
     any_failed = False
-    for scenario in loaded:
-        chosen = list(impls or scenario.sweep.implementations or ("reference",))
+    for scenario, chosen in zip(loaded, chosen_by_scenario):
         outcome = run_sweep(scenario, chosen, partitions, repeats, profile=profile, show_progress=not no_progress)
         doc = build_results(scenario.name, scenario.path, scenario.raw, outcome.runs,
                             interrupted=outcome.interrupted, throughput_window=describe_window())

@@ -254,7 +254,8 @@ def _sibling_tool(binary: Path, name: str) -> Path | None:
 
 def install_from_binary(path: Path, source: str) -> SyslogNgInstall:
     """A user's own syslog-ng / AxoSyslog binary (or its install prefix)."""
-    path = Path(path).expanduser()
+    # Absolute: targets run the binary from their own working directory.
+    path = Path(path).expanduser().absolute()
     if path.is_dir():
         for candidate in (path / "sbin" / "syslog-ng", path / "bin" / "syslog-ng", path / "syslog-ng"):
             if candidate.is_file():

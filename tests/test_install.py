@@ -88,6 +88,15 @@ def test_detect_version_of_a_binary_that_says_nothing_is_one_clear_error(tmp_pat
     assert "exit 3" in str(info.value) and "\n" not in str(info.value)
 
 
+def test_a_relative_path_is_made_absolute(tmp_path, monkeypatch):
+    # Targets start the binary from their own working directory.
+    binary = fake_build(tmp_path / "axo", AXOSYSLOG_426)
+    monkeypatch.chdir(tmp_path)
+    found, reasons = inst.locate_syslog_ng("axo/sbin/syslog-ng")
+    assert reasons == [] and found.syslog_ng == binary and found.syslog_ng.is_absolute()
+    assert found.loggen == tmp_path / "axo" / "bin" / "loggen"
+
+
 def test_explicit_build_prefix_is_found_with_its_loggen(tmp_path):
     binary = fake_build(tmp_path / "axo", AXOSYSLOG_426)
     found, reasons = inst.locate_syslog_ng(tmp_path / "axo")

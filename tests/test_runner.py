@@ -349,3 +349,23 @@ def test_a_collector_error_without_data_loss_is_a_note_and_the_run_passes(tmp_pa
     assert run["received"] == run["sent"] == 600
     assert any("compacting a stream failed, kept raw" in n and "simulated parse failure" in n
                for n in run["target_notes"])
+
+
+def test_syslog_ng_option_points_the_syslog_ng_implementation_at_a_path(tmp_path):
+    from click.testing import CliRunner
+
+    from harness.cli import with_syslog_ng_path
+    from parbench.cli import main
+
+    assert with_syslog_ng_path(["reference", "syslog-ng"], "/opt/axo/sbin/syslog-ng") == [
+        "reference", "syslog-ng:/opt/axo/sbin/syslog-ng"]
+    assert with_syslog_ng_path(["reference"], None) == ["reference"]
+    with pytest.raises(ValueError, match="add --impl syslog-ng"):
+        with_syslog_ng_path(["reference"], "/x")
+    scenario = Path(__file__).resolve().parents[1] / "scenarios" / "vs-syslog-ng-one-connection.toml"
+    missing = tmp_path / "no-such-syslog-ng"
+    result = CliRunner().invoke(main, ["run", str(scenario), "--quick", "--syslog-ng", str(missing),
+                                       "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "no-such-syslog-ng" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "vs-syslog-ng-one-connection").exists()  # failed before any run
