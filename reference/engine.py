@@ -72,7 +72,38 @@ class EngineError(ValueError):
 # --------------------------------------------------------------------------
 
 
-class WorkerPool:
+class _IdleWaiter:
+    """``wait_idle`` for an object whose busy state is guarded by ``_lock``:
+    waiters register in ``_idle_waiters`` so the worker side notifies
+    ``_idle_cond`` only when somebody waits."""
+
+    _lock: threading.Lock
+    _idle_cond: threading.Condition
+    _idle_waiters: int
+
+    def _busy_locked(self) -> bool:
+        raise NotImplementedError
+
+    def idle(self) -> bool:
+        with self._lock:
+            return not self._busy_locked()
+
+    def wait_idle(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            self._idle_waiters += 1
+            try:
+                while self._busy_locked():
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return False
+                    self._idle_cond.wait(min(left, 0.5))
+                return True
+            finally:
+                self._idle_waiters -= 1
+
+
+class WorkerPool(_IdleWaiter):
     """A fixed set of threads running queued jobs (callables) in FIFO order.
 
     syslog-ng's main-loop worker pool: jobs are short and never block for
@@ -120,23 +151,8 @@ class WorkerPool:
                 if self._pending == 0 and self._idle_waiters:
                     self._idle_cond.notify_all()
 
-    def idle(self) -> bool:
-        with self._lock:
-            return self._pending == 0
-
-    def wait_idle(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        with self._lock:
-            self._idle_waiters += 1
-            try:
-                while self._pending:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        return False
-                    self._idle_cond.wait(min(left, 0.5))
-                return True
-            finally:
-                self._idle_waiters -= 1
+    def _busy_locked(self) -> bool:
+        return self._pending != 0
 
     def stop(self, timeout: float) -> bool:
         with self._lock:
@@ -154,7 +170,7 @@ class WorkerPool:
 # --------------------------------------------------------------------------
 
 
-class DestinationQueue:
+class DestinationQueue(_IdleWaiter):
     """A destination's queue and its writer thread.
 
     Items are ``(acknowledger, messages)``: the connection, or a _SharedAck
@@ -174,6 +190,7 @@ class DestinationQueue:
         self._queued = 0
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
+        self._idle_cond = self._cond  # the writer notifies idle waiters on the same condition
         self._busy = False
         self._writer_waiting = False
         self._idle_waiters = 0
@@ -250,23 +267,8 @@ class DestinationQueue:
                 for conn, n in released.items():
                     conn.release(n)
 
-    def idle(self) -> bool:
-        with self._lock:
-            return not self._items and not self._busy
-
-    def wait_idle(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        with self._lock:
-            self._idle_waiters += 1
-            try:
-                while self._items or self._busy:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        return False
-                    self._cond.wait(min(left, 0.5))
-                return True
-            finally:
-                self._idle_waiters -= 1
+    def _busy_locked(self) -> bool:
+        return bool(self._items) or self._busy
 
     def stop(self, timeout: float) -> bool:
         with self._lock:
