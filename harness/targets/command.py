@@ -154,6 +154,18 @@ def owns_socket(pid: int, inodes: set[str]) -> bool | None:
     return False
 
 
+def stop_and_report(process: ManagedProcess, notes: list[str], timeout: float,
+                    killed_note: str = "killed") -> TargetReport:
+    """Stop ``process`` (SIGTERM, then SIGKILL after ``timeout``) and report
+    what every process target can: CPU, peak RSS, exit code, stderr tail."""
+    process.stop(timeout)
+    notes = list(notes)
+    if process.killed:
+        notes.append(f"did not exit within {timeout:g}s of SIGTERM; {killed_note}")
+    return TargetReport(cpu_seconds=process.cpu_seconds, peak_rss_bytes=process.peak_rss_bytes,
+                        exit_code=process.exit_code, stderr_tail=process.stderr_tail(), notes=notes)
+
+
 def wait_for_port(host: str, port: int, timeout: float, process: ManagedProcess) -> None:
     """Until something listens on ``port``; TargetError if the process exits
     first or the timeout passes.  Readiness is read from /proc/net/tcp, not
@@ -225,17 +237,6 @@ class CommandTarget(Target):
         return "127.0.0.1", in_port
 
     def stop(self, timeout: float = 15.0) -> TargetReport:
-        process = self._process
-        if process is None:
+        if self._process is None:
             return TargetReport(notes=list(self._notes))
-        process.stop(timeout)
-        notes = list(self._notes)
-        if process.killed:
-            notes.append(f"did not exit within {timeout:g}s of SIGTERM; killed")
-        return TargetReport(
-            cpu_seconds=process.cpu_seconds,
-            peak_rss_bytes=process.peak_rss_bytes,
-            exit_code=process.exit_code,
-            stderr_tail=process.stderr_tail(),
-            notes=notes,
-        )
+        return stop_and_report(self._process, self._notes, timeout)

@@ -18,7 +18,7 @@ from typing import Any
 
 from harness.render import config_notes, render_config
 from harness.targets.base import Target, TargetError, TargetPlan, TargetReport
-from harness.targets.command import ManagedProcess
+from harness.targets.command import ManagedProcess, stop_and_report
 
 #: --max-seconds when the plan has no deadline
 FALLBACK_MAX_SECONDS = 3600.0
@@ -113,26 +113,18 @@ class ReferenceTarget(Target):
         process = self._process
         if process is None:
             return TargetReport(notes=list(self._notes))
-        process.stop(timeout)
-        notes = list(self._notes)
-        if process.killed:
-            notes.append(f"did not exit within {timeout:g}s of SIGTERM; killed (no counters)")
+        report = stop_and_report(process, self._notes, timeout, killed_note="killed (no counters)")
         counters = None
         if self._counters_path is not None and self._counters_path.exists():
             try:
                 counters = json.loads(self._counters_path.read_text())
             except ValueError as exc:
-                notes.append(f"counters file unreadable: {exc}")
+                report.notes.append(f"counters file unreadable: {exc}")
         elif not process.killed:
-            notes.append("no counters file written")
-        return TargetReport(
-            cpu_seconds=process.cpu_seconds,
-            peak_rss_bytes=process.peak_rss_bytes,
-            partition_processed=_partition_totals(counters, "parallelized_processed_events_total") if counters else None,
-            partition_assigned=_partition_totals(counters, "parallelized_assigned_events_total") if counters else None,
-            counters=counters,
-            exit_code=process.exit_code,
-            stderr_tail=process.stderr_tail(),
-            notes=notes,
-            version=(counters or {}).get("profile") or self.profile,
-        )
+            report.notes.append("no counters file written")
+        if counters:
+            report.partition_processed = _partition_totals(counters, "parallelized_processed_events_total")
+            report.partition_assigned = _partition_totals(counters, "parallelized_assigned_events_total")
+        report.counters = counters
+        report.version = (counters or {}).get("profile") or self.profile
+        return report
