@@ -20,7 +20,7 @@ from dataclasses import replace
 import click
 import numpy as np
 
-from harness.scenario import ORDERINGS, ScenarioError, load_scenario
+from parbench.harness.scenario import ORDERINGS, ScenarioError, load_scenario
 
 SHOWN_WITNESSES = 5
 
@@ -37,7 +37,7 @@ def _predicted(keys: tuple[str, ...], key_counts: np.ndarray, partitions: int, s
     if scenario.pipeline.partition_key not in (f"${field}", f"${{{field}}}"):
         return None
     try:
-        from reference.partition import g_str_hash
+        from parbench.reference.partition import g_str_hash
     except ImportError:
         return None
     placement = np.array([g_str_hash(k.encode()) % partitions for k in keys], dtype=np.int64)
@@ -61,9 +61,9 @@ def check(capture: str, scenario_path: str, partitions: int | None, ordering: st
     """Check a capture of parbench-generated traffic for loss, duplicates and order.
 
     CAPTURE is a file of output lines (``-`` reads standard input)."""
-    from harness.checks import check as run_check
-    from harness.collector import Capture, parse_capture
-    from harness.workload import build_plan
+    from parbench.harness.checks import check as run_check
+    from parbench.harness.collector import Capture, parse_capture
+    from parbench.harness.workload import build_plan
 
     try:
         scenario = load_scenario(scenario_path)

@@ -37,8 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from harness.collector import Records
-from harness.workload import Expected
+from parbench.harness.collector import Records
+from parbench.harness.workload import Expected
 
 N_WITNESSES = 10
 

@@ -74,8 +74,8 @@ def with_syslog_ng_path(specs: list[str], path: str | None) -> list[str]:
 
 
 def _run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, syslog_ng, no_progress) -> None:
-    from harness.scenario import ScenarioError, apply_quick, load_scenario
-    from harness.targets import TargetError, get_target
+    from parbench.harness.scenario import ScenarioError, apply_quick, load_scenario
+    from parbench.harness.targets import TargetError, get_target
 
     partitions = None
     if partitions_text:
@@ -84,7 +84,7 @@ def _run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, sy
         except ValueError as exc:
             _fail_usage(str(exc))
     if profile is not None:
-        from reference.profiles import PROFILES
+        from parbench.reference.profiles import PROFILES
 
         if profile not in PROFILES:
             _fail_usage(f"--profile: unknown profile {profile!r}; known: {', '.join(sorted(PROFILES))}")
@@ -111,10 +111,10 @@ def _run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, sy
             except TargetError as exc:
                 _fail_usage(f"--impl {spec!r}: {exc}" if impls else f"{scenario.path}: sweep.implementations: {exc}")
 
-    from harness.metrics import describe_window
-    from harness.report import write_report
-    from harness.results import build_results
-    from harness.runner import run_sweep
+    from parbench.harness.metrics import describe_window
+    from parbench.harness.report import write_report
+    from parbench.harness.results import build_results
+    from parbench.harness.runner import run_sweep
 
     any_failed = False
     for scenario, chosen in zip(loaded, chosen_by_scenario):

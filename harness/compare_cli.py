@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from harness import compare as cmp
+from parbench.harness import compare as cmp
 
 
 class _Fraction(click.ParamType):

@@ -30,14 +30,14 @@ from pathlib import Path
 
 import click
 
-PROJECT_DIR = Path(__file__).resolve().parents[1]
+from parbench.home import ENV_HOME, data_home
+
 # The Debian archive this machine's own apt already uses (read from its
 # sources), so the installer goes exactly where the system is allowed to go.
 APT_SOURCES = (Path("/etc/apt/sources.list"), Path("/etc/apt/sources.list.d"))
 SUITE = "trixie"
 PACKAGES = ("syslog-ng-core",)
 MANIFEST = "parbench-install.json"
-ENV_HOME = "PARBENCH_HOME"
 ENV_MIRROR = "PARBENCH_DEBIAN_MIRROR"
 ENV_SYSLOG_NG = "PARBENCH_SYSLOG_NG"
 MIN_VERSION = (4, 3)
@@ -87,13 +87,8 @@ class RegistryUnreachable(InstallError):
     """The Debian package registry could not be reached."""
 
 
-def parbench_home() -> Path:
-    home = os.environ.get(ENV_HOME)
-    return Path(home).expanduser() if home else PROJECT_DIR / ".parbench"
-
-
 def default_root() -> Path:
-    return parbench_home() / "syslog-ng"
+    return data_home() / "syslog-ng"
 
 
 # --------------------------------------------------------------------------
@@ -480,7 +475,7 @@ def _write_wrappers(root: Path, layout: dict) -> None:
 
 def install_syslog_ng(root: Path | None = None, force: bool = False, mirror: str | None = None,
                       log=lambda line: None) -> tuple[SyslogNgInstall, bool]:
-    """Install into ``root`` (default: .parbench/syslog-ng); (installation, whether anything was done).
+    """Install into ``root`` (default: the data home's syslog-ng/); (installation, whether anything was done).
 
     Work happens in a staging dir next to ``root`` that is renamed into place
     at the end, so an interrupted install never leaves a half root behind."""
@@ -553,7 +548,7 @@ def install_syslog_ng(root: Path | None = None, force: bool = False, mirror: str
 @click.command("install")
 @click.argument("implementation", type=click.Choice(["syslog-ng"]))
 @click.option("--root", type=click.Path(path_type=Path), default=None,
-              help=f"Install here (default: ${ENV_HOME}/syslog-ng or .parbench/syslog-ng in the project).")
+              help="Install here (default: syslog-ng/ in the data home: $PARBENCH_HOME, else $XDG_DATA_HOME/parbench, else ~/.local/share/parbench).")
 @click.option("--force", is_flag=True, help="Reinstall even if an installation is already there.")
 @click.option("--mirror", default=None, metavar="URL",
               help=f"Debian mirror (default: ${ENV_MIRROR}, else the Debian archive in this machine's apt sources).")
@@ -577,6 +572,7 @@ def install(implementation: str, root: Path | None, force: bool, mirror: str | N
               help="A syslog-ng / AxoSyslog binary (or install prefix) to check instead of the default search.")
 def doctor(syslog_ng_path: str | None) -> None:
     """Say which implementations are runnable here and why not."""
+    click.echo(f"data home: {data_home()} (private installs; set ${ENV_HOME} to move it)")
     click.echo("reference: runnable (embedded, `parbench serve`)")
     found, reasons = locate_syslog_ng(syslog_ng_path)
     if found is None:

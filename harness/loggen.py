@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.install import SyslogNgInstall, find_syslog_ng
+from parbench.harness.install import SyslogNgInstall, find_syslog_ng
 
 UNLIMITED_RATE = 1_000_000_000
 COUNT_RUN_INTERVAL_S = 86_400

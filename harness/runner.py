@@ -28,9 +28,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from harness import metrics
-from harness.results import empty_run
-from harness.targets import TargetError, TargetPlan, get_target
+from parbench.harness import metrics
+from parbench.harness.results import empty_run
+from parbench.harness.targets import TargetError, TargetPlan, get_target
 
 #: seconds without a new message before a run is considered finished early
 DEFAULT_IDLE_S = 3.0
@@ -116,7 +116,7 @@ def predicted_partitions(scenario: Any, partitions: int, key_counts: np.ndarray)
     if not match or (match.group(1) or match.group(2)) != scenario.workload.key_field:
         return None
     try:
-        from reference.partition import predict_keyed_load
+        from parbench.reference.partition import predict_keyed_load
     except ImportError:
         return None
     keys = scenario.workload.keys
@@ -173,9 +173,9 @@ def run_once(scenario: Any, impl: str, partitions: int, repeat: int, workdir: Pa
              target_factory: Callable[..., Any] = get_target) -> dict[str, Any]:
     """One run; always returns a run dict (errors inside it), except for
     KeyboardInterrupt, which propagates after cleanup."""
-    from harness.checks import check
-    from harness.collector import Collector, parse_capture
-    from harness.workload import build_plan, send
+    from parbench.harness.checks import check
+    from parbench.harness.collector import Collector, parse_capture
+    from parbench.harness.workload import build_plan, send
 
     expectation = {"ordering": scenario.expect.ordering, "loss_allowed": bool(scenario.expect.loss_allowed)}
     run = empty_run(impl, partitions, repeat, expectation)
@@ -345,7 +345,7 @@ class _Progress:
     def new_run(self, index: int, scenario: str, impl: str, partitions: int, repeat: int) -> None:
         if not self.progress:
             return
-        from harness.report import _short_impl
+        from parbench.harness.report import _short_impl
 
         if index == 0:
             self.progress.console.print(f"[bold]{scenario}[/]: {self.total_runs} runs")
@@ -365,7 +365,7 @@ class _Progress:
     def finished(self, run: dict[str, Any]) -> None:
         if not self.progress:
             return
-        from harness.report import _short_impl
+        from parbench.harness.report import _short_impl
 
         mark = "[green]pass" if run["verdict"] == "pass" else "[red]FAIL"
         self.progress.remove_task(self.task)

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from reference.profiles import DEFAULT_PROFILE, PROFILES
+from parbench.reference.profiles import DEFAULT_PROFILE, PROFILES
 
 TRAILER_LEN = 56  # keep in sync with harness.workload (wire format in DESIGN.md)
 MAX_PARTITIONS = 32  # AxoSyslog 4.17+ upper bound; syslog-ng's is 16
@@ -309,8 +309,32 @@ def _choices(choices: tuple[str, ...] | None) -> str:
 
 # ---------------------------------------------------------------- loading
 
+def shipped_scenarios() -> dict[str, Path]:
+    """Scenario files shipped with parbench (package data), by name."""
+    from importlib.resources import files
+
+    folder = files("parbench.scenarios")
+    return {Path(entry.name).stem: Path(str(entry)) for entry in folder.iterdir() if entry.name.endswith(".toml")}
+
+
+def resolve_scenario(spec: str | Path) -> Path:
+    """A scenario file path, or the name of a shipped scenario
+    (``chatty-single-sender``, with or without ``.toml``), as a path.
+    A file that exists wins over a shipped name."""
+    path = Path(spec)
+    if path.exists() or len(path.parts) != 1:
+        return path
+    shipped = shipped_scenarios()
+    name = path.stem if path.suffix == ".toml" else path.name
+    if name in shipped:
+        return shipped[name]
+    hint = difflib.get_close_matches(name, shipped, n=1, cutoff=0.6)
+    extra = f"; did you mean {hint[0]!r}?" if hint else f"; shipped scenarios: {', '.join(sorted(shipped))}"
+    raise ScenarioError(str(spec), None, f"no such file, and no shipped scenario of that name{extra}")
+
+
 def load_scenario(path: str | Path) -> Scenario:
-    path = Path(path)
+    path = resolve_scenario(path)
     file = str(path)
     try:
         data = path.read_bytes()
@@ -398,7 +422,7 @@ def _workload(r: _Reader) -> Workload:
     wl = Workload(connections=connections, messages_per_connection=mpc, duration_s=duration,
                   rate_per_connection=rate, message_size=size, format=fmt, framing=framing,
                   key_field=key_field, keys=keys, distribution=dist, shared_keys=shared, seed=seed)
-    from harness.workload import min_message_size  # late: workload imports this module
+    from parbench.harness.workload import min_message_size  # late: workload imports this module
 
     need = min_message_size(wl)
     if size < need:

@@ -24,7 +24,7 @@ from typing import Callable
 
 import numpy as np
 
-from harness.scenario import TRAILER_LEN, Workload
+from parbench.harness.scenario import TRAILER_LEN, Workload
 
 # Byte offsets of the trailer fields, relative to the trailer start.
 T_CONN = slice(4, 12)

@@ -12,18 +12,32 @@ import click
 
 # name -> (module, attribute, one-line help shown by `parbench --help`)
 SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
-    "serve": ("reference.service", "serve", "Run the reference parallelizer as a TCP service from a syslog-ng config."),
-    "place": ("reference.place", "place", "Print the partition of key values and the expected balance."),
-    "run": ("harness.cli", "run", "Run scenario files against implementations; check and report."),
-    "check": ("harness.check_cli", "check", "Check a capture of parbench-generated traffic for loss, duplicates and order."),
-    "compare": ("harness.compare_cli", "compare", "Compare two result files: noise-aware regression verdicts."),
-    "history": ("harness.compare_cli", "history", "Plot a metric across saved runs."),
-    "install": ("harness.install", "install", "Install an implementation under test (syslog-ng) privately."),
-    "doctor": ("harness.install", "doctor", "Say which implementations are runnable here and why not."),
+    "serve": ("parbench.reference.service", "serve", "Run the reference parallelizer as a TCP service from a syslog-ng config."),
+    "place": ("parbench.reference.place", "place", "Print the partition of key values and the expected balance."),
+    "run": ("parbench.harness.cli", "run", "Run scenario files against implementations; check and report."),
+    "check": ("parbench.harness.check_cli", "check", "Check a capture of parbench-generated traffic for loss, duplicates and order."),
+    "compare": ("parbench.harness.compare_cli", "compare", "Compare two result files: noise-aware regression verdicts."),
+    "history": ("parbench.harness.compare_cli", "history", "Plot a metric across saved runs."),
+    "install": ("parbench.harness.install", "install", "Install an implementation under test (syslog-ng) privately."),
+    "doctor": ("parbench.harness.install", "doctor", "Say which implementations are runnable here and why not."),
 }
 
 
 class LazyGroup(click.Group):
+    def invoke(self, ctx: click.Context):
+        # The one place a ParbenchError becomes a line on stderr and an exit status.
+        from parbench.errors import EXIT_INTERRUPTED, ParbenchError
+
+        try:
+            return super().invoke(ctx)
+        except ParbenchError as exc:
+            name = ctx.invoked_subcommand or ctx.info_name
+            click.echo(f"parbench {name}: {exc.one_line()}", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(SUBCOMMANDS)
 

@@ -42,7 +42,7 @@ Choices where the reference differs from, or narrows, syslog-ng:
   ``reference.template`` at parse time, so an unsupported template is a
   start-up error at its column.
 
-``python -m reference.config FILE [--profile P]`` checks a file: a one-line
+``python -m parbench.reference.config FILE [--profile P]`` checks a file: a one-line
 summary per log path, or the error on stderr and exit status 2.
 
 Anything outside the supported subset is rejected with a ``ConfigError`` whose
@@ -59,7 +59,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from reference.config_model import (
+from parbench.reference.config_model import (
     Config,
     CostStage,
     Destination,
@@ -71,7 +71,7 @@ from reference.config_model import (
     Source,
     SourceDriver,
 )
-from reference.profiles import DEFAULT_PROFILE, PROFILES, Profile, get_profile, limit_partitions
+from parbench.reference.profiles import DEFAULT_PROFILE, PROFILES, Profile, get_profile, limit_partitions
 
 WarnFn = Callable[[str], None]
 
@@ -579,7 +579,7 @@ class _Builder:
 
     def template_check(self, tok: Token, what: str) -> None:
         # Imported here so that the lexer and parser stand alone.
-        from reference.template import TemplateError, compile_template
+        from parbench.reference.template import TemplateError, compile_template
 
         try:
             compile_template(str(tok.value))
@@ -1091,11 +1091,11 @@ def _describe(cfg: Config) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m reference.config FILE [--profile P]``: check a config."""
+    """``python -m parbench.reference.config FILE [--profile P]``: check a config."""
     import argparse
 
     parser = argparse.ArgumentParser(
-        prog="python -m reference.config",
+        prog="python -m parbench.reference.config",
         description="Check a syslog-ng configuration against the subset the parbench reference runs.",
     )
     parser.add_argument("config", help="syslog-ng configuration file")

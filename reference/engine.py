@@ -41,9 +41,9 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping, Protocol
 
-from reference.config_model import Config, CostStage, Destination, LogPath, Parallelize, Parser, Source
-from reference.cost import CostWorker
-from reference.profiles import Profile, get_profile, limit_partitions
+from parbench.reference.config_model import Config, CostStage, Destination, LogPath, Parallelize, Parser, Source
+from parbench.reference.cost import CostWorker
+from parbench.reference.profiles import Profile, get_profile, limit_partitions
 
 Message = dict  # dict[str, bytes]
 
@@ -414,7 +414,7 @@ class PathRuntime:
         self.keyed_placer = None
         self.drain_limit: int | None = None
         if partitions:
-            from reference.partition import KeyedPlacer
+            from parbench.reference.partition import KeyedPlacer
             keyed = bool(par.partition_key)
             # batch-size(): only profiles that accept it (axosyslog 4.17+);
             # default 0 (per message) in syslog-ng-4.8, 100 in axosyslog-4.26.
@@ -427,7 +427,7 @@ class PathRuntime:
             early = profile.early_handover and batch_size > 0
             self.placement = _Placement(keyed, partitions, batch_size, early)
             if keyed:
-                from reference.template import compile_template
+                from parbench.reference.template import compile_template
                 self.keyed_placer = KeyedPlacer(partitions, compile_template(par.partition_key))
             if par.log_fetch_limit is not None and profile.accepts_parallelize_fetch_limit:
                 self.drain_limit = par.log_fetch_limit
@@ -708,7 +708,7 @@ class Connection:
     def _round_robin(self, path_index: int, placement: _Placement):
         placer = self._placers.get(path_index)
         if placer is None:
-            from reference.partition import RoundRobinPlacer, round_robin_start
+            from parbench.reference.partition import RoundRobinPlacer, round_robin_start
             start = round_robin_start(self.engine.profile, self.index, placement.partitions)
             placer = RoundRobinPlacer(placement.partitions, start, placement.batch_size)
             self._placers[path_index] = placer
@@ -770,7 +770,7 @@ class Engine:
                  drain_probe: Callable[[int, int | None, list[Message]], None] | None = None,
                  log_fifo_size: int = DEFAULT_LOG_FIFO_SIZE) -> None:
         if profile is None:
-            from reference.profiles import DEFAULT_PROFILE
+            from parbench.reference.profiles import DEFAULT_PROFILE
             profile = DEFAULT_PROFILE
         self.profile = get_profile(profile) if isinstance(profile, str) else profile
         self.config = config

@@ -18,8 +18,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from reference.profiles import Profile
-from reference.template import Template
+from parbench.reference.profiles import Profile
+from parbench.reference.template import Template
 
 _MASK = 0xFFFFFFFF
 # Bytes per step of g_str_hash before reducing the intermediate big integer.

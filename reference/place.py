@@ -12,9 +12,9 @@ from collections import Counter
 import click
 import numpy as np
 
-from reference.partition import g_str_hash_many
-from reference.profiles import DEFAULT_PROFILE, PROFILES, get_profile, limit_partitions
-from reference.template import TemplateError, compile_template
+from parbench.reference.partition import g_str_hash_many
+from parbench.reference.profiles import DEFAULT_PROFILE, PROFILES, get_profile, limit_partitions
+from parbench.reference.template import TemplateError, compile_template
 
 
 class PlaceError(Exception):

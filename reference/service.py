@@ -27,9 +27,9 @@ from pathlib import Path
 
 import click
 
-from reference.config_model import Config, Destination, SourceDriver
-from reference.engine import Connection, Engine, EngineError, default_workers, source_key
-from reference.profiles import DEFAULT_PROFILE, PROFILES, get_profile
+from parbench.reference.config_model import Config, Destination, SourceDriver
+from parbench.reference.engine import Connection, Engine, EngineError, default_workers, source_key
+from parbench.reference.profiles import DEFAULT_PROFILE, PROFILES, get_profile
 
 RECV_CHUNK = 256 * 1024
 # Bounded retry of a tcp() destination (syslog-ng retries every time-reopen();
@@ -46,9 +46,9 @@ DRAIN_TIMEOUT = 15.0
 
 def _renderer(template_text: str | None):
     if template_text is None:
-        from reference.message import format_default_many
+        from parbench.reference.message import format_default_many
         return format_default_many
-    from reference.template import compile_template
+    from parbench.reference.template import compile_template
     template = compile_template(template_text)
     render_many = getattr(template, "render_many", None)
     if render_many is not None:
@@ -175,7 +175,7 @@ class SocketConnection(Connection):
     def __init__(self, source, index, *, sock: socket.socket, listener: Listener, loop: "IOLoop",
                  max_msg_size: int) -> None:
         super().__init__(source, index)
-        from reference.message import Framer, make_parser
+        from parbench.reference.message import Framer, make_parser
         drv = listener.driver
         opts = self.engine.config.options
         iw = drv.log_iw_size if drv.log_iw_size is not None else opts.log_iw_size
@@ -435,7 +435,7 @@ def serve(config_path, profile, workers, ready_file, counters_out, max_seconds):
     """Run the reference parallelizer as a TCP service configured by a syslog-ng
     config file.  Stops on SIGTERM/SIGINT: stops accepting, drains what is in
     flight, flushes destinations and writes the counters JSON."""
-    from reference.config import ConfigError, load_config
+    from parbench.reference.config import ConfigError, load_config
 
     prof = get_profile(profile)
     stop_event = threading.Event()

@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec .venv/bin/parbench run scenarios/chatty-single-sender.toml "$@"
+exec .venv/bin/parbench run chatty-single-sender "$@"

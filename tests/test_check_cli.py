@@ -3,8 +3,8 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from harness.scenario import load_scenario
-from harness.workload import build_plan, render_connection
+from parbench.harness.scenario import load_scenario
+from parbench.harness.workload import build_plan, render_connection
 from parbench.cli import main
 
 SCENARIO = """

@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from harness.checks import check
-from harness.collector import Capture, Stream, parse_capture
-from harness.scenario import Expectation, Workload, generate_host_names
-from harness.workload import build_plan, render_connection
+from parbench.harness.checks import check
+from parbench.harness.collector import Capture, Stream, parse_capture
+from parbench.harness.scenario import Expectation, Workload, generate_host_names
+from parbench.harness.workload import build_plan, render_connection
 
 PER_KEY = Expectation("per-key", False)
 PER_CONN = Expectation("per-connection", False)

@@ -4,9 +4,9 @@ import time
 import numpy as np
 import pytest
 
-from harness.collector import Capture, Collector, Stream, parse_capture, write_capture
-from harness.scenario import Workload, generate_host_names
-from harness.workload import build_plan, render_connection
+from parbench.harness.collector import Capture, Collector, Stream, parse_capture, write_capture
+from parbench.harness.scenario import Workload, generate_host_names
+from parbench.harness.workload import build_plan, render_connection
 
 
 def plan_of(connections=1, n=20, keys=4):
@@ -87,7 +87,7 @@ def test_capture_from_file_and_write_capture(tmp_path):
 
 
 def test_parsing_spans_block_boundaries(monkeypatch):
-    import harness.collector as col
+    import parbench.harness.collector as col
     monkeypatch.setattr(col, "PARSE_BLOCK_BYTES", 333)  # not a multiple of the line length
     monkeypatch.setattr(col, "PARSE_BLOCK_LINES", 7)
     p = plan_of(n=200)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import compare as cmp
+from parbench.harness import compare as cmp
 
 FIXTURES = Path(__file__).parent / "fixtures" / "compare"
 THROUGHPUT = cmp.RESULTS_METRICS["throughput_msgs_per_s"]
@@ -285,7 +285,7 @@ def test_markdown_for_a_pull_request_comment():
 
 def test_loads_what_harness_results_writes(tmp_path):
     # the loader is independent of harness.results on purpose; this keeps the two in step
-    results = pytest.importorskip("harness.results")
+    results = pytest.importorskip("parbench.harness.results")
     runs = []
     for repeat in range(3):
         for partitions, throughput in ((1, 1000.0), (4, 3000.0)):

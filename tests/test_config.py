@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reference.config import ConfigError, load_config, parse_config, tokenize
-from reference.config_model import Destination, Parallelize, Parser
-from reference.profiles import AXOSYSLOG_4_26, SYSLOG_NG_4_8
+from parbench.reference.config import ConfigError, load_config, parse_config, tokenize
+from parbench.reference.config_model import Destination, Parallelize, Parser
+from parbench.reference.profiles import AXOSYSLOG_4_26, SYSLOG_NG_4_8
 
 ROOT = Path(__file__).resolve().parent.parent
 SRC = 'source s { tcp(port(2000)); };\n'
@@ -310,7 +310,7 @@ def test_example_roundrobin_network_values():
 
 
 def test_module_checker_exit_codes(tmp_path, capsys):
-    from reference.config import main
+    from parbench.reference.config import main
 
     assert main([str(ROOT / "examples/pipeline.conf")]) == 0
     assert "parallelize(4 key=$HOST)" in capsys.readouterr().out

@@ -8,10 +8,10 @@ import threading
 
 import pytest
 
-from reference.config_model import (Config, CostStage, Destination, DestinationDriver, Location,
+from parbench.reference.config_model import (Config, CostStage, Destination, DestinationDriver, Location,
                                     LogPath, Parallelize, Parser, Source, SourceDriver)
-from reference.cost import CostWorker, calibrate
-from reference.engine import Engine, EngineError, Partition, SubmitTimeout
+from parbench.reference.cost import CostWorker, calibrate
+from parbench.reference.engine import Engine, EngineError, Partition, SubmitTimeout
 
 LOC = Location("unit.conf", 1, 1)
 

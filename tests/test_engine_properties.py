@@ -28,10 +28,10 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from reference.config_model import (Config, Destination, DestinationDriver, Location, LogPath,
+from parbench.reference.config_model import (Config, Destination, DestinationDriver, Location, LogPath,
                                     Parallelize, Source, SourceDriver)
-from reference.engine import Connection, Engine, Partition, PathRuntime
-from reference.profiles import PROFILES, get_profile
+from parbench.reference.engine import Connection, Engine, Partition, PathRuntime
+from parbench.reference.profiles import PROFILES, get_profile
 
 LOC = Location("test.conf", 1, 1)
 MAX_CONNECTIONS = 8

@@ -10,7 +10,7 @@ import pytest
 from syslog_ng_required import skip_unless_required
 from click.testing import CliRunner
 
-from harness import install as inst
+from parbench.harness import install as inst
 from parbench.cli import main
 
 SYSLOG_NG_481 = textwrap.dedent("""\

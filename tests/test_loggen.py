@@ -8,8 +8,8 @@ import pytest
 
 from syslog_ng_required import skip_unless_required
 
-from harness.install import SyslogNgInstall, find_syslog_ng
-from harness.loggen import (
+from parbench.harness.install import SyslogNgInstall, find_syslog_ng
+from parbench.harness.loggen import (
     UNLIMITED_RATE,
     LoggenError,
     loggen_command,
@@ -17,8 +17,8 @@ from harness.loggen import (
     parse_loggen_output,
     run_loggen,
 )
-from harness.targets.base import TargetPlan
-from harness.targets.syslog_ng import SyslogNgTarget
+from parbench.harness.targets.base import TargetPlan
+from parbench.harness.targets.syslog_ng import SyslogNgTarget
 
 from loopback import LoopbackListener
 from test_syslog_ng_target import scenario

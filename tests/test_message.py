@@ -1,7 +1,7 @@
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from reference.message import (Framer, FramingError, format_default, make_parser,
+from parbench.reference.message import (Framer, FramingError, format_default, make_parser,
                                parse_rfc3164, parse_rfc5424)
 
 # --- framing -----------------------------------------------------------------

@@ -3,10 +3,10 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from glib_oracle import glib_str_hash
-from reference.partition import (KeyedPlacer, RoundRobinPlacer, g_str_hash, g_str_hash_many,
+from parbench.reference.partition import (KeyedPlacer, RoundRobinPlacer, g_str_hash, g_str_hash_many,
                                  predict_keyed_load, round_robin_start)
-from reference.profiles import AXOSYSLOG_4_26, SYSLOG_NG_4_8
-from reference.template import compile_template
+from parbench.reference.profiles import AXOSYSLOG_4_26, SYSLOG_NG_4_8
+from parbench.reference.template import compile_template
 
 # Computed once from GLib 2.74's g_str_hash (libglib-2.0.so.0) through ctypes;
 # used as the oracle where GLib is absent.

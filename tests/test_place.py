@@ -3,7 +3,7 @@ import re
 from click.testing import CliRunner
 
 from parbench.cli import main
-from reference.partition import g_str_hash
+from parbench.reference.partition import g_str_hash
 
 
 def run(args, stdin=None):

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from harness.results import ResultsError, build_results, empty_run, load_results, write_results
-from harness.runner import choose_reference_profile, run_sweep
-from harness.scenario import Expectation, Pipeline, Scenario, Sweep, Workload
-from harness.targets import TargetError, get_target
+from parbench.harness.results import ResultsError, build_results, empty_run, load_results, write_results
+from parbench.harness.runner import choose_reference_profile, run_sweep
+from parbench.harness.scenario import Expectation, Pipeline, Scenario, Sweep, Workload
+from parbench.harness.targets import TargetError, get_target
 
 RELAY = Path(__file__).parent / "fixtures" / "relay.py"
 RELAY_ARGV = f"{sys.executable} {RELAY} --listen {{in_port}} --forward {{out_port}}"
@@ -40,7 +40,7 @@ class FakeSyslogNg:
         self.inner = get_target(f"command:{RELAY_ARGV}")
 
     def reference_profile(self) -> str:
-        from harness.install import reference_profile_for
+        from parbench.harness.install import reference_profile_for
 
         return reference_profile_for(self.version)
 
@@ -116,7 +116,7 @@ def test_sweep_runs_the_reference_with_the_detected_profile_and_records_it(tmp_p
     assert "version profile syslog-ng-4.8: picked for the detected syslog-ng 4.8.1" in ref["target_notes"]
     assert sng["profile"] is None and not any("version profile" in n for n in sng["target_notes"])
 
-    from harness.report import write_report
+    from parbench.harness.report import write_report
 
     doc = build_results(sc.name, sc.path, sc.raw, outcome.runs)
     directory = write_report(doc, tmp_path / "reports")

@@ -2,7 +2,7 @@ import dataclasses
 
 import pytest
 
-from reference.profiles import AXOSYSLOG_4_26, SYSLOG_NG_4_8, get_profile, limit_partitions
+from parbench.reference.profiles import AXOSYSLOG_4_26, SYSLOG_NG_4_8, get_profile, limit_partitions
 
 
 @pytest.mark.parametrize("profile", [SYSLOG_NG_4_8, AXOSYSLOG_4_26])

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.render import config_notes, parse_version, render_config
-from harness.scenario import Expectation, Pipeline, Scenario, Sweep, Workload
+from parbench.harness.render import config_notes, parse_version, render_config
+from parbench.harness.scenario import Expectation, Pipeline, Scenario, Sweep, Workload
 
 
 def _scenario(**pipeline) -> Scenario:

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from harness.metrics import describe_window
-from harness.report import _short_impl, write_report
-from harness.results import ResultsError, build_results, empty_run, load_results, write_results
+from parbench.harness.metrics import describe_window
+from parbench.harness.report import _short_impl, write_report
+from parbench.harness.results import ResultsError, build_results, empty_run, load_results, write_results
 
 RELAY = Path(__file__).parent / "fixtures" / "relay.py"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import metrics
-from harness.runner import predicted_partitions, run_order, run_sweep
-from harness.scenario import Expectation, Pipeline, Scenario, Sweep, Workload
-from harness.targets import get_target
+from parbench.harness import metrics
+from parbench.harness.runner import predicted_partitions, run_order, run_sweep
+from parbench.harness.scenario import Expectation, Pipeline, Scenario, Sweep, Workload
+from parbench.harness.targets import get_target
 
 RELAY = Path(__file__).parent / "fixtures" / "relay.py"
 
@@ -120,7 +120,7 @@ def test_ctrl_c_stops_the_target_and_keeps_finished_runs(tmp_path):
 
 
 def test_predicted_partitions_follow_g_str_hash_for_the_key_field():
-    from reference.partition import g_str_hash
+    from parbench.reference.partition import g_str_hash
 
     sc = scenario()
     counts = np.array([10, 20, 30, 40])
@@ -171,7 +171,7 @@ def test_sigint_to_parbench_run_writes_partial_results_and_leaves_no_process(tmp
     import subprocess
     import time
 
-    from harness.results import load_results
+    from parbench.harness.results import load_results
 
     relay = tmp_path / "relay_sigint_marker.py"
     shutil.copy(RELAY, relay)
@@ -240,12 +240,12 @@ import json, resource, sys, time
 # counters) cannot allocate here, everything the evaluation needs can.
 resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
 import numpy as np
-from harness.checks import check
-from harness.collector import Capture, parse_capture
-from harness.results import empty_run
-from harness.runner import _evaluate
-from harness.scenario import Expectation, Pipeline, Scenario, Sweep, Workload
-from harness.workload import T_KEY, SendResult, build_plan, render_connection
+from parbench.harness.checks import check
+from parbench.harness.collector import Capture, parse_capture
+from parbench.harness.results import empty_run
+from parbench.harness.runner import _evaluate
+from parbench.harness.scenario import Expectation, Pipeline, Scenario, Sweep, Workload
+from parbench.harness.workload import T_KEY, SendResult, build_plan, render_connection
 
 keys = ("web-01", "web-02", "db-1", "db-2")
 sc = Scenario(name="garbled", path="garbled.toml", description="",
@@ -287,7 +287,7 @@ def test_a_garbled_key_index_is_unexpected_not_gigabytes_of_counters(tmp_path):
 
 
 def test_key_counts_ignore_out_of_range_indices():
-    from harness.runner import key_counts
+    from parbench.harness.runner import key_counts
 
     keys = np.array([0, 1, 1, 3, 0xfffffff0, 4], dtype=np.uint32)
     assert key_counts(keys, 4).tolist() == [1, 2, 0, 1]
@@ -296,7 +296,7 @@ def test_key_counts_ignore_out_of_range_indices():
 
 def _patched_collector(monkeypatch, **overrides):
     """harness.collector.Collector, as run_once creates it, with methods replaced."""
-    import harness.collector as collector_module
+    import parbench.harness.collector as collector_module
 
     base = collector_module.Collector
     compact_bytes = overrides.pop("compact_bytes", None)
@@ -316,7 +316,7 @@ def test_a_collector_that_lost_output_fails_the_run_and_says_so(tmp_path, monkey
     """The collector's receive loop dies after its first read: the run fails
     with an error naming the collector (its lost messages are not the
     target's), and the failure is in the run's notes."""
-    import harness.collector as collector_module
+    import parbench.harness.collector as collector_module
 
     real_read = collector_module.Collector._read
     reads = []
@@ -354,7 +354,7 @@ def test_a_collector_error_without_data_loss_is_a_note_and_the_run_passes(tmp_pa
 def test_syslog_ng_option_points_the_syslog_ng_implementation_at_a_path(tmp_path):
     from click.testing import CliRunner
 
-    from harness.cli import with_syslog_ng_path
+    from parbench.harness.cli import with_syslog_ng_path
     from parbench.cli import main
 
     assert with_syslog_ng_path(["reference", "syslog-ng"], "/opt/axo/sbin/syslog-ng") == [

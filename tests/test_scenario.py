@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.scenario import (Distribution, ScenarioError, apply_quick, generate_host_names, load_scenario)
+from parbench.harness.scenario import (Distribution, ScenarioError, apply_quick, generate_host_names, load_scenario)
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = sorted((ROOT / "scenarios").glob("*.toml"))

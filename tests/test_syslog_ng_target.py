@@ -10,10 +10,10 @@ import pytest
 from syslog_ng_required import skip_unless_required
 from loopback import LoopbackListener
 
-from harness.install import find_syslog_ng
-from harness.scenario import Expectation, Pipeline, Scenario, Sweep, Workload
-from harness.targets.base import TargetError, TargetPlan
-from harness.targets.syslog_ng import (
+from parbench.harness.install import find_syslog_ng
+from parbench.harness.scenario import Expectation, Pipeline, Scenario, Sweep, Workload
+from parbench.harness.targets.base import TargetError, TargetPlan
+from parbench.harness.targets.syslog_ng import (
     NO_PARTITION_COUNTERS_NOTE,
     SyslogNgTarget,
     parse_prometheus_partitions,
@@ -147,7 +147,7 @@ def test_missing_binary_is_one_clear_error(tmp_path):
 
 
 def test_impl_spec_with_a_missing_path_fails_before_any_run(tmp_path):
-    from harness.targets import get_target
+    from parbench.harness.targets import get_target
 
     with pytest.raises(TargetError, match="no-such-syslog-ng"):
         get_target(f"syslog-ng:{tmp_path / 'no-such-syslog-ng'}")
@@ -226,7 +226,7 @@ def test_keyed_partitions_deliver_exactly_once_in_per_host_order(tmp_path, insta
 @pytest.mark.syslog_ng
 def test_taken_port_is_retried_with_another(tmp_path, installed, monkeypatch):
     """A port some other process listens on must not count as syslog-ng being ready."""
-    import harness.targets.syslog_ng as module
+    import parbench.harness.targets.syslog_ng as module
 
     squatter = socket.create_server(("127.0.0.1", 0))
     ports = [squatter.getsockname()[1]]
@@ -275,8 +275,8 @@ def test_quick_scenario_through_the_runner(tmp_path, installed, scenario_file, p
     """What `parbench run SCENARIO --impl syslog-ng --quick` does for one point:
     exactly once always; per-key order where the scenario expects it. Whether
     round-robin reorders is not asserted (on 2 cores it may not)."""
-    from harness.runner import run_once
-    from harness.scenario import apply_quick, load_scenario
+    from parbench.harness.runner import run_once
+    from parbench.harness.scenario import apply_quick, load_scenario
 
     monkeypatch.setenv("PARBENCH_SYSLOG_NG", str(installed.syslog_ng))
     quick = apply_quick(load_scenario(SCENARIOS / scenario_file))
@@ -292,8 +292,8 @@ def test_quick_scenario_through_the_runner(tmp_path, installed, scenario_file, p
 
 @pytest.mark.syslog_ng
 def test_sweep_with_the_real_syslog_ng_picks_the_reference_profile_for_its_version(installed, monkeypatch):
-    from harness.install import reference_profile_for
-    from harness.runner import choose_reference_profile
+    from parbench.harness.install import reference_profile_for
+    from parbench.harness.runner import choose_reference_profile
 
     monkeypatch.setenv("PARBENCH_SYSLOG_NG", str(installed.syslog_ng))
     profile, why = choose_reference_profile(scenario(), ["reference", "syslog-ng"])

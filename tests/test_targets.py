@@ -11,8 +11,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from harness.targets import TargetError, TargetPlan, get_target
-from harness.targets.command import CommandTarget, parse_command_template
+from parbench.harness.targets import TargetError, TargetPlan, get_target
+from parbench.harness.targets.command import CommandTarget, parse_command_template
 
 RELAY = Path(__file__).parent / "fixtures" / "relay.py"
 PLAN = TargetPlan(scenario=SimpleNamespace(name="t"), partitions=0)
@@ -139,7 +139,7 @@ def test_stop_before_start_is_safe():
 
 def test_reference_target_reports_serve_failure_with_stderr(tmp_path, sink, monkeypatch):
     """A reference service that dies at startup: TargetError with its stderr."""
-    from harness.targets.reference import ReferenceTarget
+    from parbench.harness.targets.reference import ReferenceTarget
 
     target = ReferenceTarget()
     monkeypatch.setattr(
@@ -158,7 +158,7 @@ def test_reference_target_reports_serve_failure_with_stderr(tmp_path, sink, monk
 def test_reference_target_reads_ready_file_and_counters(tmp_path, sink, monkeypatch):
     """Contract of parbench serve, played by a fake: ready file with the port,
     counters JSON on SIGTERM -> per-partition totals in the report."""
-    from harness.targets.reference import ReferenceTarget
+    from parbench.harness.targets.reference import ReferenceTarget
 
     fake = tmp_path / "fake_serve.py"
     fake.write_text(
@@ -203,7 +203,7 @@ def test_reference_target_runs_serve_with_the_scenarios_workers_and_a_bound_from
     """The real parbench serve gets --workers from pipeline.workers (none when
     unset: its default) and a --max-seconds just above the runner's deadline,
     not a fixed hour."""
-    from harness.targets.reference import ReferenceTarget
+    from parbench.harness.targets.reference import ReferenceTarget
 
     scenario = _scenario()
     scenario.pipeline.workers = workers
@@ -222,8 +222,8 @@ def test_reference_target_runs_serve_with_the_scenarios_workers_and_a_bound_from
 def test_runner_gives_the_target_its_deadline_and_the_reference_its_workers(tmp_path):
     """Through the runner: the plan carries a deadline covering sending,
     quiescence and stop, and the reference's argv follows from it."""
-    from harness.runner import QUIESCE_GRACE_S, STOP_TIMEOUT_S, _send_deadline_s, run_once
-    from harness.targets.reference import ReferenceTarget
+    from parbench.harness.runner import QUIESCE_GRACE_S, STOP_TIMEOUT_S, _send_deadline_s, run_once
+    from parbench.harness.targets.reference import ReferenceTarget
 
     seen = {}
 
@@ -261,7 +261,7 @@ def _scenario():
 # --- config rendering -------------------------------------------------------
 
 def _real_scenario(**pipeline):
-    from harness.scenario import Expectation, Pipeline, Scenario, Sweep, Workload
+    from parbench.harness.scenario import Expectation, Pipeline, Scenario, Sweep, Workload
 
     return Scenario(name="render", path="render.toml", description="",
                     workload=Workload(connections=3, keys=("a", "b")),
@@ -269,15 +269,15 @@ def _real_scenario(**pipeline):
 
 
 def _parse(text: str, profile: str = "axosyslog-4.26"):
-    from reference.config import parse_config
-    from reference.profiles import get_profile
+    from parbench.reference.config import parse_config
+    from parbench.reference.profiles import get_profile
 
     return parse_config(text, "rendered.conf", get_profile(profile), warn=lambda *a, **k: None)
 
 
 def test_rendered_config_parses_with_everything_the_scenario_asks_for():
-    from harness.render import render_config
-    from reference.config_model import CostStage, Destination, Parallelize, Parser
+    from parbench.harness.render import render_config
+    from parbench.reference.config_model import CostStage, Destination, Parallelize, Parser
 
     scenario = _real_scenario(partition_key="${.SDATA.pb@1.key}", batch_size=5, parallelize_fetch_limit=50,
                               log_iw_size=1234, max_connections=60, log_fetch_limit=7, flow_control=True,
@@ -298,8 +298,8 @@ def test_rendered_config_parses_with_everything_the_scenario_asks_for():
 def test_partitions_zero_means_no_parallelize_and_rfc5424_sets_syslog_protocol():
     from dataclasses import replace
 
-    from harness.render import render_config
-    from reference.config_model import Parallelize
+    from parbench.harness.render import render_config
+    from parbench.reference.config_model import Parallelize
 
     scenario = _real_scenario(partition_key="$HOST", flow_control=False)
     scenario = replace(scenario, workload=replace(scenario.workload, format="rfc5424"))
@@ -310,7 +310,7 @@ def test_partitions_zero_means_no_parallelize_and_rfc5424_sets_syslog_protocol()
 
 
 def test_syslog_ng_dialect_leaves_out_cost_stage_and_axo_options_and_says_so():
-    from harness.render import config_notes, render_config
+    from parbench.harness.render import config_notes, render_config
 
     scenario = _real_scenario(partition_key="$HOST", batch_size=5, cost_cpu_us=3)
     text = render_config(scenario, 2, 1, dialect="syslog-ng", version="4.8.1")
@@ -329,7 +329,7 @@ def test_syslog_ng_dialect_leaves_out_cost_stage_and_axo_options_and_says_so():
     "$HOST\n}; @include \"/etc/passwd\"\n",
 ])
 def test_scenario_strings_cannot_inject_config(evil):
-    from harness.render import render_config
+    from parbench.harness.render import render_config
 
     scenario = _real_scenario(partition_key=evil)
     text = render_config(scenario, 2, 1)
@@ -339,7 +339,7 @@ def test_scenario_strings_cannot_inject_config(evil):
 
 
 def test_non_integer_numbers_are_refused_not_rendered():
-    from harness.render import render_config
+    from parbench.harness.render import render_config
 
     with pytest.raises(ValueError, match="log_iw_size must be an integer"):
         render_config(_real_scenario(log_iw_size="1) ; evil("), 1, 1)
@@ -352,7 +352,7 @@ def test_proc_sampler_sees_peak_rss_and_cpu_of_children(tmp_path):
     RSS covers the allocation and the CPU includes the child's time."""
     import subprocess
 
-    from harness.metrics import ProcSampler, reap_with_rusage, summarize_usage
+    from parbench.harness.metrics import ProcSampler, reap_with_rusage, summarize_usage
 
     ready = tmp_path / "ready"
     code = (

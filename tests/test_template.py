@@ -1,7 +1,7 @@
 import pytest
 from hypothesis import given, strategies as st
 
-from reference.template import TemplateError, compile_template
+from parbench.reference.template import TemplateError, compile_template
 
 MSG = {"HOST": b"web-01", "PROGRAM": b"app", "PID": b"42", "MSG": b"hello",
        ".SDATA.origin.ip": b"10.0.0.1", "SEVERITY": b"notice"}

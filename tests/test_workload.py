@@ -8,10 +8,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.checks import check
-from harness.collector import Capture, Collector, parse_capture
-from harness.scenario import Distribution, Workload, generate_host_names
-from harness.workload import build_plan, min_message_size, render_connection, send
+from parbench.harness.checks import check
+from parbench.harness.collector import Capture, Collector, parse_capture
+from parbench.harness.scenario import Distribution, Workload, generate_host_names
+from parbench.harness.workload import build_plan, min_message_size, render_connection, send
 
 TRAILER_RE = re.compile(rb"\|pb:([0-9a-f]{8}):([0-9a-f]{8}):([0-9a-f]{8}):([0-9a-f]{8}):([0-9a-f]{16})$")
 

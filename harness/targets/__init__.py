@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 
-from harness.targets.base import Target, TargetError, TargetPlan, TargetReport
+from parbench.harness.targets.base import Target, TargetError, TargetPlan, TargetReport
 
 __all__ = ["Target", "TargetError", "TargetPlan", "TargetReport", "get_target", "KNOWN_TARGETS"]
 
@@ -22,18 +22,18 @@ def get_target(spec: str, *, profile: str | None = None) -> Target:
     """A fresh target for one run. TargetError (one line) for an unknown spec."""
     spec = spec.strip()
     if spec == "reference":
-        from harness.targets.reference import ReferenceTarget
+        from parbench.harness.targets.reference import ReferenceTarget
 
         return ReferenceTarget(profile=profile)
     if spec.startswith("command:"):
-        from harness.targets.command import CommandTarget
+        from parbench.harness.targets.command import CommandTarget
 
         return CommandTarget(spec[len("command:"):].strip(), name=spec)
     if spec == "syslog-ng" or spec.startswith("syslog-ng:"):
         try:
-            module = importlib.import_module("harness.targets.syslog_ng")
+            module = importlib.import_module("parbench.harness.targets.syslog_ng")
         except ModuleNotFoundError as exc:
-            if exc.name != "harness.targets.syslog_ng":
+            if exc.name != "parbench.harness.targets.syslog_ng":
                 raise
             raise TargetError("the syslog-ng target is not available in this checkout (harness/targets/syslog_ng.py)") from None
         factory = getattr(module, "make_target", None) or getattr(module, "SyslogNgTarget")

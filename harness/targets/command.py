@@ -20,8 +20,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from harness.metrics import ProcSampler, reap_with_rusage, summarize_usage
-from harness.targets.base import Target, TargetError, TargetPlan, TargetReport
+from parbench.harness.metrics import ProcSampler, reap_with_rusage, summarize_usage
+from parbench.harness.targets.base import Target, TargetError, TargetPlan, TargetReport
 
 STDERR_TAIL_BYTES = 4000
 

@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness.render import config_notes, render_config
-from harness.targets.base import Target, TargetError, TargetPlan, TargetReport
-from harness.targets.command import ManagedProcess, stop_and_report
+from parbench.harness.render import config_notes, render_config
+from parbench.harness.targets.base import Target, TargetError, TargetPlan, TargetReport
+from parbench.harness.targets.command import ManagedProcess, stop_and_report
 
 #: --max-seconds when the plan has no deadline
 FALLBACK_MAX_SECONDS = 3600.0

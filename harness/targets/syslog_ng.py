@@ -28,10 +28,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness.install import SyslogNgInstall, locate_syslog_ng, reference_profile_for
-from harness.render import config_notes, render_config
-from harness.targets.base import Target, TargetError, TargetPlan, TargetReport
-from harness.targets.command import ManagedProcess, free_loopback_port, listening_inodes, owns_socket
+from parbench.harness.install import SyslogNgInstall, locate_syslog_ng, reference_profile_for
+from parbench.harness.render import config_notes, render_config
+from parbench.harness.targets.base import Target, TargetError, TargetPlan, TargetReport
+from parbench.harness.targets.command import ManagedProcess, free_loopback_port, listening_inodes, owns_socket
 
 BIND_ATTEMPTS = 4
 CTL_TIMEOUT_S = 5.0

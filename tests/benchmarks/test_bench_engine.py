@@ -23,9 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from reference.config_model import (Config, Destination, DestinationDriver, Location, LogPath,
+from parbench.reference.config_model import (Config, Destination, DestinationDriver, Location, LogPath,
                                     Parallelize, Source, SourceDriver)
-from reference.engine import Engine, null_sink
+from parbench.reference.engine import Engine, null_sink
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from loopback import LoopbackListener  # noqa: E402
@@ -141,7 +141,7 @@ def test_cost_stage_scales_with_partitions(benchmark, partitions):
     """parbench-cost(cpu-us(20)) after parallelize(): the work releases the
     GIL, so two partitions on two workers should approach twice the rate."""
     benchmark.group = "engine: parbench-cost(cpu-us(20)), 4 hosts, 10k msgs"
-    from reference.config_model import CostStage, Parser
+    from parbench.reference.config_model import CostStage, Parser
     config = dispatch_config(partitions, "$HOST", 100)
     config.log_paths[0].pipeline.insert(1, Parser(None, [CostStage(LOC, 20.0, 0.0)], LOC))
     engine = Engine(config, "axosyslog-4.26", workers=2, sinks={"null": null_sink})

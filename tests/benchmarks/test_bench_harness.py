@@ -20,11 +20,11 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from harness.checks import check
+from parbench.harness.checks import check
 from loopback import LoopbackListener
-from harness.collector import Capture, Stream, parse_capture
-from harness.scenario import Workload, generate_host_names
-from harness.workload import build_plan, render_connection, send
+from parbench.harness.collector import Capture, Stream, parse_capture
+from parbench.harness.scenario import Workload, generate_host_names
+from parbench.harness.workload import build_plan, render_connection, send
 
 GROUP = "harness"
 SEND_MESSAGES = 500_000
@@ -117,7 +117,7 @@ def test_send_into_the_collector_then_parse_and_check(benchmark):
     """The whole harness path without a target: sender -> Collector (which
     compacts while receiving) -> parse -> check."""
     benchmark.group = GROUP
-    from harness.collector import Collector
+    from parbench.harness.collector import Collector
 
     n = 500_000
     plan = build_plan(Workload(connections=1, messages_per_connection=n, keys=generate_host_names(16, 1),

@@ -16,9 +16,9 @@ import time
 
 import pytest
 
-from harness.install import find_syslog_ng
+from parbench.harness.install import find_syslog_ng
 from loopback import LoopbackListener
-from harness.loggen import run_loggen
+from parbench.harness.loggen import run_loggen
 
 MESSAGES = 200_000
 SIZE = 256
@@ -53,8 +53,8 @@ def test_loggen_anchor(benchmark, sink):
 
 def test_parbench_sender(benchmark, sink):
     benchmark.group = GROUP
-    from harness.scenario import Workload
-    from harness.workload import build_plan, send
+    from parbench.harness.scenario import Workload
+    from parbench.harness.workload import build_plan, send
 
     plan = build_plan(Workload(connections=1, messages_per_connection=MESSAGES, message_size=SIZE,
                                keys=tuple(f"host-{i}" for i in range(8))))

@@ -6,9 +6,9 @@ dispatch >= 1M msg/s with a key at partitions(4); parsing feeds the service's
 """
 import pytest
 
-from reference.message import Framer, format_default, make_parser
-from reference.partition import KeyedPlacer, RoundRobinPlacer, g_str_hash, g_str_hash_many
-from reference.template import compile_template
+from parbench.reference.message import Framer, format_default, make_parser
+from parbench.reference.partition import KeyedPlacer, RoundRobinPlacer, g_str_hash, g_str_hash_many
+from parbench.reference.template import compile_template
 
 HOSTS = [b"web-%02d.example" % i for i in range(16)]  # 13-byte host names
 KEYS16 = [b"key-%012d" % i for i in range(1000)]      # 16-byte keys

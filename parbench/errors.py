@@ -1,0 +1,46 @@
+"""The one error tree of parbench.
+
+Every error meant for a user derives from ``ParbenchError``: its ``str()`` is
+one line (file, key or line:column, what was found, what was expected) and
+its ``exit_code`` is the status the ``parbench`` command exits with.  The
+command catches ``ParbenchError`` once (``parbench.cli``), prints the line and
+exits; no subcommand prints tracebacks or calls ``sys.exit`` for errors.
+
+Exit statuses: 0 all good; 1 a check failed or a run could not complete
+(``EXIT_FAIL``); 2 bad input, from a file, an option or the environment
+(``EXIT_USAGE``); 130 interrupted (``EXIT_INTERRUPTED``).
+"""
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAIL = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class ParbenchError(Exception):
+    """Base class: one line for the user, and the exit status it means."""
+
+    exit_code: int = EXIT_FAIL
+
+    def one_line(self) -> str:
+        text = str(self).strip()
+        return text.splitlines()[0] if text else type(self).__name__
+
+
+class UsageError(ParbenchError):
+    """Bad input: a file, a key, an option or a value the user gave."""
+
+    exit_code = EXIT_USAGE
+
+
+class EnvironmentProblem(ParbenchError):
+    """Something this machine lacks (a tool, a registry, a build) that the user can fix."""
+
+    exit_code = EXIT_USAGE
+
+
+class RunFailure(ParbenchError):
+    """An implementation misbehaved or a run could not complete."""
+
+    exit_code = EXIT_FAIL
