@@ -17,7 +17,7 @@ The rules follow syslog-ng's own lexer (lib/cfg-lex.l; docs/semantics.md,
   syslog-ng too), ``-12``, floats ``1.5``, and sizes: an exponent ``k``/``M``/
   ``G`` (either case), optionally followed by ``i`` (binary) and/or ``B``.
   Without ``i`` the base is 1000 and with it 1024, exactly like syslog-ng's
-  ``parse_number_with_suffix``: ``10M`` = ``10MB`` = 10,000,000; ``64k`` =
+  lib/parse-number.c: ``10M`` = ``10MB`` = 10,000,000; ``64k`` =
   64,000; ``10KiB`` = 10,240; ``1Gi`` = 1,073,741,824; ``5B`` = 5.
 * ``@`` at the start of a line is a pragma (only ``@version:`` is supported,
   by the syntax layer).

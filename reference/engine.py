@@ -2,7 +2,7 @@
 pool, flow control and counters, modelled on syslog-ng / AxoSyslog.
 
 The behaviour it models is described, with the upstream files it comes
-from, in docs/semantics.md; every behaviour that differs between versions is
+from, in docs/semantics.md, "Hand-over and flow control"; every behaviour that differs between versions is
 taken from the active ``Profile`` (``reference/profiles.py``) and the comment
 says which profile it belongs to.
 
@@ -847,7 +847,8 @@ class Engine:
                 return True
 
     def counters(self) -> dict:
-        """Counters, named after AxoSyslog's metrics (DESIGN.md "Counters JSON")."""
+        """Counters, named after AxoSyslog's metrics (docs/semantics.md,
+        "Metrics"; the layout is DESIGN.md's counters JSON)."""
         parallelize = []
         for path in self.paths:
             if path.parallelize is None:

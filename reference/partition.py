@@ -11,6 +11,8 @@
 
 Because 33 = 1 (mod 2**k), for N = 2, 4, 8, 16, 32 the partition is just
 ``(5381 + sum of signed bytes) % N``: anagrams (``web-01``/``web-10``) collide.
+Upstream sources and versions: docs/semantics.md, "Partition choice" and
+"Round-robin".
 """
 from __future__ import annotations
 
