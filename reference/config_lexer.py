@@ -133,9 +133,6 @@ def tokenize(text: str, file: str) -> list[Token]:
     tokens: list[Token] = []
     i, line, line_start, n = 0, 1, 0, len(text)
 
-    def loc_here(pos: int) -> Location:
-        return Location(file, line, pos - line_start + 1)
-
     while i < n:
         c = text[i]
         if c == "\n":

@@ -49,7 +49,7 @@ from parbench.reference.config_model import (Config, CostStage, Destination, Log
                                              SourceDriver)
 from parbench.reference.cost import CostWorker
 from parbench.reference.inputs import InputSource, Message, MessageQueue
-from parbench.reference.profiles import Profile, get_profile, limit_partitions
+from parbench.reference.profiles import DEFAULT_PROFILE, Profile, get_profile, limit_partitions
 
 # syslog-ng's global log-fifo-size() default: the destination queue bound that
 # matters when flow control is off (messages beyond it are dropped).
@@ -513,7 +513,6 @@ class SourceRuntime:
         self.received_events_total = 0
         self.window_full_suspensions_total = 0
         self.connections_total = 0
-        self.active_connections = 0
 
     def limits(self, driver: SourceDriver | None = None) -> tuple[int, int]:
         """(window, fetch limit) of one connection accepted by ``driver``
@@ -730,7 +729,6 @@ class Engine:
                  drain_probe: Callable[[int, int | None, list[Message]], None] | None = None,
                  log_fifo_size: int = DEFAULT_LOG_FIFO_SIZE) -> None:
         if profile is None:
-            from parbench.reference.profiles import DEFAULT_PROFILE
             profile = DEFAULT_PROFILE
         self.profile = get_profile(profile) if isinstance(profile, str) else profile
         self.config = config
@@ -816,15 +814,12 @@ class Engine:
             self._connections.add(conn)
         with src.lock:
             src.connections_total += 1
-            src.active_connections += 1
         return conn
 
     def _connection_finished(self, conn: Connection) -> None:
         with self._lock:
             self._connections.discard(conn)
             self._all_finished.notify_all()
-        with conn.source.lock:
-            conn.source.active_connections -= 1
 
     # -- observation ----------------------------------------------------------------
 

@@ -499,9 +499,6 @@ def make_parser(syslog_protocol: bool, keep_hostname: bool,
     return parse_batch
 
 
-_DEFAULT_LINE_PARTS = ("DATE", "HOST", "MSGHDR", "MSG")
-
-
 def format_default(msg: MessageDict) -> bytes:
     """syslog-ng's default file/network line: ``${DATE} ${HOST} ${MSGHDR}${MSG}\\n``.
 

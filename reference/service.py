@@ -52,11 +52,8 @@ def _renderer(template_text: str | None):
         return format_default_many
     from parbench.reference.template import compile_template
     template = compile_template(template_text)
-    render_many = getattr(template, "render_many", None)
-    if render_many is not None:
-        return lambda msgs: b"".join(render_many(msgs))
-    render = template.render
-    return lambda msgs: b"".join(map(render, msgs))
+    render_many = template.render_many
+    return lambda msgs: b"".join(render_many(msgs))
 
 
 class TcpWriter:
@@ -295,10 +292,7 @@ class IOLoop:
     def arm(self, inp: SocketInput) -> None:
         """Watch ``inp`` again (from any thread): its reader found nothing buffered."""
         self._arm_requests.append(inp)
-        try:
-            self._wake_w.send(b"x")
-        except (BlockingIOError, OSError):
-            pass  # a wake-up is already pending (or we are shutting down)
+        self._wake()
 
     def _run(self) -> None:
         sel = self.selector
@@ -361,7 +355,7 @@ class IOLoop:
     def stop(self, timeout: float = 5.0) -> None:
         """Stop accepting and polling; connections are closed by the engine."""
         self._stopping = True
-        self.arm_wake()
+        self._wake()
         self._thread.join(timeout)
         for lst in self.listeners:
             try:
@@ -372,11 +366,11 @@ class IOLoop:
         self._wake_r.close()
         self._wake_w.close()
 
-    def arm_wake(self) -> None:
+    def _wake(self) -> None:
         try:
             self._wake_w.send(b"x")
         except OSError:
-            pass
+            pass  # a wake-up is already pending (BlockingIOError), or we are shutting down
 
 
 def bind_listeners(config: Config) -> list[Listener]:

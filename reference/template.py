@@ -91,10 +91,6 @@ class Template:
     def render_many(self, messages: list[dict[str, bytes]]) -> list[bytes]:
         return list(map(self._render, messages))
 
-    @property
-    def names(self) -> list[str]:
-        return [p.name for p in self.parts if isinstance(p, _Value)]
-
 
 def _canonical(name: str) -> str:
     return ALIASES.get(name, name)
