@@ -717,8 +717,8 @@ class Engine:
     parallelize(): tests use it to observe placement and exclusivity.
     """
 
-    connection_class = Connection
     # Overridable so tests can run mutants of the engine (tests/test_engine_properties.py).
+    connection_class = Connection
     partition_class = Partition
     path_class = PathRuntime
 

@@ -3,7 +3,8 @@
 One I/O thread (selectors, like syslog-ng's ivykis main loop) accepts
 connections and watches the idle ones; when a connection becomes readable it
 is taken out of the poller and a reader job is scheduled on the engine's
-worker pool.  The reader job receives a big chunk, frames it, parses at most
+worker pool.  Each accepted connection is a ``SocketInput``, the engine
+connection's input source (``reference.inputs``).  The reader job receives a big chunk, frames it, parses at most
 ``log-fetch-limit()`` messages (never more than the free window slots) and
 hands them to the engine; it re-arms the poller only when it has nothing
 buffered, so a suspended (window-full) connection is not read at all.
@@ -336,7 +337,14 @@ class IOLoop:
             sock.setblocking(False)
             opts = self.engine.config.options
             max_msg = lst.driver.log_msg_size if lst.driver.log_msg_size is not None else opts.log_msg_size
-            inp = SocketInput(sock, lst, self, max_msg)
+            try:
+                inp = SocketInput(sock, lst, self, max_msg)
+            except OSError:
+                # The peer is gone already (getpeername fails): nothing to read.
+                sock.close()
+                with lst.lock:
+                    lst.active -= 1
+                continue
             self.engine.connect(lst.source_name, inp, driver=lst.driver)
             self._register(inp)
 
