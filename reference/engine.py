@@ -153,6 +153,7 @@ class WorkerPool(_IdleWaiter):
                 job()
             except BaseException as exc:  # a job must never kill a pool thread
                 self._on_error(exc)
+            job = None  # an idle thread keeps nothing of its last job (a closed connection)
             with lock:
                 self._pending -= 1
                 if self._pending == 0 and self._idle_waiters:
@@ -312,6 +313,8 @@ class DestinationQueue(_IdleWaiter):
             if self.flow_control and done:
                 for conn, n in _head_counts(taken, done).items():
                     conn.release(n)
+            # An idle writer keeps nothing of its last batch (nor the connection).
+            taken = messages = item = conn = None
 
     def _settle(self) -> None:
         """An empty call: the sink forgets what was acknowledged and sends

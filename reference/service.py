@@ -48,6 +48,9 @@ CONNECT_TIMEOUT_S = 10.0
 # After accept() fails for lack of file descriptors (or memory), the
 # listener is not watched until a connection closes, or for this long.
 ACCEPT_BACKOFF_S = 0.5
+# Running out of descriptors is logged at most this often (it comes and goes
+# as connections close).
+EXHAUSTION_LOG_INTERVAL_S = 60.0
 # Connections accepted from one listener per poller turn: a burst of new
 # connections does not hold up reading the open ones.
 ACCEPTS_PER_TURN = 64
@@ -587,6 +590,7 @@ class IOLoop:
         self.accept_errors_total = 0
         self._paused: dict[Listener, float] = {}  # listener -> resume no later than (monotonic)
         self._resume_requested = False
+        self._exhaustion_logged_at: float | None = None
         for lst in listeners:
             lst.sock.setblocking(False)
             self.selector.register(lst.sock, selectors.EVENT_READ, lst)
@@ -632,6 +636,8 @@ class IOLoop:
                     self._register(inp)
             if self._paused:
                 self._resume_paused()
+            # Between turns the loop keeps nothing of a connection (it may close).
+            key = obj = inp = None
 
     def _resume_paused(self) -> None:
         now = time.monotonic()
@@ -642,9 +648,13 @@ class IOLoop:
                 self.selector.register(lst.sock, selectors.EVENT_READ, lst)
 
     def _pause(self, lst: Listener, exc: OSError) -> None:
-        if not self._paused:
+        now = time.monotonic()
+        last = self._exhaustion_logged_at
+        if last is None or now - last >= EXHAUSTION_LOG_INTERVAL_S:
+            self._exhaustion_logged_at = now
             _log(f"cannot accept connections on {lst.source_name}: {exc.strerror or exc}; "
-                 f"not accepting until a connection closes (at most {ACCEPT_BACKOFF_S:g} s at a time)")
+                 f"not accepting until a connection closes (at most {ACCEPT_BACKOFF_S:g} s at a time); "
+                 f"{self.accept_errors_total} failed accepts so far")
         self.selector.unregister(lst.sock)
         self._paused[lst] = time.monotonic() + ACCEPT_BACKOFF_S
 
