@@ -40,6 +40,14 @@ from parbench.reference.message import Framer, FramingError, make_parser
 from parbench.reference.profiles import DEFAULT_PROFILE, PROFILES, get_profile
 
 RECV_CHUNK = 256 * 1024
+# What one reader job may receive: this much per message it may take (an
+# empty line or empty frame costs framing work like a message does), within
+# [RECV_MIN, RECV_CHUNK].
+RECV_PER_MESSAGE = 4096
+RECV_MIN = 16 * 1024
+# A connection whose last bytes framed into nothing receives down to this
+# much per turn.
+RECV_JUNK_MIN = 1024
 # How long a blocked write waits between checks of whether it must give up.
 WRITE_POLL_S = 0.1
 # A connect to a loopback destination is answered at once; this bounds one
@@ -446,14 +454,15 @@ class SocketInput:
     (``reference.inputs.InputSource``): received, framed and parsed inside
     the reader job; re-armed in the poller when it has nothing buffered.
 
-    A reader job receives at most once (``RECV_CHUNK`` bytes), whatever the
-    bytes turn out to hold: a connection sending only empty lines or empty
-    frames costs one bounded turn per reader job like any other, and cannot
-    hold a pool thread (syslog-ng's reader reads once per fetch loop too).
+    A reader job receives at most once, at most ``RECV_PER_MESSAGE`` bytes
+    per message it may take, whatever the bytes turn out to hold: a
+    connection sending only empty lines or empty frames costs one bounded
+    turn per reader job like any other, and cannot hold a pool thread
+    (syslog-ng's reader reads once per fetch loop too).
     Everything it holds is dropped when the connection is released."""
 
     __slots__ = ("sock", "listener", "loop", "source", "_framer", "_parse", "_frames", "_pos", "_eof",
-                 "_closed", "_released", "_on_input")
+                 "_closed", "_released", "_on_input", "_recv_cap")
 
     def __init__(self, sock: socket.socket, listener: Listener, loop: "IOLoop", max_msg_size: int) -> None:
         drv = listener.driver
@@ -470,6 +479,7 @@ class SocketInput:
         self._closed = False  # no more reading: the engine closed the connection
         self._released = False
         self._on_input: Callable[[], None] | None = None
+        self._recv_cap = RECV_CHUNK
 
     @property
     def watched(self) -> bool:
@@ -482,11 +492,12 @@ class SocketInput:
         if on_input is not None:
             on_input()
 
-    def _receive(self) -> None:
+    def _receive(self, limit: int) -> None:
         """One recv: frame what came (or the end of the stream)."""
         framer = self._framer
+        size = min(self._recv_cap, max(RECV_MIN, min(RECV_CHUNK, limit * RECV_PER_MESSAGE)))
         try:
-            data = self.sock.recv(RECV_CHUNK)
+            data = self.sock.recv(size)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
@@ -495,8 +506,18 @@ class SocketInput:
             self._eof = True
             self._frames.extend(framer.close())
             return
+        pending = framer.pending_bytes
         try:
-            self._frames.extend(framer.feed(data))
+            frames = framer.feed(data)
+            # Bytes that framed into nothing and are not part of a message
+            # still coming (empty lines, empty frames) are work all the same:
+            # the next turns of this connection receive less, so a flood
+            # costs what its share of turns is worth.
+            if frames or framer.pending_bytes - pending >= len(data) // 2:
+                self._recv_cap = RECV_CHUNK
+            else:
+                self._recv_cap = max(RECV_JUNK_MIN, self._recv_cap // 4)
+            self._frames.extend(frames)
         except FramingError as exc:
             # syslog-ng closes a connection whose framing is broken,
             # keeping the messages completed before the error.
@@ -512,7 +533,7 @@ class SocketInput:
 
     def take(self, limit: int) -> list:
         if len(self._frames) - self._pos < limit and not (self._eof or self._closed):
-            self._receive()
+            self._receive(limit)
         pos = self._pos
         taken = self._frames[pos:pos + limit]
         pos += len(taken)

@@ -310,3 +310,26 @@ def test_without_flow_control_a_slow_destination_drops_only_when_the_queue_is_fu
     # Everything written arrived once; the rest was dropped and counted.
     assert cut == 0 and len(seqs) == len(set(seqs)) == dst["written_events_total"]
     assert dst["dropped_events_total"] == count - len(seqs) > 0
+
+
+def test_parse_errors_are_counted_delivered_and_balance(tmp_path):
+    # syslog-ng replaces a message it cannot parse with its own error
+    # message, which goes on like any other: received, written, counted.
+    good, bad = traffic(0, 50), b"<abc> not a priority\n" * 7
+    with FaultyDestination() as dest:
+        svc, port = start(tmp_path, conf(dest.port))
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+                s.sendall(good + bad)
+            assert dest.wait_lines(57, 30)
+            assert svc.terminate() == 0
+        finally:
+            svc.kill()
+        lines, cut = dest.lines()
+    assert cut == 0 and sum(b"Error processing log message: <abc> not a priority" in x for x in lines) == 7
+    counters = counters_of(svc)
+    dst = balanced(counters)
+    src = counters["sources"][0]
+    assert (src["received_events_total"], src["parse_errors_total"]) == (57, 7)
+    assert dst["written_events_total"] == 57 and counters["drained"] is True
+    assert counters["stopped_by"] == "SIGTERM"
