@@ -19,7 +19,11 @@ Threads, as in the real thing:
   destination worker).  A message holds its source window slot until its
   destination takes it: with ``flags(flow-control)`` until the writer has
   handed it to the sink; without, when it enters the destination queue (a
-  full queue then drops it, counted, as syslog-ng does).
+  full queue then drops it, counted, as syslog-ng does).  A sink may block
+  while its destination is slow or down: that is the back-pressure.
+* Every message routed to a destination is, at any time, exactly one of
+  written, dropped or queued, and ``counters()`` says how many of each; on
+  ``stop()`` what could not be delivered stays counted as queued.
 
 A connection reads from an ``InputSource`` (``reference.inputs``): the
 in-process ``MessageQueue`` by default, an accepted socket in the service.

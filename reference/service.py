@@ -4,14 +4,20 @@ One I/O thread (selectors, like syslog-ng's ivykis main loop) accepts
 connections and watches the idle ones; when a connection becomes readable it
 is taken out of the poller and a reader job is scheduled on the engine's
 worker pool.  Each accepted connection is a ``SocketInput``, the engine
-connection's input source (``reference.inputs``).  The reader job receives a big chunk, frames it, parses at most
-``log-fetch-limit()`` messages (never more than the free window slots) and
-hands them to the engine; it re-arms the poller only when it has nothing
-buffered, so a suspended (window-full) connection is not read at all.
+connection's input source (``reference.inputs``).  The reader job receives
+once (a bounded chunk), frames it, parses at most ``log-fetch-limit()``
+messages (never more than the free window slots) and hands them to the
+engine; it re-arms the poller only when it has nothing buffered, so a
+suspended (window-full) connection is not read at all.
 
-Destinations: ``tcp()``/``network()`` (one connection, reconnected with a
-bounded retry) and ``file()`` (appended), each rendering its template, or
+Destinations: ``tcp()``/``network()`` (one connection; a slow destination is
+waited for, one that is down retried every ``time-reopen()``: see
+``TcpWriter``) and ``file()`` (appended), each rendering its template, or
 syslog-ng's default line, once per batch with one write per batch.
+
+What happens under faults (docs/semantics.md, "Destination faults"), and
+the counters JSON that accounts for every message at exit, are in
+DESIGN.md, "Reference contracts".
 """
 from __future__ import annotations
 

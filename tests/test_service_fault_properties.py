@@ -256,6 +256,7 @@ def test_random_faults_never_lose_duplicate_or_miscount(tmp_path_factory, schedu
 
 
 @pytest.mark.soak
+@pytest.mark.timeout(3600)
 @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck),
           phases=(Phase.explicit, Phase.reuse, Phase.generate))
 @given(schedule=schedules)

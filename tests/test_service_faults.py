@@ -207,8 +207,8 @@ def test_with_flow_control_a_killed_and_restarted_collector_loses_nothing(tmp_pa
 
 def test_a_crashed_collector_loses_only_what_it_acknowledged_and_never_read(tmp_path):
     # A stalled collector dies (RST, unread data thrown away) while the
-    # writer is blocked with megabytes in the kernel buffers.  Lost: exactly
-    # the lines its kernel had acknowledged and it never read.  Everything
+    # writer is blocked with megabytes in the kernel buffers.  Lost: at most
+    # the lines its kernel had received and it never read.  Everything
     # its kernel had not acknowledged is sent again on the next connection,
     # and no whole line arrives twice.
     count, size = 4000, 4096
@@ -227,7 +227,7 @@ def test_a_crashed_collector_loses_only_what_it_acknowledged_and_never_read(tmp_
             dest.rate(None)
             sender.join(60)
             assert dest.wait_lines(count - lost_lines, 60)
-            time.sleep(0.5)  # nothing more comes
+            time.sleep(1.0)  # the rest of what is sent again
             rc, stderr = stop(svc)
             assert rc == 0
         finally:
@@ -236,7 +236,10 @@ def test_a_crashed_collector_loses_only_what_it_acknowledged_and_never_read(tmp_
         seqs, cut = delivered(dest, size)
     assert dest.discarded_bytes_total > 0
     assert cut == (1 if read % line else 0)
-    assert len(seqs) == len(set(seqs)) == count - lost_lines
+    # At most the lines its kernel received and it never read are lost
+    # (fewer when its kernel had not acknowledged them all yet: those are
+    # sent again).
+    assert len(seqs) == len(set(seqs)) and count - lost_lines <= len(seqs) <= count
     # Per host: a prefix on the first connection, the lost run, the rest on the second.
     gaps = 0
     for host in range(HOSTS):
@@ -245,7 +248,7 @@ def test_a_crashed_collector_loses_only_what_it_acknowledged_and_never_read(tmp_
         two = [seq for h, seq in whole_lines(second, size) if h == host]
         assert one == expected[:len(one)] and two == expected[len(expected) - len(two):]
         gaps += len(expected) - len(one) - len(two)
-    assert gaps == lost_lines
+    assert gaps == count - len(seqs)
     counters = counters_of(svc)
     dst = balanced(counters)
     assert dst["written_events_total"] == count and dst["broken_connections_total"] == 1
