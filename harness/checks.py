@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from parbench.harness.collector import Records
-from parbench.harness.workload import Expected
+from parbench.harness.wire import Expected
 
 N_WITNESSES = 10
 

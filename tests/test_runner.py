@@ -245,7 +245,8 @@ from parbench.harness.collector import Capture, parse_capture
 from parbench.harness.results import empty_run
 from parbench.harness.runner import _evaluate
 from parbench.harness.scenario import Expectation, Pipeline, Scenario, Sweep, Workload
-from parbench.harness.workload import T_KEY, SendResult, build_plan, render_connection
+from parbench.harness.wire import KEY
+from parbench.harness.workload import SendResult, build_plan, render_connection
 
 keys = ("web-01", "web-02", "db-1", "db-2")
 sc = Scenario(name="garbled", path="garbled.toml", description="",
@@ -256,7 +257,7 @@ plan = build_plan(sc.workload)
 now = time.time_ns()
 rows = render_connection(plan, 0, send_ns=now)
 t = plan.trailer_at
-rows[5, t + T_KEY.start:t + T_KEY.stop] = np.frombuffer(b"fffffff0", np.uint8)
+rows[5, t + KEY.start:t + KEY.stop] = np.frombuffer(b"fffffff0", np.uint8)
 capture = Capture.from_bytes(rows.tobytes(), recv_ns=now + 1000)
 sent = plan.messages_per_connection.astype(np.int64)
 result = SendResult(sent=sent, planned=sent.copy(), t_first_ns=now, t_last_ns=now)

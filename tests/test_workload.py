@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from parbench.harness.checks import check
 from parbench.harness.collector import Capture, Collector, parse_capture
 from parbench.harness.scenario import Distribution, Workload, generate_host_names
-from parbench.harness.workload import build_plan, min_message_size, render_connection, send
+from parbench.harness.wire import min_message_size
+from parbench.harness.workload import build_plan, render_connection, send
 
 TRAILER_RE = re.compile(rb"\|pb:([0-9a-f]{8}):([0-9a-f]{8}):([0-9a-f]{8}):([0-9a-f]{8}):([0-9a-f]{16})$")
 
@@ -112,7 +113,7 @@ def test_exact_size_and_parse_round_trip(size_extra, fmt, framing, field, n_keys
         key_field = "HOST"
     w = wl(connections=2, messages_per_connection=n, format=fmt, framing=framing, key_field=key_field,
            keys=generate_host_names(n_keys, seed), seed=seed, message_size=1)
-    w = replace(w, message_size=min_message_size(w) + size_extra)
+    w = replace(w, message_size=min_message_size(w.format, w.key_field, w.keys) + size_extra)
     plan = build_plan(w)
     lines = []
     for c in range(2):
