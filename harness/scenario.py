@@ -128,8 +128,22 @@ class Sweep:
 
 @dataclass(frozen=True)
 class Expectation:
+    """What a run must show: the anomalies (``harness.checks`` names) it prohibits."""
+
     ordering: str = "per-key"
     loss_allowed: bool = False
+
+    @property
+    def prohibited(self) -> tuple[str, ...]:
+        # "per-key" is per (connection, key): parallelize() never ordered one
+        # key across connections; per-connection order implies per-key order.
+        names = ("duplicated", "unexpected", "malformed") if self.loss_allowed else (
+            "lost", "duplicated", "unexpected", "malformed")
+        if self.ordering in ("per-key", "per-connection"):
+            names += ("nonmonotonic-per-key",)
+        if self.ordering == "per-connection":
+            names += ("nonmonotonic-per-connection",)
+        return names
 
 
 @dataclass(frozen=True)
