@@ -29,7 +29,6 @@ shift (Mann-Whitney's Hodges-Lehmann interval does). Measured calibration for
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
