@@ -35,11 +35,19 @@ def parse_partitions(text: str) -> list[int]:
     return list(dict.fromkeys(values))
 
 
+class _ImplOption(click.Option):
+    """``--impl``, whose help lists the registered kinds when it is shown,
+    so a kind registered after this module was imported is listed too."""
+
+    def get_help_record(self, ctx: click.Context):
+        self.help = (f"Implementation to run: {impl_help()}. NAME= labels it in reports "
+                     "(base=syslog-ng:/opt/a). Repeatable. Default: the scenario's sweep.implementations.")
+        return super().get_help_record(ctx)
+
+
 @click.command("run")
 @click.argument("scenarios", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--impl", "impls", multiple=True, metavar="[NAME=]KIND[:ARG]",
-              help=f"Implementation to run: {impl_help()}. NAME= labels it in reports (base=syslog-ng:/opt/a). "
-                   "Repeatable. Default: the scenario's sweep.implementations.")
+@click.option("--impl", "impls", multiple=True, metavar="[NAME=]KIND[:ARG]", cls=_ImplOption)
 @click.option("--partitions", "partitions_text", metavar="LIST",
               help="Partition counts to sweep, e.g. 0,1,2,4 (0 = no parallelize()). Default: the scenario's.")
 @click.option("--repeat", "repeats", type=click.IntRange(1, 1000), help="Repeats per point (default: the scenario's).")

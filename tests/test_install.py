@@ -139,6 +139,11 @@ def test_doctor_without_syslog_ng_exits_0_and_says_why(tmp_path):
     assert "reference: runnable" in result.output
     assert "syslog-ng: not runnable" in result.output
     assert "parbench install syslog-ng" in result.output
+    from parbench.harness.targets.registry import kinds
+
+    listed = [line.split(":")[0] for line in result.output.splitlines() if not line.startswith(("  ", "data home"))]
+    assert listed == [kind.name for kind in kinds()] == ["reference", "syslog-ng", "command"]
+    assert f"data home: {tmp_path}" in result.output
 
 
 def test_doctor_with_a_user_build(tmp_path):
