@@ -43,9 +43,13 @@ def _load_builtins() -> None:
     if _builtins_loaded:
         return
     _builtins_loaded = True
-    for module in BUILTIN_KIND_MODULES:
-        kind = importlib.import_module(module).KIND
-        _kinds.setdefault(kind.name, kind)
+    try:
+        for module in BUILTIN_KIND_MODULES:
+            kind = importlib.import_module(module).KIND
+            _kinds.setdefault(kind.name, kind)
+    except BaseException:
+        _builtins_loaded = False
+        raise
 
 
 def register(kind: TargetKind) -> TargetKind:
