@@ -7,11 +7,13 @@ after writing the partial report.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import click
 
 from parbench.errors import Interrupted, RunFailure, UsageError
+from parbench.harness.targets.registry import impl_help, parse_impls
 
 
 def parse_partitions(text: str) -> list[int]:
@@ -25,11 +27,19 @@ def parse_partitions(text: str) -> list[int]:
     return list(dict.fromkeys(values))
 
 
+class _ImplOption(click.Option):
+    """``--impl``, whose help lists the registered kinds when it is shown,
+    so a kind registered after this module was imported is listed too."""
+
+    def get_help_record(self, ctx: click.Context):
+        self.help = (f"Implementation to run: {impl_help()}. NAME= labels it in reports "
+                     "(base=syslog-ng:/opt/a). Repeatable. Default: the scenario's sweep.implementations.")
+        return super().get_help_record(ctx)
+
+
 @click.command("run")
 @click.argument("scenarios", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--impl", "impls", multiple=True, metavar="NAME_OR_COMMAND",
-              help="Implementation to run: reference, syslog-ng, or 'command:ARGV' with {in_port} and "
-                   "{out_port}. Repeatable. Default: the scenario's sweep.implementations.")
+@click.option("--impl", "impls", multiple=True, metavar="[NAME=]KIND[:ARG]", cls=_ImplOption)
 @click.option("--partitions", "partitions_text", metavar="LIST",
               help="Partition counts to sweep, e.g. 0,1,2,4 (0 = no parallelize()). Default: the scenario's.")
 @click.option("--repeat", "repeats", type=click.IntRange(1, 1000), help="Repeats per point (default: the scenario's).")
@@ -52,17 +62,22 @@ def run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, sys
 
 
 def with_syslog_ng_path(specs: list[str], path: str | None) -> list[str]:
-    """The implementation specs with a bare "syslog-ng" pointed at ``path``."""
+    """The implementation specs with each bare ``[NAME=]syslog-ng`` pointed
+    at ``path``.  ImplSpecError for a spec no kind reads."""
     if path is None:
         return list(specs)
-    if "syslog-ng" not in specs:
+    parsed = parse_impls(specs)
+    if not any(spec.kind == "syslog-ng" and spec.argument is None for spec in parsed):
         raise ValueError("--syslog-ng was given but no syslog-ng implementation runs; add --impl syslog-ng")
-    return [f"syslog-ng:{path}" if spec == "syslog-ng" else spec for spec in specs]
+    return [replace(spec, argument=path).text if spec.kind == "syslog-ng" and spec.argument is None else text
+            for spec, text in zip(parsed, specs)]
 
 
 def _run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, syslog_ng, no_progress) -> None:
     from parbench.harness.scenario import apply_quick, load_scenario
-    from parbench.harness.targets import TargetError, get_target
+    from parbench.harness.targets.base import TargetError
+    from parbench.harness.targets.kind import ImplSpecError
+    from parbench.harness.targets.registry import get_target
 
     partitions = None
     if partitions_text:
@@ -83,8 +98,13 @@ def _run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, sy
 
     chosen_by_scenario = []
     for scenario in loaded:
+        chosen = list(impls or scenario.sweep.implementations or ("reference",))
         try:
-            chosen = with_syslog_ng_path(list(impls or scenario.sweep.implementations or ("reference",)), syslog_ng)
+            parse_impls(chosen)
+            chosen = with_syslog_ng_path(chosen, syslog_ng)
+        except ImplSpecError as exc:
+            raise UsageError(f"--impl: {exc}" if impls
+                             else f"{scenario.path}: sweep.implementations[{exc.index}]: {exc}") from None
         except ValueError as exc:
             raise UsageError(f"{scenario.path}: {exc}") from None
         chosen_by_scenario.append(chosen)

@@ -19,8 +19,9 @@ and inject configuration of its own.
 from __future__ import annotations
 
 import numbers
-import re
 from typing import Any
+
+from parbench.harness.syslog_ng.version import Version
 
 DIALECTS = ("reference", "syslog-ng")
 
@@ -71,40 +72,34 @@ def _number(value: Any, what: str) -> str:
 
 def _supports_parallelize_tuning(dialect: str, version: str | None) -> bool:
     """batch-size()/log-fetch-limit() inside parallelize() exist in AxoSyslog
-    (4.17+/4.22+), not in the syslog-ng line."""
-    if dialect == "reference":
-        # ``version`` is the reference's profile name here.
-        return not (version and str(version).startswith("syslog-ng"))
-    return bool(version) and "axo" in str(version).lower()
+    (4.17+/4.22+), not in the syslog-ng line.  Without a version: the
+    reference's default profile (AxoSyslog's) has them, an unknown real
+    syslog-ng is assumed not to."""
+    if version is None:
+        return dialect == "reference"
+    return Version.parse(version).has_parallelize_tuning
 
 
 def _has_cost(pipeline: Any) -> bool:
     return bool(getattr(pipeline, "cost_cpu_us", 0) or getattr(pipeline, "cost_latency_us", 0))
 
 
-_VERSION_NUMBERS = re.compile(r"(?<![\d.])(\d+)\.(\d+)(?:\.\d+)*")
 DEFAULT_CONFIG_VERSION = (4, 8)
 
 
-def parse_version(version: str | None) -> tuple[int, int]:
-    """(major, minor) of an implementation version or a reference profile name.
-
-    Accepts what the harness passes around: a detected version
-    ("syslog-ng 4.8.1", "axosyslog 4.26.0"), a profile name ("syslog-ng-4.8",
-    "axosyslog-4.26"), a bare number ("4.8", "4.8.1"); None is the default
+def config_version(version: str | None) -> tuple[int, int]:
+    """(major, minor) for the ``@version`` line, from any version spelling
+    the harness passes around (``harness.syslog_ng.version.Version.parse``: a
+    detected version, a profile name, a bare number); None is the default
     (4.8).  Anything without a "major.minor" number is a ValueError rather
     than a silently wrong ``@version``."""
     if version is None:
         return DEFAULT_CONFIG_VERSION
-    match = _VERSION_NUMBERS.search(str(version))
-    if match is None:
-        raise ValueError(f"no major.minor version number in {version!r}")
-    return int(match.group(1)), int(match.group(2))
+    return Version.parse(version).major_minor
 
 
 def _version_line(version: str | None) -> str:
-    """``@version: major.minor`` for any version string ``parse_version`` reads."""
-    major, minor = parse_version(version)
+    major, minor = config_version(version)
     return f"@version: {major}.{minor}"
 
 

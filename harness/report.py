@@ -24,6 +24,7 @@ import numpy as np  # noqa: E402
 
 from parbench.harness.checks import check_named  # noqa: E402
 from parbench.harness.results import Results, Run  # noqa: E402
+from parbench.harness.targets.registry import impl_label  # noqa: E402
 
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
 NONE_LABEL = "none\n(no parallelize)"
@@ -43,24 +44,9 @@ def report_dir(out_root: str | Path, scenario_name: str, when: datetime | None =
 
 
 def _short_impl(impl: str) -> str:
-    """A label a reader can take in: for command targets, file names instead
-    of paths and without the port arguments the harness fills in."""
-    if impl.startswith("command:"):
-        import shlex
-
-        try:
-            words = shlex.split(impl[len("command:"):])
-        except ValueError:
-            words = impl[len("command:"):].split()
-        kept: list[str] = []
-        for word in words:
-            if "{in_port}" in word or "{out_port}" in word:
-                if kept and kept[-1].startswith("-"):
-                    kept.pop()
-                continue
-            kept.append(word.rsplit("/", 1)[-1] if "/" in word and not word.startswith("-") else word)
-        impl = "command: " + " ".join(kept)
-    return impl if len(impl) <= 48 else impl[:45] + "..."
+    """What the report calls an implementation: its NAME= label, else its
+    kind's label (``harness.targets.registry.impl_label``)."""
+    return impl_label(impl)
 
 
 def _by_impl_partitions(runs: list[Run], value) -> dict[str, dict[int, list[float]]]:

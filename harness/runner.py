@@ -35,7 +35,8 @@ from parbench.harness.balance import key_counts, predicted_partitions
 from parbench.harness.checks import check
 from parbench.harness.collector import Collector, parse_capture
 from parbench.harness.results import Run
-from parbench.harness.targets import TargetError, TargetPlan, get_target
+from parbench.harness.targets.base import TargetError, TargetPlan
+from parbench.harness.targets.registry import get_target, impl_label, kind_of
 from parbench.harness.workload import build_plan, send
 
 #: seconds without a new message before a run is considered finished early
@@ -57,19 +58,15 @@ class SweepOutcome:
     profile_reason: str = ""
 
 
-def _is_syslog_ng(spec: str) -> bool:
-    spec = spec.strip()
-    return spec == "syslog-ng" or spec.startswith("syslog-ng:")
-
-
 def choose_reference_profile(scenario: Any, impls: list[str], profile: str | None = None, *,
                              target_factory: Callable[..., Any] = get_target) -> tuple[str, str]:
     """The reference's version profile for a sweep, and why.
 
     An explicit ``profile`` (``--profile``) wins.  Otherwise, when the sweep
-    also runs a real syslog-ng, the profile that models its detected version
-    (``harness.install.reference_profile_for``), so both sides of the
-    comparison run the same semantics; this overrides the scenario's
+    also runs an implementation that models a version (a real syslog-ng:
+    ``TargetKind.gives_reference_profile``), the profile its target names
+    (``Target.reference_profile()``), so both sides of the comparison run
+    the same semantics; this overrides the scenario's
     ``pipeline.profile`` (the note says so).  Otherwise the scenario's
     ``pipeline.profile`` (or the default)."""
     if profile:
@@ -78,15 +75,17 @@ def choose_reference_profile(scenario: Any, impls: list[str], profile: str | Non
     explicit = "profile" in ((getattr(scenario, "raw", None) or {}).get("pipeline") or {})
     fallback_reason = "the scenario's pipeline.profile" if explicit else "the default profile"
     for spec in impls:
-        if not _is_syslog_ng(spec):
+        if not kind_of(spec).gives_reference_profile:
             continue
         try:
             target = target_factory(spec)
             detected = target.reference_profile()
-            version = getattr(target, "version", None) or spec
+            version = target.version or spec
         except Exception as exc:  # TargetError, an unsupported version (ValueError)
             return scenario_profile, (f"{fallback_reason}; no profile from {spec}: "
                                       f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+        if detected is None:
+            continue
         reason = f"picked for the detected {version}"
         if explicit and scenario_profile != detected:
             reason += f" (instead of the scenario's pipeline.profile {scenario_profile}; --profile overrides)"
@@ -155,7 +154,7 @@ def run_once(scenario: Any, impl: str, partitions: int, repeat: int, workdir: Pa
     KeyboardInterrupt, which propagates after cleanup."""
     run = Run(impl, int(partitions), int(repeat), expectation=scenario.expect)
     reference_profile = profile or getattr(scenario.pipeline, "profile", None)
-    if impl.strip() == "reference":
+    if kind_of(impl).runs_reference_profile:
         run.profile = reference_profile
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -314,11 +313,9 @@ class _Progress:
     def new_run(self, index: int, scenario: str, impl: str, partitions: int, repeat: int) -> None:
         if not self.progress:
             return
-        from parbench.harness.report import _short_impl
-
         if index == 0:
             self.progress.console.print(f"[bold]{scenario}[/]: {self.total_runs} runs")
-        label = f"[{index + 1}/{self.total_runs}] {_short_impl(impl)[:28]} p={partitions} r={repeat}"
+        label = f"[{index + 1}/{self.total_runs}] {impl_label(impl)[:28]} p={partitions} r={repeat}"
         if self.task is not None:
             self.progress.remove_task(self.task)
         self.task = self.progress.add_task(label, total=None)
@@ -334,13 +331,11 @@ class _Progress:
     def finished(self, run: Run) -> None:
         if not self.progress:
             return
-        from parbench.harness.report import _short_impl
-
         mark = {"pass": "[green]pass", "unknown": "[yellow]UNKNOWN"}.get(run.verdict, "[red]FAIL")
         self.progress.remove_task(self.task)
         self.task = None
         self.progress.console.print(
-            f"{mark}[/] {_short_impl(run.impl)} partitions={run.partitions} repeat={run.repeat}"
+            f"{mark}[/] {impl_label(run.impl)} partitions={run.partitions} repeat={run.repeat}"
             + (f"  {run.throughput_msgs_per_s:,.0f} msg/s" if run.throughput_msgs_per_s else "")
             + (f"  ({'; '.join(run.verdict_reasons)[:200]})" if run.verdict_reasons else "")
         )
@@ -357,7 +352,7 @@ def run_sweep(scenario: Any, impls: list[str], partitions: list[int] | None = No
     reps = int(repeats if repeats is not None else scenario.sweep.repeats)
     order = run_order(list(impls), parts, reps)
     outcome = SweepOutcome(scenario=scenario)
-    if any(impl.strip() == "reference" for impl in impls):
+    if any(kind_of(impl).runs_reference_profile for impl in impls):
         outcome.profile, outcome.profile_reason = choose_reference_profile(
             scenario, list(impls), profile, target_factory=target_factory)
         profile = outcome.profile

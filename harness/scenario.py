@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from parbench.errors import InputFileError
+from parbench.harness.targets.registry import ImplSpecError, parse_impls
 from parbench.harness.wire import TRAILER_LEN, min_message_size
 from parbench.reference.profiles import DEFAULT_PROFILE, PROFILES
 
@@ -513,14 +514,10 @@ def _sweep(r: _Reader, wl: Workload) -> Sweep:
     impls = r.get("implementations", ["reference"])
     if not isinstance(impls, list) or not impls or not all(isinstance(x, str) and x.strip() for x in impls):
         raise r.err("implementations", f"expected a non-empty list of implementation names, got {_show(impls)}")
-    for i, impl in enumerate(impls):
-        spec = impl.strip()
-        ok = spec in ("reference", "syslog-ng") or spec.startswith("syslog-ng:") or (
-            spec.startswith("command:") and "{in_port}" in spec and "{out_port}" in spec)
-        if not ok:
-            raise ScenarioError(r.file, f"{r.key('implementations')}[{i}]",
-                                "expected 'reference', 'syslog-ng', 'syslog-ng:PATH' or 'command:ARGV' "
-                                f"(ARGV with {{in_port}} and {{out_port}}), got {impl!r}")
+    try:
+        parse_impls(impls)
+    except ImplSpecError as exc:
+        raise ScenarioError(r.file, f"{r.key('implementations')}[{exc.index}]", str(exc)) from None
     q = r.sub("quick")
     quick = QuickOverrides(
         messages_per_connection=q.integer("messages_per_connection", None, lo=1, hi=10**9),

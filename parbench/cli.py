@@ -14,6 +14,7 @@ import click
 SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "serve": ("parbench.reference.service", "serve", "Run the reference parallelizer as a TCP service from a syslog-ng config."),
     "place": ("parbench.reference.place", "place", "Print the partition of key values and the expected balance."),
+    "config-check": ("parbench.reference.config_check", "config_check", "Check a syslog-ng config against the subset the reference runs."),
     "run": ("parbench.harness.cli", "run", "Run scenario files against implementations; check and report."),
     "check": ("parbench.harness.check_cli", "check", "Check a capture of parbench-generated traffic for loss, duplicates and order."),
     "compare": ("parbench.harness.compare_cli", "compare", "Compare two result files: noise-aware regression verdicts."),

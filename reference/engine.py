@@ -1,10 +1,10 @@
 """The reference parallelizer: reader jobs, staging, partition FIFOs, a worker
 pool, flow control and counters, modelled on syslog-ng / AxoSyslog.
 
-Facts and version differences come from
-``/work/shared/notes/parallelize-semantics.md``; every behaviour that differs
-between versions is taken from the active ``Profile`` (``reference/profiles.py``)
-and the comment says which profile it belongs to.
+The behaviour it models is described, with the upstream files it comes
+from, in docs/semantics.md, "Hand-over and flow control"; every behaviour that differs between versions is
+taken from the active ``Profile`` (``reference/profiles.py``) and the comment
+says which profile it belongs to.
 
 Threads, as in the real thing:
 
@@ -20,6 +20,9 @@ Threads, as in the real thing:
   destination takes it: with ``flags(flow-control)`` until the writer has
   handed it to the sink; without, when it enters the destination queue (a
   full queue then drops it, counted, as syslog-ng does).
+
+A connection reads from an ``InputSource`` (``reference.inputs``): the
+in-process ``MessageQueue`` by default, an accepted socket in the service.
 
 In-process use (tests, benchmarks)::
 
@@ -41,11 +44,12 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping, Protocol
 
-from parbench.reference.config_model import Config, CostStage, Destination, LogPath, Parallelize, Parser, Source
+from parbench.errors import UsageError
+from parbench.reference.config_model import (Config, CostStage, Destination, LogPath, Parallelize, Parser, Source,
+                                             SourceDriver)
 from parbench.reference.cost import CostWorker
-from parbench.reference.profiles import Profile, get_profile, limit_partitions
-
-Message = dict  # dict[str, bytes]
+from parbench.reference.inputs import InputSource, Message, MessageQueue
+from parbench.reference.profiles import DEFAULT_PROFILE, Profile, get_profile, limit_partitions
 
 # syslog-ng's global log-fifo-size() default: the destination queue bound that
 # matters when flow control is off (messages beyond it are dropped).
@@ -59,11 +63,7 @@ class Sink(Protocol):
     def __call__(self, messages: list[Message]) -> None: ...
 
 
-class SubmitTimeout(TimeoutError):
-    """Connection.submit() could not hand everything over in time (window full)."""
-
-
-class EngineError(ValueError):
+class EngineError(UsageError):
     """The configuration cannot be run by the engine (one line, with location)."""
 
 
@@ -507,51 +507,49 @@ class SourceRuntime:
         self.engine = engine
         self.name = name
         self.source = source
-        opts = engine.config.options
-        driver = source.drivers[0] if source.drivers else None
-        iw = driver.log_iw_size if driver and driver.log_iw_size is not None else opts.log_iw_size
-        max_conn = driver.max_connections if driver else 10
-        fetch = driver.log_fetch_limit if driver and driver.log_fetch_limit is not None else opts.log_fetch_limit
-        self.max_connections = max(1, max_conn)
-        # log-iw-size() is the window of the whole source, shared out among
-        # max-connections() for tcp() (both profiles).
-        self.window = max(1, iw // self.max_connections)
-        self.fetch_limit = max(1, fetch)
         self.paths: list[PathRuntime] = []
         self.ack_units = 0
         self.lock = threading.Lock()
         self.received_events_total = 0
         self.window_full_suspensions_total = 0
         self.connections_total = 0
-        self.active_connections = 0
+
+    def limits(self, driver: SourceDriver | None = None) -> tuple[int, int]:
+        """(window, fetch limit) of one connection accepted by ``driver``
+        (default: the source's first driver)."""
+        opts = self.engine.config.options
+        if driver is None and self.source.drivers:
+            driver = self.source.drivers[0]
+        iw = driver.log_iw_size if driver and driver.log_iw_size is not None else opts.log_iw_size
+        max_conn = driver.max_connections if driver else 10
+        fetch = driver.log_fetch_limit if driver and driver.log_fetch_limit is not None else opts.log_fetch_limit
+        # log-iw-size() is the window of the whole source, shared out among
+        # max-connections() for tcp() (both profiles).
+        return max(1, iw // max(1, max_conn)), max(1, fetch)
 
 
 class Connection:
-    """One input connection: an input buffer (the socket's), a window, and at
-    most one reader job at a time.
+    """One input connection: a window, at most one reader job at a time, and
+    an ``InputSource`` (reference.inputs) it reads from."""
 
-    Subclasses (the TCP service) override ``_take`` to read raw bytes, frame
-    and parse them inside the reader job.
-    """
-
-    def __init__(self, source: SourceRuntime, index: int, input_capacity: int | None = None) -> None:
+    def __init__(self, source: SourceRuntime, index: int, input: InputSource,
+                 window: int, fetch_limit: int) -> None:
         self.source = source
         self.engine = source.engine
         self.index = index  # the "input thread index" of round-robin placement
-        self.window = source.window
+        self.input = input
+        self.window = window
         self.units_per_message = source.ack_units
-        self.fetch_limit = source.fetch_limit
-        self.input_capacity = input_capacity or max(self.window, self.fetch_limit)
-        self._input: collections.deque[Message] = collections.deque()
+        self.fetch_limit = fetch_limit
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._held_units = 0  # window slots taken, in acknowledgement units
         self._reader_active = False
         self._suspended = False
-        self._closed = False
         self._finished = False
         self._placers: dict[int, object] = {}
         self.received = 0
+        input.attach(self.input_ready)
 
     # -- window -------------------------------------------------------------
 
@@ -585,45 +583,28 @@ class Connection:
 
     # -- input side -----------------------------------------------------------
 
-    def offer(self, messages: list[Message]) -> int:
-        """Put as many messages as the input buffer has room for; non-blocking."""
-        schedule = False
+    def input_ready(self) -> None:
+        """The input has something new: schedule a reader job unless one
+        runs or the window holds reading back (release() resumes it)."""
         with self._lock:
-            if self._closed:
-                raise RuntimeError("connection is closed")
-            room = self.input_capacity - len(self._input)
-            taken = messages[: max(room, 0)]
-            self._input.extend(taken)
-            if taken and not self._reader_active and not self._suspended:
-                self._reader_active = True
-                schedule = True
-        if schedule:
-            self.engine._pool.submit(self._reader_job)
-        return len(taken)
+            if self._finished or self._reader_active or self._suspended:
+                return
+            self._reader_active = True
+        self.engine._pool.submit(self._reader_job)
+
+    # In-process callers (tests, benchmarks) feed the default MessageQueue
+    # through its connection.
+    def offer(self, messages: list[Message]) -> int:
+        return self.input.offer(messages)
 
     def submit(self, messages: Iterable[Message], timeout: float = 30.0) -> None:
-        """Hand messages to the source; blocks while the input buffer is full
-        (i.e. while the window is full and the reader is suspended)."""
-        pending = list(messages)
-        deadline = time.monotonic() + timeout
-        while pending:
-            n = self.offer(pending)
-            pending = pending[n:]
-            if not pending:
-                return
-            with self._lock:
-                while len(self._input) >= self.input_capacity:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        raise SubmitTimeout(
-                            f"window full for {timeout:.1f}s: {len(pending)} messages not accepted")
-                    self._cond.wait(min(left, 0.5))
+        self.input.submit(messages, timeout)
 
     def close(self) -> None:
         """End of input: what is buffered is still read (like a peer's FIN)."""
+        self.input.close()
         with self._lock:
-            self._closed = True
-            done = not self._has_input() and not self._reader_active
+            done = not self.input.has_input() and not self._reader_active
         if done:
             self._finish()
 
@@ -633,31 +614,9 @@ class Connection:
                 return
             self._finished = True
         self.engine._connection_finished(self)
+        self.input.release()
 
     # -- reader job -----------------------------------------------------------
-
-    def _take(self, limit: int) -> list[Message]:
-        with self._lock:
-            inp = self._input
-            n = min(limit, len(inp))
-            if n == len(inp):
-                taken = list(inp)
-                inp.clear()
-            else:
-                taken = [inp.popleft() for _ in range(n)]
-            self._cond.notify_all()
-            return taken
-
-    def _has_input(self) -> bool:
-        """Messages are buffered, ready to be taken."""
-        return bool(self._input)
-
-    def _may_have_input(self) -> bool:
-        """More input may come without anyone scheduling a reader (a socket)."""
-        return bool(self._input)
-
-    def _input_finished(self) -> bool:
-        return self._closed and not self._input
 
     def _reader_job(self) -> None:
         with self._lock:
@@ -665,7 +624,7 @@ class Connection:
                 self._reader_active = False
                 return
             limit = min(self.fetch_limit, self._free_slots_locked())
-        batch = self._take(limit) if limit > 0 else []
+        batch = self.input.take(limit) if limit > 0 else []
         if batch:
             n = len(batch)
             with self._lock:
@@ -679,31 +638,31 @@ class Connection:
         self._after_read()
 
     def _after_read(self) -> None:
-        """Decide what happens next: read again, suspend (window full) or idle."""
-        again = False
-        finished = False
+        """Decide what happens next: read again, suspend (window full), finish
+        (end of input) or wait for input."""
+        inp = self.input
         with self._lock:
-            if self._free_slots_locked() <= 0 and self._may_have_input():
+            if self._free_slots_locked() <= 0 and inp.may_have_input():
                 # Window full: stop reading this connection until slots free
-                # (log_source_free_to_send() false in syslog-ng).
+                # (log_source_free_to_send() false in syslog-ng); release()
+                # schedules the next reader job, so nothing need watch the input.
                 self._suspended = True
                 self._reader_active = False
                 with self.source.lock:
                     self.source.window_full_suspensions_total += 1
-            elif self._has_input():
+                return
+            if inp.has_input():
                 again = True
             else:
+                again = False
                 self._reader_active = False
-                finished = self._input_finished()
+                finished = inp.at_end()
         if again:
             self.engine._pool.submit(self._reader_job)
         elif finished:
             self._finish()
         else:
-            self._idle()
-
-    def _idle(self) -> None:
-        """Nothing buffered: wait for more input (the service re-arms its poller)."""
+            inp.watch()
 
     def _round_robin(self, path_index: int, placement: _Placement):
         placer = self._placers.get(path_index)
@@ -717,7 +676,7 @@ class Connection:
     def wait_released(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         with self._lock:
-            while self._held_units or self._input or self._reader_active:
+            while self._held_units or self.input.has_input() or self._reader_active:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
@@ -758,8 +717,8 @@ class Engine:
     parallelize(): tests use it to observe placement and exclusivity.
     """
 
-    connection_class = Connection
     # Overridable so tests can run mutants of the engine (tests/test_engine_properties.py).
+    connection_class = Connection
     partition_class = Partition
     path_class = PathRuntime
 
@@ -770,7 +729,6 @@ class Engine:
                  drain_probe: Callable[[int, int | None, list[Message]], None] | None = None,
                  log_fifo_size: int = DEFAULT_LOG_FIFO_SIZE) -> None:
         if profile is None:
-            from parbench.reference.profiles import DEFAULT_PROFILE
             profile = DEFAULT_PROFILE
         self.profile = get_profile(profile) if isinstance(profile, str) else profile
         self.config = config
@@ -836,30 +794,32 @@ class Engine:
 
     # -- connections ------------------------------------------------------------
 
-    def connect(self, source_name: str, *, connection_class: type[Connection] | None = None,
-                **kwargs) -> Connection:
+    def connect(self, source_name: str, input: InputSource | None = None, *,
+                driver: SourceDriver | None = None) -> Connection:
+        """A new connection of source ``source_name`` reading from ``input``
+        (default: a MessageQueue, fed with ``Connection.submit``); window and
+        fetch limit come from ``driver`` (default: the source's first)."""
         if self._stopped:
             raise RuntimeError("engine is stopped")
         src = self.sources.get(source_name)
         if src is None:
             raise KeyError(f"no source named {source_name!r}; known: {', '.join(self.sources)}")
+        window, fetch_limit = src.limits(driver)
+        if input is None:
+            input = MessageQueue(max(window, fetch_limit))
         with self._lock:
             index = self._conn_count
             self._conn_count += 1
-            cls = connection_class or self.connection_class
-            conn = cls(src, index, **kwargs)
+            conn = self.connection_class(src, index, input, window, fetch_limit)
             self._connections.add(conn)
         with src.lock:
             src.connections_total += 1
-            src.active_connections += 1
         return conn
 
     def _connection_finished(self, conn: Connection) -> None:
         with self._lock:
             self._connections.discard(conn)
             self._all_finished.notify_all()
-        with conn.source.lock:
-            conn.source.active_connections -= 1
 
     # -- observation ----------------------------------------------------------------
 
@@ -882,7 +842,8 @@ class Engine:
                 return True
 
     def counters(self) -> dict:
-        """Counters, named after AxoSyslog's metrics (DESIGN.md "Counters JSON")."""
+        """Counters, named after AxoSyslog's metrics (docs/semantics.md,
+        "Metrics"; the layout is DESIGN.md's counters JSON)."""
         parallelize = []
         for path in self.paths:
             if path.parallelize is None:

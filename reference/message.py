@@ -1,7 +1,8 @@
 """Framing and parsing of syslog messages, as syslog-ng does it.
 
 Facts followed (syslog-ng sources: lib/logproto/logproto-{auto,text,framed}-server.c,
-modules/syslogformat/syslog-format.c, lib/logreader.c):
+modules/syslogformat/syslog-format.c, lib/logreader.c; where the framing
+below differs from syslog-ng's tcp() source: docs/semantics.md, "Framing"):
 
 Framing (:class:`Framer`, one per connection)
 * The framing is detected once per connection from its first byte, as
@@ -56,11 +57,14 @@ import time
 from datetime import datetime, timedelta
 from typing import Callable
 
+from parbench.errors import UsageError
+
 MessageDict = dict[str, bytes]
 
 
-class FramingError(Exception):
-    """The connection's byte stream cannot be framed; syslog-ng closes it."""
+class FramingError(UsageError):
+    """The connection's byte stream cannot be framed; syslog-ng closes it.
+    ``messages`` holds those completed before the bad frame."""
 
     def __init__(self, message: str, messages: list[bytes] | None = None):
         super().__init__(message)
@@ -493,9 +497,6 @@ def make_parser(syslog_protocol: bool, keep_hostname: bool,
             return out
 
     return parse_batch
-
-
-_DEFAULT_LINE_PARTS = ("DATE", "HOST", "MSGHDR", "MSG")
 
 
 def format_default(msg: MessageDict) -> bytes:

@@ -11,6 +11,8 @@
 
 Because 33 = 1 (mod 2**k), for N = 2, 4, 8, 16, 32 the partition is just
 ``(5381 + sum of signed bytes) % N``: anagrams (``web-01``/``web-10``) collide.
+Upstream sources and versions: docs/semantics.md, "Partition choice" and
+"Round-robin".
 """
 from __future__ import annotations
 
@@ -24,7 +26,6 @@ from parbench.reference.template import Template
 _MASK = 0xFFFFFFFF
 # Bytes per step of g_str_hash before reducing the intermediate big integer.
 _CHUNK = 64
-_POW33 = [pow(33, k, 1 << 32) for k in range(_CHUNK + 1)]
 
 
 def _high_byte_correction(data: bytes) -> int:
@@ -93,13 +94,6 @@ class KeyedPlacer:
         self._literal_partition = (
             g_str_hash(key.literal) % partitions if key.literal is not None else None
         )
-
-    def key_value(self, msg: dict[str, bytes]) -> bytes:
-        if self.key.single_name is not None:
-            return msg.get(self.key.single_name, b"")
-        if self.key.literal is not None:
-            return self.key.literal
-        return self.key.render(msg)
 
     def partition_of(self, key_value: bytes) -> int:
         cache = self._cache

@@ -12,13 +12,14 @@ from collections import Counter
 import click
 import numpy as np
 
+from parbench.errors import UsageError
 from parbench.reference.partition import g_str_hash_many
 from parbench.reference.profiles import DEFAULT_PROFILE, PROFILES, get_profile, limit_partitions
 from parbench.reference.template import TemplateError, compile_template
 
 
-class PlaceError(Exception):
-    pass
+class PlaceError(UsageError):
+    """Bad values, options or key for ``parbench place`` (exit status 2)."""
 
 
 def _show(value: bytes) -> str:
@@ -95,11 +96,7 @@ def place(partitions_text: str | None, key_text: str, profile_name: str, file: s
     one value a per-partition table shows the keys, the expected share of the
     load and the imbalance (busiest partition load / mean load).
     """
-    try:
-        _place(_parse_partitions(partitions_text), key_text, profile_name, file, values)
-    except PlaceError as exc:
-        click.echo(f"parbench place: error: {exc}", err=True)
-        sys.exit(2)
+    _place(_parse_partitions(partitions_text), key_text, profile_name, file, values)
 
 
 def _place(partitions: int, key_text: str, profile_name: str, file: str | None,

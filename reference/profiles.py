@@ -1,7 +1,9 @@
 """Version profiles: what each real implementation does differently.
 
-Facts from ../shared/notes/parallelize-semantics.md.  A profile is chosen on
-the command line (``--profile``) and defaults to the newest AxoSyslog.
+Each difference between versions is a field here, never a version test in
+the code (docs/semantics.md, "Versions", has the table of which version does
+what, and where upstream).  A profile is chosen on the command line
+(``--profile``) and defaults to the newest AxoSyslog.
 """
 from __future__ import annotations
 

@@ -3,7 +3,8 @@
 One I/O thread (selectors, like syslog-ng's ivykis main loop) accepts
 connections and watches the idle ones; when a connection becomes readable it
 is taken out of the poller and a reader job is scheduled on the engine's
-worker pool.  The reader job receives a big chunk, frames it, parses at most
+worker pool.  Each accepted connection is a ``SocketInput``, the engine
+connection's input source (``reference.inputs``).  The reader job receives a big chunk, frames it, parses at most
 ``log-fetch-limit()`` messages (never more than the free window slots) and
 hands them to the engine; it re-arms the poller only when it has nothing
 buffered, so a suspended (window-full) connection is not read at all.
@@ -24,11 +25,13 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 import click
 
 from parbench.reference.config_model import Config, Destination, SourceDriver
-from parbench.reference.engine import Connection, Engine, EngineError, default_workers, source_key
+from parbench.reference.engine import Engine, EngineError, default_workers, source_key
+from parbench.reference.message import Framer, FramingError, make_parser
 from parbench.reference.profiles import DEFAULT_PROFILE, PROFILES, get_profile
 
 RECV_CHUNK = 256 * 1024
@@ -50,11 +53,8 @@ def _renderer(template_text: str | None):
         return format_default_many
     from parbench.reference.template import compile_template
     template = compile_template(template_text)
-    render_many = getattr(template, "render_many", None)
-    if render_many is not None:
-        return lambda msgs: b"".join(render_many(msgs))
-    render = template.render
-    return lambda msgs: b"".join(map(render, msgs))
+    render_many = template.render_many
+    return lambda msgs: b"".join(render_many(msgs))
 
 
 class TcpWriter:
@@ -169,19 +169,13 @@ class Listener:
         self.lock = threading.Lock()
 
 
-class SocketConnection(Connection):
-    """An accepted TCP connection: framing and parsing run in the reader job."""
+class SocketInput:
+    """An accepted TCP connection as the input of an engine connection
+    (``reference.inputs.InputSource``): received, framed and parsed inside
+    the reader job; re-armed in the poller when it has nothing buffered."""
 
-    def __init__(self, source, index, *, sock: socket.socket, listener: Listener, loop: "IOLoop",
-                 max_msg_size: int) -> None:
-        super().__init__(source, index)
-        from parbench.reference.message import Framer, make_parser
+    def __init__(self, sock: socket.socket, listener: Listener, loop: "IOLoop", max_msg_size: int) -> None:
         drv = listener.driver
-        opts = self.engine.config.options
-        iw = drv.log_iw_size if drv.log_iw_size is not None else opts.log_iw_size
-        self.window = max(1, iw // max(1, drv.max_connections))
-        fetch = drv.log_fetch_limit if drv.log_fetch_limit is not None else opts.log_fetch_limit
-        self.fetch_limit = max(1, fetch)
         self.sock = sock
         self.listener = listener
         self.loop = loop
@@ -191,15 +185,18 @@ class SocketConnection(Connection):
         self._frames: list[bytes] = []
         self._pos = 0
         self._eof = False
-        self._stop_reading = False
+        self._closed = False  # no more reading: the engine closed the connection
+        self._released = False
+        self._on_input: Callable[[], None] | None = None
 
-    # The poller calls this when the socket is readable.
-    def start_reader(self) -> None:
-        with self._cond:
-            if self._finished or self._reader_active or self._suspended:
-                return
-            self._reader_active = True
-        self.engine._pool.submit(self._reader_job)
+    @property
+    def watched(self) -> bool:
+        """Whether the poller should still watch this socket."""
+        return not (self._closed or self._released)
+
+    def readable(self) -> None:
+        """The poller saw data (or the end of the stream)."""
+        self._on_input()
 
     def _fill(self, want: int) -> None:
         frames = self._frames
@@ -217,17 +214,22 @@ class SocketConnection(Connection):
                 return
             try:
                 frames.extend(framer.feed(data))
-            except Exception as exc:
+            except FramingError as exc:
                 # syslog-ng closes a connection whose framing is broken,
                 # keeping the messages completed before the error.
-                frames.extend(getattr(exc, "messages", []))
+                frames.extend(exc.messages)
                 self._eof = True
                 print(f"parbench serve: closing connection from {self.listener.source_name}: {exc}",
                       file=sys.stderr)
                 return
 
-    def _take(self, limit: int) -> list:
-        if len(self._frames) - self._pos < limit and not (self._eof or self._stop_reading):
+    # -- InputSource ------------------------------------------------------------
+
+    def attach(self, on_input: Callable[[], None]) -> None:
+        self._on_input = on_input
+
+    def take(self, limit: int) -> list:
+        if len(self._frames) - self._pos < limit and not (self._eof or self._closed):
             self._fill(limit)
         pos = self._pos
         taken = self._frames[pos:pos + limit]
@@ -241,25 +243,23 @@ class SocketConnection(Connection):
         self._pos = pos
         return self._parse(taken) if taken else []
 
-    def _has_input(self) -> bool:
+    def has_input(self) -> bool:
         return len(self._frames) > self._pos
 
-    def _may_have_input(self) -> bool:
-        return self._has_input() or not (self._eof or self._stop_reading)
+    def may_have_input(self) -> bool:
+        return self.has_input() or not (self._eof or self._closed)
 
-    def _input_finished(self) -> bool:
-        return (self._eof or self._stop_reading) and not self._has_input()
+    def at_end(self) -> bool:
+        return (self._eof or self._closed) and not self.has_input()
 
-    def _idle(self) -> None:
+    def watch(self) -> None:
         self.loop.arm(self)
 
     def close(self) -> None:
-        with self._cond:
-            self._stop_reading = True
-        super().close()
+        self._closed = True
 
-    def _finish(self) -> None:
-        super()._finish()
+    def release(self) -> None:
+        self._released = True
         try:
             self.sock.close()
         except OSError:
@@ -278,9 +278,8 @@ class IOLoop:
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
-        self._arm_requests: collections.deque[SocketConnection] = collections.deque()
+        self._arm_requests: collections.deque[SocketInput] = collections.deque()
         self._stopping = False
-        self.connections: list[SocketConnection] = []
         self.refused = 0
         for lst in listeners:
             lst.sock.setblocking(False)
@@ -291,12 +290,10 @@ class IOLoop:
     def start(self) -> None:
         self._thread.start()
 
-    def arm(self, conn: SocketConnection) -> None:
-        self._arm_requests.append(conn)
-        try:
-            self._wake_w.send(b"x")
-        except (BlockingIOError, OSError):
-            pass  # a wake-up is already pending (or we are shutting down)
+    def arm(self, inp: SocketInput) -> None:
+        """Watch ``inp`` again (from any thread): its reader found nothing buffered."""
+        self._arm_requests.append(inp)
+        self._wake()
 
     def _run(self) -> None:
         sel = self.selector
@@ -313,12 +310,11 @@ class IOLoop:
                     self._accept(obj)
                 else:
                     sel.unregister(key.fileobj)
-                    obj.start_reader()
+                    obj.readable()
             while self._arm_requests:
-                conn = self._arm_requests.popleft()
-                if conn._finished or conn._stop_reading:
-                    continue
-                self._register(conn)
+                inp = self._arm_requests.popleft()
+                if inp.watched:
+                    self._register(inp)
 
     def _accept(self, lst: Listener) -> None:
         while True:
@@ -341,27 +337,33 @@ class IOLoop:
             sock.setblocking(False)
             opts = self.engine.config.options
             max_msg = lst.driver.log_msg_size if lst.driver.log_msg_size is not None else opts.log_msg_size
-            conn = self.engine.connect(lst.source_name, connection_class=SocketConnection, sock=sock,
-                                       listener=lst, loop=self, max_msg_size=max_msg)
-            self.connections.append(conn)
-            self._register(conn)
+            try:
+                inp = SocketInput(sock, lst, self, max_msg)
+            except OSError:
+                # The peer is gone already (getpeername fails): nothing to read.
+                sock.close()
+                with lst.lock:
+                    lst.active -= 1
+                continue
+            self.engine.connect(lst.source_name, inp, driver=lst.driver)
+            self._register(inp)
 
-    def _register(self, conn: SocketConnection) -> None:
+    def _register(self, inp: SocketInput) -> None:
         try:
-            self.selector.register(conn.sock, selectors.EVENT_READ, conn)
+            self.selector.register(inp.sock, selectors.EVENT_READ, inp)
         except KeyError:
             # Already registered: by this connection (harmless) or by a
             # closed one whose file descriptor number was reused.
-            key = self.selector.get_key(conn.sock)
-            if key.data is not conn:
-                self.selector.modify(conn.sock, selectors.EVENT_READ, conn)
+            key = self.selector.get_key(inp.sock)
+            if key.data is not inp:
+                self.selector.modify(inp.sock, selectors.EVENT_READ, inp)
         except (ValueError, OSError):
             pass  # closed meanwhile
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop accepting and polling; connections are closed by the engine."""
         self._stopping = True
-        self.arm_wake()
+        self._wake()
         self._thread.join(timeout)
         for lst in self.listeners:
             try:
@@ -372,11 +374,11 @@ class IOLoop:
         self._wake_r.close()
         self._wake_w.close()
 
-    def arm_wake(self) -> None:
+    def _wake(self) -> None:
         try:
             self._wake_w.send(b"x")
         except OSError:
-            pass
+            pass  # a wake-up is already pending (BlockingIOError), or we are shutting down
 
 
 def bind_listeners(config: Config) -> list[Listener]:
@@ -435,7 +437,7 @@ def serve(config_path, profile, workers, ready_file, counters_out, max_seconds):
     """Run the reference parallelizer as a TCP service configured by a syslog-ng
     config file.  Stops on SIGTERM/SIGINT: stops accepting, drains what is in
     flight, flushes destinations and writes the counters JSON."""
-    from parbench.reference.config import ConfigError, load_config
+    from parbench.reference.config import load_config
 
     prof = get_profile(profile)
     stop_event = threading.Event()
@@ -448,16 +450,14 @@ def serve(config_path, profile, workers, ready_file, counters_out, max_seconds):
     loop = None
     listeners: list[Listener] = []
     try:
+        # A ConfigError or EngineError (exit status 2) goes to the parbench
+        # command's one handler, after the finally below has cleaned up.
+        config = load_config(config_path, prof)
         try:
-            config = load_config(config_path, prof)
             engine = Engine(config, prof, workers=workers or default_workers(), sink_factory=make_sink)
             listeners = bind_listeners(config)
-        except (ConfigError, EngineError) as exc:
-            click.echo(str(exc), err=True)
-            sys.exit(2)
         except OSError as exc:
-            click.echo(f"{config_path}: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), err=True)
-            sys.exit(2)
+            raise EngineError(f"{config_path}: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")) from None
         loop = IOLoop(engine, listeners)
         loop.start()
         if ready_file:

@@ -28,6 +28,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable
 
+from parbench.errors import UsageError
+
 # Aliases syslog-ng accepts for the same value.
 ALIASES: dict[str, str] = {
     "MESSAGE": "MSG",
@@ -59,8 +61,9 @@ _UNSUPPORTED_MACRO_RE = re.compile(
 _NAME_CHARS = re.compile(r"[A-Za-z0-9_]+")
 
 
-class TemplateError(Exception):
-    """A template syslog-ng would reject, or the reference cannot render."""
+class TemplateError(UsageError):
+    """A template syslog-ng would reject, or the reference cannot render;
+    ``column`` is 1-based into the template text."""
 
     def __init__(self, message: str, column: int):
         super().__init__(f"column {column}: {message}")
@@ -87,10 +90,6 @@ class Template:
 
     def render_many(self, messages: list[dict[str, bytes]]) -> list[bytes]:
         return list(map(self._render, messages))
-
-    @property
-    def names(self) -> list[str]:
-        return [p.name for p in self.parts if isinstance(p, _Value)]
 
 
 def _canonical(name: str) -> str:

@@ -12,7 +12,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from parbench.reference.config import ConfigError, load_config, parse_config, tokenize
+from click.testing import CliRunner
+
+from parbench.cli import main
+from parbench.errors import EXIT_USAGE, UsageError
+from parbench.reference.config import ConfigError, load_config, parse_config
+from parbench.reference.config_lexer import tokenize
 from parbench.reference.config_model import Destination, Parallelize, Parser
 from parbench.reference.profiles import AXOSYSLOG_4_26, SYSLOG_NG_4_8
 
@@ -309,16 +314,30 @@ def test_example_roundrobin_network_values():
     assert cfg.log_paths[0].flow_control
 
 
-def test_module_checker_exit_codes(tmp_path, capsys):
-    from parbench.reference.config import main
-
-    assert main([str(ROOT / "examples/pipeline.conf")]) == 0
-    assert "parallelize(4 key=$HOST)" in capsys.readouterr().out
+def test_config_check_command_summary_and_one_line_error(tmp_path):
+    good = CliRunner().invoke(main, ["config-check", str(ROOT / "examples/pipeline.conf")])
+    assert good.exit_code == 0, good.output
+    assert "parallelize(4 key=$HOST)" in good.stdout
     bad = tmp_path / "bad.conf"
     bad.write_text("@version: 4.8\nlog { source(nowhere); destination(nowhere); };\n")
-    assert main([str(bad), "--profile", "syslog-ng-4.8"]) == 2
-    err = capsys.readouterr().err
-    assert err == f"error: {bad}:2:14: undefined source 'nowhere'; defined sources: none\n"
+    result = CliRunner().invoke(main, ["config-check", str(bad), "--profile", "syslog-ng-4.8"])
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr == f"parbench config-check: {bad}:2:14: undefined source 'nowhere'; defined sources: none\n"
+    # A profile-specific option: accepted by one profile, a located error in the other.
+    conf = tmp_path / "batch.conf"
+    conf.write_text("@version: 4.8\nlog { source { tcp(port(0)); }; parallelize(partitions(2) batch-size(5));\n"
+                    "  destination { file(\"/dev/null\"); }; };\n")
+    assert CliRunner().invoke(main, ["config-check", str(conf)]).exit_code == 0
+    old = CliRunner().invoke(main, ["config-check", str(conf), "--profile", "syslog-ng-4.8"])
+    assert old.exit_code == 2
+    assert old.stderr.startswith(f"parbench config-check: {conf}:2:59: batch-size() in parallelize() is not accepted")
+
+
+def test_config_error_is_a_usage_error():
+    with pytest.raises(UsageError) as info:
+        parse_config("log { };", "t.conf", warn=lambda _: None)
+    assert isinstance(info.value, ConfigError) and info.value.exit_code == EXIT_USAGE
 
 
 def test_seed_configs_values():

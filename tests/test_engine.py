@@ -11,7 +11,8 @@ import pytest
 from parbench.reference.config_model import (Config, CostStage, Destination, DestinationDriver, Location,
                                     LogPath, Parallelize, Parser, Source, SourceDriver)
 from parbench.reference.cost import CostWorker, calibrate
-from parbench.reference.engine import Engine, EngineError, Partition, SubmitTimeout
+from parbench.reference.engine import Engine, EngineError, Partition
+from parbench.reference.inputs import SubmitTimeout
 
 LOC = Location("unit.conf", 1, 1)
 

@@ -1,6 +1,7 @@
 """Property tests of the reference engine over random streams, both profiles.
 
-Properties (from /work/shared/notes/parallelize-semantics.md):
+Properties (docs/semantics.md, "Partition choice", "Round-robin",
+"Hand-over and flow control"):
 * exactly once: every accepted message is delivered once;
 * with a key: per (connection, key) order kept, and every message is drained
   by partition g_str_hash(key) % N, checked against GLib's own g_str_hash;

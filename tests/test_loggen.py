@@ -1,4 +1,4 @@
-"""harness.loggen: command line, output parsing, and real runs of syslog-ng's loggen."""
+"""harness.syslog_ng.loggen: command line, output parsing, and real runs of syslog-ng's loggen."""
 from __future__ import annotations
 
 import socket
@@ -8,8 +8,8 @@ import pytest
 
 from syslog_ng_required import skip_unless_required
 
-from parbench.harness.install import SyslogNgInstall, find_syslog_ng
-from parbench.harness.loggen import (
+from parbench.harness.syslog_ng.installation import Installation, find_syslog_ng
+from parbench.harness.syslog_ng.loggen import (
     UNLIMITED_RATE,
     LoggenError,
     loggen_command,
@@ -18,12 +18,12 @@ from parbench.harness.loggen import (
     run_loggen,
 )
 from parbench.harness.targets.base import TargetPlan
-from parbench.harness.targets.syslog_ng import SyslogNgTarget
+from parbench.harness.syslog_ng.target import SyslogNgTarget
 
 from loopback import LoopbackListener
 from test_syslog_ng_target import scenario
 
-FAKE = SyslogNgInstall(syslog_ng=Path("/opt/sng/sbin/syslog-ng"), version="syslog-ng 4.8.1", source="explicit",
+FAKE = Installation(syslog_ng=Path("/opt/sng/sbin/syslog-ng"), version="syslog-ng 4.8.1", source="explicit",
                        loggen=Path("/opt/sng/bin/loggen"))
 
 LOGGEN_48_STDERR = """count=3733, rate = 7464.82 msg/sec

@@ -97,3 +97,11 @@ def test_option_errors_are_one_line_too():
         result = run(args)
         assert result.exit_code == 2, result.output
         assert result.output.strip().count("\n") == 0 and fragment in result.output, result.output
+
+
+def test_errors_go_through_the_commands_one_handler():
+    result = run(["-n", "-1", "a"])
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr == ("parbench place: --partitions -1: partitions(-1): "
+                             "expected 0 (bypass) or a positive count\n")

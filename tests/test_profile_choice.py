@@ -13,7 +13,8 @@ from click.testing import CliRunner
 from parbench.harness.results import Results, ResultsError, Run, ScenarioInfo
 from parbench.harness.runner import choose_reference_profile, run_sweep
 from parbench.harness.scenario import Expectation, Pipeline, Scenario, Sweep, Workload
-from parbench.harness.targets import TargetError, get_target
+from parbench.harness.targets.base import TargetError
+from parbench.harness.targets.registry import get_target
 
 RELAY = Path(__file__).parent / "fixtures" / "relay.py"
 RELAY_ARGV = f"{sys.executable} {RELAY} --listen {{in_port}} --forward {{out_port}}"
@@ -40,7 +41,7 @@ class FakeSyslogNg:
         self.inner = get_target(f"command:{RELAY_ARGV}")
 
     def reference_profile(self) -> str:
-        from parbench.harness.install import reference_profile_for
+        from parbench.harness.syslog_ng.version import reference_profile_for
 
         return reference_profile_for(self.version)
 

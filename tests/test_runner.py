@@ -14,7 +14,7 @@ from parbench.harness import metrics
 from parbench.harness.balance import key_counts, predicted_partitions
 from parbench.harness.runner import run_order, run_sweep
 from parbench.harness.scenario import Expectation, Pipeline, Scenario, Sweep, Workload
-from parbench.harness.targets import get_target
+from parbench.harness.targets.registry import get_target
 
 RELAY = Path(__file__).parent / "fixtures" / "relay.py"
 ANOMALIES = ("lost", "duplicated", "unexpected", "malformed", "nonmonotonic-per-key", "nonmonotonic-per-connection")
@@ -83,7 +83,7 @@ def test_swap_across_connections_only_is_no_per_key_failure(tmp_path):
 
 
 def test_a_failing_target_is_that_runs_error_and_the_sweep_goes_on(tmp_path):
-    broken = f"command:{sys.executable} -c \"import sys; sys.exit('cannot bind {{in_port}}')\""
+    broken = f"command:{sys.executable} -c \"import sys; sys.exit('cannot bind {{in_port}} for {{out_port}}')\""
     outcome = run_sweep(scenario(messages=50), [broken, relay_impl()], show_progress=False,
                         workroot=tmp_path, idle_s=1.0)
     first, second = outcome.runs

@@ -157,7 +157,7 @@ def test_bad_config_exits_2_with_location(tmp_path):
     assert proc.returncode == 2
     err = proc.stderr.decode()
     assert "Traceback" not in err
-    assert f"{conf}:3:" in err.strip().splitlines()[-1]
+    assert err.strip().splitlines()[-1].startswith(f"parbench serve: {conf}:3:24: unknown option")
 
 
 def test_max_seconds_stops_cleanly_and_max_connections_refuses(tmp_path, collector):

@@ -11,7 +11,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from parbench.harness.targets import TargetError, TargetPlan, get_target
+from parbench.harness.targets.base import TargetError, TargetPlan
+from parbench.harness.targets.kind import ImplSpecError
+from parbench.harness.targets.registry import get_target
 from parbench.harness.targets.command import CommandTarget, parse_command_template
 
 RELAY = Path(__file__).parent / "fixtures" / "relay.py"
@@ -50,11 +52,14 @@ def sink():
 
 def test_get_target_knows_reference_command_and_rejects_others():
     assert get_target("reference").name == "reference"
-    assert get_target("command:echo {in_port}").name == "command:echo {in_port}"
-    with pytest.raises(TargetError, match="unknown implementation 'rsyslog'"):
+    assert get_target("command:echo {in_port} {out_port}").name == "command:echo {in_port} {out_port}"
+    with pytest.raises(ImplSpecError, match="^expected reference, syslog-ng\\[:PATH\\] or command:ARGV, "
+                                            "optionally as NAME=SPEC, got 'rsyslog'$"):
         get_target("rsyslog")
-    with pytest.raises(TargetError, match="no \\{in_port\\}"):
+    with pytest.raises(ImplSpecError, match="got 'command:cat' \\(no \\{in_port\\} and no \\{out_port\\}\\)$"):
         get_target("command:cat")
+    with pytest.raises(ImplSpecError, match="got 'command:echo \\{in_port\\}' \\(no \\{out_port\\}\\)$"):
+        get_target("command:echo {in_port}")
 
 
 def test_placeholders_are_substituted_per_argument_without_a_shell():

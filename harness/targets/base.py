@@ -7,6 +7,12 @@ where it accepts syslog traffic once it is ready, and on ``stop`` it reports
 what it can observe of itself.  ``stop`` must always be safe to call, also
 after a failed ``start``, and must leave no process, port or file behind
 outside ``workdir``.
+
+Everything the runner asks of a target is declared here: ``start``,
+``stop`` (whose ``TargetReport`` carries CPU, memory, per-partition counters
+and the version), ``version`` and ``reference_profile()``.  A kind of
+implementation is declared to the harness in ``harness.targets.kind`` and
+registered in ``harness.targets.registry``.
 """
 from __future__ import annotations
 
@@ -15,10 +21,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from parbench.errors import EXIT_USAGE, RunFailure
 
-class TargetError(Exception):
+
+class TargetError(RunFailure):
     """A target could not be started or misbehaved; the message says why
-    (and includes the tail of the implementation's stderr when there is one)."""
+    (and includes the tail of the implementation's stderr when there is one).
+    Inside a sweep it becomes that run's error; the sweep goes on."""
+
+
+class TargetUnavailable(TargetError):
+    """The implementation asked for is not runnable on this machine (not
+    installed, too old, a path that is not a binary): the user can fix it, so
+    on the command line it is bad input, not a failed run."""
+
+    exit_code = EXIT_USAGE
 
 
 @dataclass
@@ -36,7 +53,8 @@ class TargetPlan:
 class TargetReport:
     cpu_seconds: float | None = None  # user+system of the target's processes
     peak_rss_bytes: int | None = None
-    # Per partition index: messages processed there, when the target exposes it.
+    # Per partition index: messages processed there / assigned there, when
+    # the target exposes such counters (None: it does not).
     partition_processed: list[int] | None = None
     partition_assigned: list[int] | None = None
     counters: dict[str, Any] | None = None  # raw counters as the target reported them
@@ -47,8 +65,11 @@ class TargetReport:
 
 
 class Target(abc.ABC):
-    #: short name used on the command line (--impl NAME) and in reports
+    #: short name of the implementation (its kind, or the spec it was made from)
     name: str
+    #: the implementation's version ("syslog-ng 4.8.1"), once known; None when
+    #: the kind has none to tell (a command) or has not looked yet
+    version: str | None = None
 
     @abc.abstractmethod
     def start(self, plan: TargetPlan, out_port: int, workdir: Path, timeout: float = 30.0) -> tuple[str, int]:
@@ -57,3 +78,12 @@ class Target(abc.ABC):
     @abc.abstractmethod
     def stop(self, timeout: float = 15.0) -> TargetReport:
         """Stop what start() started (gracefully, then by force) and report."""
+
+    def reference_profile(self) -> str | None:
+        """The reference's version profile that models this implementation,
+        so a sweep comparing the two runs the same semantics on both sides;
+        None when the implementation models no particular version.  Kinds
+        that answer set ``TargetKind.gives_reference_profile``.  May raise
+        TargetError (cannot tell) or ValueError (a version without
+        parallelize())."""
+        return None

@@ -18,7 +18,8 @@ from typing import Any
 
 from parbench.harness.render import config_notes, render_config
 from parbench.harness.targets.base import Target, TargetError, TargetPlan, TargetReport
-from parbench.harness.targets.command import ManagedProcess, stop_and_report
+from parbench.harness.targets.kind import ImplSpec, TargetKind
+from parbench.harness.targets.process import ManagedProcess, stop_and_report
 
 #: --max-seconds when the plan has no deadline
 FALLBACK_MAX_SECONDS = 3600.0
@@ -48,6 +49,9 @@ class ReferenceTarget(Target):
         self._process: ManagedProcess | None = None
         self._counters_path: Path | None = None
         self._notes: list[str] = []
+        # What the reference models is its profile; the service names the
+        # one it ran in its counters (see stop()).
+        self.version = profile
 
     def command(self, conf: Path, ready: Path, counters: Path, max_seconds: float,
                 workers: int | None = None) -> list[str]:
@@ -128,3 +132,18 @@ class ReferenceTarget(Target):
         report.counters = counters
         report.version = (counters or {}).get("profile") or self.profile
         return report
+
+
+class ReferenceKind(TargetKind):
+    name = "reference"
+    syntax = "reference"
+    summary = "the embedded reference parallelizer (parbench serve)"
+    runs_reference_profile = True
+
+    def make(self, spec: ImplSpec, *, profile: str | None = None) -> ReferenceTarget:
+        target = ReferenceTarget(profile=profile)
+        target.name = spec.text
+        return target
+
+
+KIND = ReferenceKind()

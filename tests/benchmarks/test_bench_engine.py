@@ -1,6 +1,6 @@
 """Speed of the reference parallelizer (run with --benchmark-only).
 
-Targets (issue 2): in-process dispatch of already-parsed messages with a key
+Targets (tests/benchmarks/README.md): in-process dispatch of already-parsed messages with a key
 at partitions(4) to a null destination >= 1,000,000 msg/s; the TCP service
 end to end on one connection (RFC 3164, ~256-byte messages, key $HOST,
 partitions 4) >= 150,000 msg/s.  Each benchmark records its rate in

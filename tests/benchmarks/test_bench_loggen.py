@@ -16,9 +16,9 @@ import time
 
 import pytest
 
-from parbench.harness.install import find_syslog_ng
+from parbench.harness.syslog_ng.installation import find_syslog_ng
 from loopback import LoopbackListener
-from parbench.harness.loggen import run_loggen
+from parbench.harness.syslog_ng.loggen import run_loggen
 
 MESSAGES = 200_000
 SIZE = 256

@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from parbench.harness.install import SyslogNgInstall, find_syslog_ng
+from parbench.errors import RunFailure
+from parbench.harness.syslog_ng.installation import Installation, find_syslog_ng
 
 UNLIMITED_RATE = 1_000_000_000
 COUNT_RUN_INTERVAL_S = 86_400
@@ -41,7 +42,7 @@ _AVG_RATE = re.compile(r"avg_rate=(?P<rate>[\d.]+)")
 _COUNT = re.compile(r"count=(?P<count>\d+)")
 
 
-class LoggenError(Exception):
+class LoggenError(RunFailure):
     """loggen could not run or said nothing usable; str() is one line (plus a stderr tail)."""
 
 
@@ -88,7 +89,7 @@ def loggen_unfit_reason(scenario: Any) -> str | None:
 
 
 def loggen_command(
-    install: SyslogNgInstall,
+    install: Installation,
     port: int,
     *,
     host: str = "127.0.0.1",
@@ -139,7 +140,7 @@ def run_loggen(
     duration_s: float | None = None,
     rfc5424: bool = False,
     framing: bool = True,
-    install: SyslogNgInstall | None = None,
+    install: Installation | None = None,
     timeout: float | None = None,
     workdir: Path | None = None,
 ) -> LoggenResult:

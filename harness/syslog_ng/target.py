@@ -17,34 +17,35 @@ exposes no per-partition counters, and the report says so.
 
 Which syslog-ng: ``SyslogNgTarget(path)`` / ``--impl syslog-ng:PATH``, else
 ``$PARBENCH_SYSLOG_NG``, else the private root of ``parbench install syslog-ng``,
-else ``syslog-ng`` on PATH (see ``harness.install.locate_syslog_ng``).
+else ``syslog-ng`` on PATH (see ``harness.syslog_ng.installation.locate_syslog_ng``).
+
+``SyslogNgTarget`` runs any ``Installation``, whatever built it; ``KIND``
+declares the ``syslog-ng[:PATH]`` spec to the registry.
 """
 from __future__ import annotations
 
-import re
 import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from parbench.harness.install import SyslogNgInstall, locate_syslog_ng, reference_profile_for
 from parbench.harness.render import config_notes, render_config
-from parbench.harness.targets.base import Target, TargetError, TargetPlan, TargetReport
-from parbench.harness.targets.command import ManagedProcess, free_loopback_port, listening_inodes, owns_socket
+from parbench.harness.syslog_ng.installation import ENV_SYSLOG_NG, Installation, locate_syslog_ng
+from parbench.harness.syslog_ng.stats import parse_prometheus_partitions, parse_stats_csv
+from parbench.harness.syslog_ng.version import Version
+from parbench.harness.targets.base import Target, TargetError, TargetPlan, TargetReport, TargetUnavailable
+from parbench.harness.targets.kind import Availability, ImplSpec, TargetKind
+from parbench.harness.targets.process import ManagedProcess, free_loopback_port, listening_inodes, owns_socket
+
+if TYPE_CHECKING:
+    import click
 
 BIND_ATTEMPTS = 4
 CTL_TIMEOUT_S = 5.0
 # syslog-ng's default log-msg-size(); longer messages would be split.
 DEFAULT_LOG_MSG_SIZE = 65536
 NO_PARTITION_COUNTERS_NOTE = "syslog-ng 4.8 exposes no per-partition counters"
-
-__all__ = ["SyslogNgTarget", "make_target", "render_syslog_ng_config", "parse_prometheus_partitions",
-           "parse_stats_csv", "reference_profile_for"]
-
-
-def _is_axosyslog(version: str) -> bool:
-    return "axosyslog" in version.lower()
 
 
 def render_syslog_ng_config(scenario: Any, partitions: int, out_port: int, in_port: int, version: str) -> str:
@@ -62,7 +63,7 @@ def render_syslog_ng_config(scenario: Any, partitions: int, out_port: int, in_po
     size = int(getattr(scenario.workload, "message_size", 0) or 0)
     if size + 1024 > DEFAULT_LOG_MSG_SIZE:
         options.append(f"log-msg-size({size + 1024})")
-    if _is_axosyslog(version):
+    if Version.parse(version).has_partition_counters:
         options.append("stats(level(4))")
     first, _, rest = text.partition("\n")
     if not first.startswith("@version"):
@@ -70,48 +71,10 @@ def render_syslog_ng_config(scenario: Any, partitions: int, out_port: int, in_po
     return f"{first}\noptions {{ {'; '.join(options)}; }};\n{rest}"
 
 
-_PROM_LINE = re.compile(
-    r"^(?:syslogng_)?parallelized_(?P<kind>assigned|processed)_events_total\{(?P<labels>[^}]*)\}\s+(?P<value>\d+)",
-    re.M,
-)
-_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
-
-
-def parse_prometheus_partitions(text: str) -> dict[str, list[int]] | None:
-    """``syslog-ng-ctl stats prometheus`` -> {"assigned": [...], "processed": [...]}
-    per partition index (summed over log paths), or None without such metrics."""
-    totals: dict[str, dict[int, int]] = {"assigned": {}, "processed": {}}
-    for match in _PROM_LINE.finditer(text):
-        labels = dict(_LABEL.findall(match.group("labels")))
-        index_text = labels.get("partition_index", labels.get("partition", labels.get("worker")))
-        if index_text is None or not index_text.isdigit():
-            continue
-        per_kind = totals[match.group("kind")]
-        per_kind[int(index_text)] = per_kind.get(int(index_text), 0) + int(match.group("value"))
-    if not totals["assigned"] and not totals["processed"]:
-        return None
-    size = 1 + max(max(d, default=-1) for d in totals.values())
-    return {kind: [per_kind.get(i, 0) for i in range(size)] for kind, per_kind in totals.items()}
-
-
-def parse_stats_csv(text: str) -> list[dict[str, str]]:
-    """``syslog-ng-ctl stats`` (CSV: SourceName;SourceId;SourceInstance;State;Type;Number)."""
-    rows = []
-    lines = [line for line in text.splitlines() if line.strip()]
-    if not lines or not lines[0].startswith("SourceName;"):
-        return rows
-    header = lines[0].split(";")
-    for line in lines[1:]:
-        fields = line.split(";")
-        if len(fields) == len(header):
-            rows.append(dict(zip(header, fields)))
-    return rows
-
-
 class SyslogNgTarget(Target):
     name = "syslog-ng"
 
-    def __init__(self, syslog_ng: str | Path | None = None, install: SyslogNgInstall | None = None):
+    def __init__(self, syslog_ng: str | Path | None = None, install: Installation | None = None):
         self._explicit = syslog_ng
         self._install = install
         self._process: ManagedProcess | None = None
@@ -122,20 +85,20 @@ class SyslogNgTarget(Target):
 
     # ------------------------------------------------------------------ setup
 
-    def installation(self) -> SyslogNgInstall:
+    def installation(self) -> Installation:
         """The syslog-ng this target runs; TargetError (one line) when there is none."""
         if self._install is None:
             found, reasons = locate_syslog_ng(self._explicit)
             if found is None:
-                raise TargetError("syslog-ng: not runnable here: " + "; ".join(reasons)
-                                  + " (install it with: parbench install syslog-ng)")
+                raise TargetUnavailable("syslog-ng: not runnable here: " + "; ".join(reasons)
+                                        + " (install it with: parbench install syslog-ng)")
             self._install = found
             self.version = found.version
         return self._install
 
     def reference_profile(self) -> str:
         """The reference's version profile that models this syslog-ng."""
-        return reference_profile_for(self.installation().version)
+        return Version.parse(self.installation().version).reference_profile
 
     def command(self, conf: Path, workdir: Path) -> list[str]:
         install = self.installation()
@@ -263,7 +226,8 @@ class SyslogNgTarget(Target):
             notes.append(f"syslog-ng counted {dropped} messages dropped at the destination")
         partitioned = counters.get("parallelized")
         if self._partitions and partitioned is None:
-            notes.append(NO_PARTITION_COUNTERS_NOTE if not _is_axosyslog(self.version or "")
+            has_counters = self.version is not None and Version.parse(self.version).has_partition_counters
+            notes.append(NO_PARTITION_COUNTERS_NOTE if not has_counters
                          else f"{self.version}: no parallelized_* metrics found in syslog-ng-ctl stats")
         return TargetReport(
             cpu_seconds=process.cpu_seconds,
@@ -278,11 +242,39 @@ class SyslogNgTarget(Target):
         )
 
 
-def make_target(path: str | None = None) -> SyslogNgTarget:
-    """``--impl syslog-ng`` / ``--impl syslog-ng:PATH`` (a binary or an install prefix).
+class SyslogNgKind(TargetKind):
+    name = "syslog-ng"
+    syntax = "syslog-ng[:PATH]"
+    summary = ("a real syslog-ng or AxoSyslog, PATH its binary or install prefix (default: "
+               f"${ENV_SYSLOG_NG}, else the private install, else $PATH)")
+    argument = "optional"
+    gives_reference_profile = True
 
-    Finds the binary now, so a command line naming an implementation that is
-    not here fails before any run starts (TargetError, one line)."""
-    target = SyslogNgTarget(syslog_ng=path or None)
-    target.installation()
-    return target
+    def make(self, spec: ImplSpec, *, profile: str | None = None) -> SyslogNgTarget:
+        """Finds the binary now, so a command line naming an implementation
+        that is not here fails before any run starts (TargetUnavailable)."""
+        target = SyslogNgTarget(syslog_ng=spec.argument)
+        target.installation()
+        return target
+
+    def availability(self, spec: ImplSpec | None = None) -> Availability:
+        found, reasons = locate_syslog_ng(spec.argument if spec else None)
+        if found is None:
+            return Availability(False, "", [*reasons, "install it with: parbench install syslog-ng"])
+        try:
+            profile = Version.parse(found.version).reference_profile
+        except ValueError as exc:
+            profile = f"none ({exc})"
+        details = [f"loggen: {found.loggen}" if found.loggen else "loggen: not found next to syslog-ng or on PATH",
+                   f"syslog-ng-ctl: {found.syslog_ng_ctl}" if found.syslog_ng_ctl
+                   else "syslog-ng-ctl: not found (no per-partition counters)"]
+        return Availability(True, f"{found.version} ({found.source}: {found.syslog_ng}); reference profile {profile}",
+                            details)
+
+    def install_command(self) -> "click.Command":
+        from parbench.harness.syslog_ng.debian import install_command
+
+        return install_command
+
+
+KIND = SyslogNgKind()
