@@ -1,27 +1,19 @@
 """``parbench run``: scenario files -> runs against implementations -> reports.
 
-Exit status: 0 every run met its scenario's expectation; 1 a run broke it or
-could not complete; 2 bad input (scenario, option), with one line on stderr;
-130 interrupted (Ctrl-C), after writing the partial report.
+Exit status (through the errors it raises, ``parbench.errors``): 0 every run
+met its scenario's expectation; 1 a run broke it or could not complete; 2 bad
+input (scenario, option), with one line on stderr; 130 interrupted (Ctrl-C),
+after writing the partial report.
 """
 from __future__ import annotations
 
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import click
 
+from parbench.errors import Interrupted, RunFailure, UsageError
 from parbench.harness.targets.registry import impl_help, parse_impls
-
-EXIT_FAIL = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
-
-
-def _fail_usage(message: str) -> None:
-    click.echo(f"parbench run: {message}", err=True)
-    sys.exit(EXIT_USAGE)
 
 
 def parse_partitions(text: str) -> list[int]:
@@ -66,13 +58,7 @@ def run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, sys
 
     Example: parbench run scenarios/chatty-single-sender.toml --quick
     """
-    try:
-        _run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, syslog_ng, no_progress)
-    except KeyboardInterrupt:
-        # Only reachable before or between sweeps: a sweep catches its own
-        # Ctrl-C, stops its target and writes the partial report.
-        click.echo("interrupted", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+    _run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, syslog_ng, no_progress)
 
 
 def with_syslog_ng_path(specs: list[str], path: str | None) -> list[str]:
@@ -88,7 +74,7 @@ def with_syslog_ng_path(specs: list[str], path: str | None) -> list[str]:
 
 
 def _run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, syslog_ng, no_progress) -> None:
-    from parbench.harness.scenario import ScenarioError, apply_quick, load_scenario
+    from parbench.harness.scenario import apply_quick, load_scenario
     from parbench.harness.targets.base import TargetError
     from parbench.harness.targets.kind import ImplSpecError
     from parbench.harness.targets.registry import get_target
@@ -98,20 +84,16 @@ def _run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, sy
         try:
             partitions = parse_partitions(partitions_text)
         except ValueError as exc:
-            _fail_usage(str(exc))
+            raise UsageError(str(exc)) from None
     if profile is not None:
         from parbench.reference.profiles import PROFILES
 
         if profile not in PROFILES:
-            _fail_usage(f"--profile: unknown profile {profile!r}; known: {', '.join(sorted(PROFILES))}")
+            raise UsageError(f"--profile: unknown profile {profile!r}; known: {', '.join(sorted(PROFILES))}")
 
     loaded = []
     for path in scenarios:
-        try:
-            scenario = load_scenario(path)
-        except ScenarioError as exc:
-            click.echo(str(exc).splitlines()[0] if str(exc) else f"{path}: invalid scenario", err=True)
-            sys.exit(EXIT_USAGE)
+        scenario = load_scenario(path)
         loaded.append(apply_quick(scenario) if quick else scenario)
 
     chosen_by_scenario = []
@@ -121,35 +103,39 @@ def _run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, sy
             parse_impls(chosen)
             chosen = with_syslog_ng_path(chosen, syslog_ng)
         except ImplSpecError as exc:
-            _fail_usage(f"--impl: {exc}" if impls
-                        else f"{scenario.path}: sweep.implementations[{exc.index}]: {exc}")
+            raise UsageError(f"--impl: {exc}" if impls
+                             else f"{scenario.path}: sweep.implementations[{exc.index}]: {exc}") from None
         except ValueError as exc:
-            _fail_usage(f"{scenario.path}: {exc}")
+            raise UsageError(f"{scenario.path}: {exc}") from None
         chosen_by_scenario.append(chosen)
         for spec in chosen:
             try:
                 get_target(spec)
             except TargetError as exc:
-                _fail_usage(f"--impl {spec!r}: {exc}" if impls else f"{scenario.path}: sweep.implementations: {exc}")
+                raise UsageError(f"--impl {spec!r}: {exc}" if impls
+                                 else f"{scenario.path}: sweep.implementations: {exc}") from None
 
     from parbench.harness.metrics import describe_window
-    from parbench.harness.report import write_report
-    from parbench.harness.results import build_results
+    from parbench.harness.report import report_dir, write_report
+    from parbench.harness.results import Results, ScenarioInfo
     from parbench.harness.runner import run_sweep
 
-    any_failed = False
+    failed: list[str] = []
     for scenario, chosen in zip(loaded, chosen_by_scenario):
         outcome = run_sweep(scenario, chosen, partitions, repeats, profile=profile, show_progress=not no_progress)
-        doc = build_results(scenario.name, scenario.path, scenario.raw, outcome.runs,
-                            interrupted=outcome.interrupted, throughput_window=describe_window())
-        directory = write_report(doc, Path(out_dir))
+        results = Results(ScenarioInfo(scenario.name, str(scenario.path), scenario.raw), outcome.runs,
+                          interrupted=outcome.interrupted, throughput_window=describe_window())
+        directory = report_dir(Path(out_dir), scenario.name)
+        results.write(directory / "results.json")
+        write_report(results, directory)
         if outcome.profile:
             click.echo(f"{scenario.name}: reference version profile {outcome.profile} ({outcome.profile_reason})")
-        passed = sum(r["verdict"] == "pass" for r in outcome.runs)
+        passed = sum(r.passed for r in outcome.runs)
         click.echo(f"{scenario.name}: {passed}/{len(outcome.runs)} runs pass; report: {directory / 'report.md'}")
-        if passed != len(outcome.runs) or not outcome.runs:
-            any_failed = True
         if outcome.interrupted:
-            click.echo("interrupted: partial results written", err=True)
-            sys.exit(EXIT_INTERRUPTED)
-    sys.exit(EXIT_FAIL if any_failed else 0)
+            raise Interrupted(f"interrupted: partial results written to {directory / 'results.json'}")
+        if passed != len(outcome.runs) or not outcome.runs:
+            failed.append(f"{scenario.name} ({len(outcome.runs) - passed} of {len(outcome.runs)} runs did not pass)"
+                          if outcome.runs else f"{scenario.name} (no runs)")
+    if failed:
+        raise RunFailure("not every run met its expectation: " + "; ".join(failed))

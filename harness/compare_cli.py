@@ -1,8 +1,8 @@
-"""``parbench compare`` and ``parbench history`` (issue 5).
+"""``parbench compare`` and ``parbench history``.
 
 The statistics live in ``harness.compare``; this module parses options,
-prints a rich table, writes Markdown and PNG files, and maps outcomes to exit
-statuses: 0 fine, 1 a regression, 2 bad input.
+prints a rich table and writes Markdown and PNG files.  Exit statuses (through
+the errors it raises): 0 fine, 1 a regression, 2 bad input.
 """
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from pathlib import Path
 import click
 import numpy as np
 
+from parbench.errors import RunFailure, UsageError
 from parbench.harness import compare as cmp
+from parbench.harness.results import ResultsError
 
 
 class _Fraction(click.ParamType):
@@ -35,11 +37,6 @@ class _Fraction(click.ParamType):
         if not (0.0 < number < 1.0 if self.low_open else 0.0 <= number < 1.0):
             self.fail(f"{value!r}: expected a value between 0 and 100% (exclusive of 100%)", param, ctx)
         return number
-
-
-def _fail_input(message: str) -> None:
-    click.echo(f"parbench: error: {message}", err=True)
-    sys.exit(2)
 
 
 _STYLE = {cmp.REGRESSION: "bold red", cmp.IMPROVEMENT: "bold green", cmp.NO_CHANGE: "",
@@ -116,21 +113,20 @@ def compare(baseline, current, threshold, confidence, max_cv, markdown_path, met
     --threshold with the whole --confidence interval on the bad side.
     """
     if not (max_cv > 0 and math.isfinite(max_cv)):
-        _fail_input(f"--max-cv {max_cv}: expected a positive number")
-    try:
-        base = cmp.load_samples(baseline)
-        cur = cmp.load_samples(current)
-        report = cmp.compare_sets(base, cur, metrics or None, threshold=threshold,
-                                  confidence=confidence, max_cv=max_cv)
-    except cmp.InputError as exc:
-        _fail_input(str(exc))
+        raise UsageError(f"--max-cv {max_cv}: expected a positive number")
+    base = cmp.load_samples(baseline)
+    cur = cmp.load_samples(current)
+    report = cmp.compare_sets(base, cur, metrics or None, threshold=threshold,
+                              confidence=confidence, max_cv=max_cv)
     _print_table(report)
     if markdown_path:
         try:
             Path(markdown_path).write_text(cmp.render_markdown(report), encoding="utf-8")
         except OSError as exc:
-            _fail_input(f"{markdown_path}: cannot write: {exc.strerror or exc}")
-    sys.exit(1 if report.regressions else 0)
+            raise UsageError(f"{markdown_path}: cannot write: {exc.strerror or exc}") from None
+    if report.regressions:
+        n = len(report.regressions)
+        raise RunFailure(f"{n} regression{'s' if n != 1 else ''} beyond the threshold")
 
 
 def _plot_history(series_by_config: dict[str, list[tuple[int, np.ndarray]]], labels: list[str],
@@ -208,27 +204,27 @@ def history(directory, metric, impls, threshold, confidence, max_cv, out_path):
     """
     root = Path(directory)
     if not root.is_dir():
-        _fail_input(f"{directory}: not a directory")
+        raise UsageError(f"{directory}: not a directory")
     loaded: list[cmp.SampleSet] = []
     skipped: list[str] = []
     for path in cmp.find_result_files(root):
         try:
             loaded.append(cmp.load_samples(path))
-        except cmp.InputError as exc:
+        except (cmp.InputError, ResultsError) as exc:
             skipped.append(str(exc))
     kinds = {s.kind for s in loaded}
     if not loaded:
-        _fail_input(f"{directory}: no parbench results.json or pytest-benchmark JSON found"
+        raise UsageError(f"{directory}: no parbench results.json or pytest-benchmark JSON found"
                     + (f" ({len(skipped)} JSON file(s) skipped; first: {skipped[0]})" if skipped else ""))
     if metric is None:
         metric = "throughput_msgs_per_s" if cmp.KIND_RESULTS in kinds else cmp.BENCH_METRIC.name
     kind = cmp.KIND_RESULTS if metric in cmp.RESULTS_METRICS else cmp.KIND_BENCH if metric in cmp.BENCH_METRICS else None
     if kind is None:
-        _fail_input(f"--metric {metric}: unknown; expected one of "
+        raise UsageError(f"--metric {metric}: unknown; expected one of "
                     f"{', '.join([*cmp.RESULTS_METRICS, *cmp.BENCH_METRICS])}")
     runs = sorted((s for s in loaded if s.kind == kind), key=lambda s: (s.created, s.path))
     if not runs:
-        _fail_input(f"{directory}: no {kind} files found for metric {metric}")
+        raise UsageError(f"{directory}: no {kind} files found for metric {metric}")
     metric_obj = runs[0].metrics[metric]
     impl_prefixes = tuple(f"{i} " for i in impls)
     # A reports/ tree holds several scenarios; "reference p=4" of two scenarios
@@ -244,7 +240,7 @@ def history(directory, metric, impls, threshold, confidence, max_cv, out_path):
                 key = f"{run.scenario}: {config}" if several_scenarios else config
                 series.setdefault(key, []).append((index, values))
     if not series:
-        _fail_input(f"{directory}: no samples of {metric}" + (f" for impl {', '.join(impls)}" if impls else ""))
+        raise UsageError(f"{directory}: no samples of {metric}" + (f" for impl {', '.join(impls)}" if impls else ""))
     steps: list[cmp.Step] = []
     for config, points in series.items():
         steps += cmp.detect_steps([v for _, v in points], metric_obj, config, threshold=threshold,
@@ -255,7 +251,7 @@ def history(directory, metric, impls, threshold, confidence, max_cv, out_path):
         _plot_history(series, labels, steps, metric_obj, out, f"{len(runs)} runs under {directory}",
                       max_cv, runs[0].robust_cv)
     except OSError as exc:
-        _fail_input(f"{out_path}: cannot write: {exc.strerror or exc}")
+        raise UsageError(f"{out_path}: cannot write: {exc.strerror or exc}") from None
     click.echo(f"{len(runs)} {kind} run(s), {len(series)} configuration(s); wrote {out}")
     for s in steps:
         run = runs[series[s.config][s.index][0]]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from parbench.harness.results import ResultsError, build_results, empty_run, load_results, write_results
+from parbench.harness.results import Results, ResultsError, Run, ScenarioInfo
 from parbench.harness.runner import choose_reference_profile, run_sweep
 from parbench.harness.scenario import Expectation, Pipeline, Scenario, Sweep, Workload
 from parbench.harness.targets.base import TargetError
@@ -112,37 +112,41 @@ def test_sweep_runs_the_reference_with_the_detected_profile_and_records_it(tmp_p
                         target_factory=factory())
     ref, sng = outcome.runs
     assert (outcome.profile, outcome.profile_reason) == ("syslog-ng-4.8", "picked for the detected syslog-ng 4.8.1")
-    assert ref["verdict"] == "pass" and sng["verdict"] == "pass", (ref["verdict_reasons"], sng["verdict_reasons"])
-    assert ref["profile"] == "syslog-ng-4.8" and ref["target_version"] == "syslog-ng-4.8"
-    assert "version profile syslog-ng-4.8: picked for the detected syslog-ng 4.8.1" in ref["target_notes"]
-    assert sng["profile"] is None and not any("version profile" in n for n in sng["target_notes"])
+    assert ref.verdict == "pass" and sng.verdict == "pass", (ref.verdict_reasons, sng.verdict_reasons)
+    assert ref.profile == "syslog-ng-4.8" and ref.target_version == "syslog-ng-4.8"
+    assert "version profile syslog-ng-4.8: picked for the detected syslog-ng 4.8.1" in ref.target_notes
+    assert sng.profile is None and not any("version profile" in n for n in sng.target_notes)
 
     from parbench.harness.report import write_report
 
-    doc = build_results(sc.name, sc.path, sc.raw, outcome.runs)
-    directory = write_report(doc, tmp_path / "reports")
-    assert load_results(directory / "results.json")["runs"][0]["profile"] == "syslog-ng-4.8"
+    results = _results(outcome.runs, ScenarioInfo(sc.name, sc.path, sc.raw))
+    directory = tmp_path / "reports"
+    results.write(directory / "results.json")
+    write_report(results, directory)
+    assert Results.load(directory / "results.json").runs[0].profile == "syslog-ng-4.8"
     md = (directory / "report.md").read_text()
     assert "- reference version profile: `syslog-ng-4.8`" in md
     assert "version profile syslog-ng-4.8: picked for the detected syslog-ng 4.8.1" in md
 
 
-def _doc(runs):
-    return build_results("demo", "demo.toml", {"name": "demo"}, runs)
+def _results(runs, scenario=None):
+    return Results(scenario or ScenarioInfo("demo", "demo.toml", {"name": "demo"}), runs)
 
 
 def test_results_schema_checks_profile_and_accepts_files_without_it(tmp_path):
-    run = empty_run("reference", 2, 0, {"ordering": "per-key", "loss_allowed": False})
-    assert run["profile"] is None
-    path = write_results(tmp_path / "results.json", _doc([dict(run, profile="axosyslog-4.26")]))
+    run = Run("reference", 2, 0)
+    assert run.profile is None
+    run.profile = "axosyslog-4.26"
+    path = _results([run]).write(tmp_path / "results.json")
+    assert Results.load(path).runs[0].profile == "axosyslog-4.26"
     doc = json.loads(path.read_text())
     doc["runs"][0]["profile"] = 4
     path.write_text(json.dumps(doc))
-    with pytest.raises(ResultsError, match=r"runs\[0\].profile must be str/NoneType, got int"):
-        load_results(path)
+    with pytest.raises(ResultsError, match=r"runs\[0\].profile: expected a string or null, got 4 \(integer\)"):
+        Results.load(path)
     del doc["runs"][0]["profile"]  # written before the field existed
     path.write_text(json.dumps(doc))
-    assert "profile" not in load_results(path)["runs"][0]
+    assert Results.load(path).runs[0].profile is None
 
 
 def test_parbench_run_says_which_profile_and_why(tmp_path):
@@ -157,4 +161,4 @@ def test_parbench_run_says_which_profile_and_why(tmp_path):
     assert result.exit_code == 0, result.output
     assert "p: reference version profile syslog-ng-4.8 (given with --profile)" in result.output
     report = Path(result.output.split("report: ")[1].split()[0])
-    assert load_results(report.parent / "results.json")["runs"][0]["profile"] == "syslog-ng-4.8"
+    assert Results.load(report.parent / "results.json").runs[0].profile == "syslog-ng-4.8"

@@ -247,7 +247,7 @@ def test_runner_gives_the_target_its_deadline_and_the_reference_its_workers(tmp_
     scenario = replace(scenario, workload=replace(scenario.workload, messages_per_connection=300))
     run = run_once(scenario, "reference", 2, 0, tmp_path, idle_s=1.0,
                    target_factory=lambda impl, profile=None: Recording(profile=profile))
-    assert run["error"] is None and run["verdict"] == "pass", run
+    assert run.error is None and run.verdict == "pass", run
     total = scenario.workload.connections * scenario.workload.messages_per_connection
     deadline = _send_deadline_s(scenario.workload, total) + QUIESCE_GRACE_S + STOP_TIMEOUT_S
     assert seen["plan"].deadline_s == deadline

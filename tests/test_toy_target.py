@@ -182,7 +182,8 @@ def test_parbench_run_drives_the_toy_next_to_the_reference(toy, tmp_path):
     ref, mine = doc["runs"]
     assert mine["impl"] == "mine=toy-relay:3" and ref["impl"] == "reference"
     assert mine["verdict"] == "pass" and mine["sent"] == mine["received"] == 800
-    assert mine["checks"]["lost"] == 0 and mine["checks"]["nonmonotonic_per_key"] == 0
+    found = mine["checks"]["anomalies"]
+    assert found["lost"]["count"] == 0 and found["nonmonotonic-per-key"]["count"] == 0
     assert mine["target_version"] == "toy-relay 1.3"
     assert mine["partition_processed"] == [800]
     assert ref["verdict"] == "pass" and ref["profile"] == "syslog-ng-4.8"
@@ -195,7 +196,7 @@ def test_a_broken_toy_fails_its_run_with_the_loss_counted(toy, tmp_path):
     result, report = _run(tmp_path, "toy-relay:1:drop")
     assert result.exit_code == 1, result.output
     run = json.loads((report.parent / "results.json").read_text())["runs"][0]
-    assert run["verdict"] == "fail" and run["checks"]["lost"] == 8
+    assert run["verdict"] == "fail" and run["checks"]["anomalies"]["lost"]["count"] == 8
     assert run["partition_processed"] == [800]  # it saw them all and dropped 8
     assert "`toy 1:drop`" in report.read_text()
 
