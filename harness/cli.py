@@ -143,7 +143,10 @@ def _run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, sy
         doc = build_results(scenario.name, scenario.path, scenario.raw, outcome.runs,
                             interrupted=outcome.interrupted, throughput_window=describe_window())
         directory = write_report(doc, Path(out_dir))
-        if outcome.profile:
+        if outcome.profile_reasons:
+            for name, reason in outcome.profile_reasons.items():
+                click.echo(f"{scenario.name}: reference[{name}] runs version profile {name} ({reason})")
+        elif outcome.profile:
             click.echo(f"{scenario.name}: reference version profile {outcome.profile} ({outcome.profile_reason})")
         passed = sum(r["verdict"] == "pass" for r in outcome.runs)
         click.echo(f"{scenario.name}: {passed}/{len(outcome.runs)} runs pass; report: {directory / 'report.md'}")

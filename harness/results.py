@@ -37,6 +37,8 @@ Run object
     verdict_reasons        list[str]: why it failed (empty on pass)
     partition_processed    list[int] | null: messages processed per partition index,
                            as the target reports it
+    partition_assigned     list[int] | null (optional): messages placed on each partition
+                           (AxoSyslog's parallelized_assigned_events_total), when exposed
     partition_predicted    list[int] | null: the same, predicted by reference.partition
                            from the keys that arrived (keyed scenarios only)
     profile                str | null (optional; files written before it may lack it): the
@@ -49,6 +51,14 @@ Run object
                            collector errors, the version profile and why)
     target_version         str | null
     stderr_tail            str: tail of the target's stderr (kept for failed runs)
+    stderr_head            str (optional): the first lines of the target's stderr, where
+                           start-up warnings are (the tail of a long run has lost them)
+    batch_histograms       object | null (optional): AxoSyslog's parallelize() batch-size
+                           histograms, from the target (AxoSyslog, the reference):
+                           {"parallelized_batch_size": {"sum", "count", "buckets":
+                           {"1": n, "2": n, ..., "4096": n, "+Inf": n}},
+                           "parallelized_input_batch_size": {...}}; a bucket counts the
+                           values up to its bound above the previous one (not cumulative)
     error                  str | null: why the run could not complete
 """
 from __future__ import annotations
@@ -87,6 +97,9 @@ RUN_FIELDS: dict[str, tuple[type, ...]] = {
 # Validated when present (added after the first files were written).
 OPTIONAL_RUN_FIELDS: dict[str, tuple[type, ...]] = {
     "profile": (str, type(None)),
+    "stderr_head": (str,),
+    "partition_assigned": (list, type(None)),
+    "batch_histograms": (dict, type(None)),
 }
 TOP_FIELDS: dict[str, tuple[type, ...]] = {
     "schema": (str,),
@@ -130,7 +143,8 @@ def empty_run(impl: str, partitions: int, repeat: int, expectation: dict[str, An
         "checks": None, "expectation": dict(expectation),
         "verdict": "fail", "verdict_reasons": [],
         "partition_processed": None, "partition_predicted": None,
-        "profile": None, "target_notes": [], "target_version": None, "stderr_tail": "", "error": None,
+        "profile": None, "target_notes": [], "target_version": None, "stderr_tail": "", "stderr_head": "", "partition_assigned": None,
+        "batch_histograms": None, "error": None,
     }
 
 
