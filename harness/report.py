@@ -343,6 +343,8 @@ def write_markdown(doc: dict[str, Any], path: Path, figures: dict[str, str]) -> 
             lines += [f"### {_short_impl(r['impl'])}, partitions {r['partitions']}, repeat {r['repeat']}", ""]
             if r.get("error"):
                 lines += ["```", r["error"], "```", ""]
+            if r.get("stderr_head") and r["stderr_head"] != r.get("stderr_tail"):
+                lines += ["stderr head (start-up):", "", "```", r["stderr_head"][:3000], "```", ""]
             if r.get("stderr_tail"):
                 lines += ["stderr tail:", "", "```", r["stderr_tail"][-3000:], "```", ""]
     witnesses = [(r, (r.get("checks") or {}).get("witnesses")) for r in runs if r["verdict"] == "fail"]

@@ -295,3 +295,25 @@ def test_cost_worker_validation_and_calibration():
     assert CostWorker(1.0, 0.0)(batch) is batch
     with pytest.raises(ValueError):
         CostWorker(-1.0)
+
+
+@pytest.mark.parametrize("key, batch_size", [("$HOST", 3), (None, 7), (None, 0)])
+def test_batch_size_histograms_count_every_batch_handed_over(key, batch_size):
+    """AxoSyslog's parallelized_batch_size / _input_batch_size, as the
+    reference counts them: one observation per batch a partition drains,
+    one per reader job that placed messages (at most log-fetch-limit())."""
+    sink, batches, counters = run(config(4, key, batch_size=batch_size, fetch=10), msgs(500, hosts=tuple(
+        f"h{i}".encode() for i in range(7))))
+    (entry,) = counters["parallelize"]
+    handed = entry["parallelized_batch_size"]
+    assert handed["sum"] == 500 and handed["count"] == len(batches)
+    assert handed["count"] == sum(p["batches_total"] for p in entry["partition"])
+    from parbench.reference.histogram import bucket_of
+
+    expected = collections.Counter(bucket_of(n) for _, n in batches)
+    assert [handed["buckets"][label] for label in handed["buckets"]] == [expected[i] for i in range(14)]
+    if batch_size:  # early hand-over: no batch longer than batch-size()
+        assert max(n for _, n in batches) <= batch_size
+    inputs = entry["parallelized_input_batch_size"]
+    assert inputs["sum"] == 500 and inputs["count"] >= 50  # fetch limit 10: at least 50 reader jobs
+    assert sum(v for label, v in inputs["buckets"].items() if label not in ("1", "2", "4", "8", "16")) == 0
