@@ -364,3 +364,43 @@ def test_the_real_tarball_by_url_from_a_loopback_server(real_source, tmp_path):
         server.close()
     assert result.exit_code == 0, result.output
     assert "already installed" in result.output and server.requests == [f"/{real_source.name}"]
+
+
+def test_doctor_lists_each_build_with_version_prefix_and_profile(tmp_path, env):
+    for version in ("4.26.0", "4.27.0"):
+        fake_tree(tmp_path / version, version=version)
+        assert install("--source", str(tmp_path / version)).exit_code == 0
+    result = CliRunner().invoke(main, ["doctor"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "axosyslog: runnable, 2 build(s); newest axosyslog 4.27.0" in lines
+    for build_ in build.installed_builds():
+        number = build_.version.split()[-1]
+        assert any(line.startswith(f"  - axosyslog:{number}: {build_.version} in {build_.prefix}; "
+                                   "reference profile axosyslog-4.26; built from ") for line in lines), result.output
+
+
+def test_axosyslog_path_specs(tmp_path, monkeypatch):
+    from parbench.harness.targets.base import TargetUnavailable
+    from parbench.harness.targets.registry import get_target
+
+    monkeypatch.setenv(home.ENV_HOME, str(tmp_path / "home"))
+    axo = tmp_path / "axo" / "sbin" / "syslog-ng"
+    axo.parent.mkdir(parents=True)
+    axo.write_text(FAKE_SYSLOG_NG.format(version="4.26.0", syntax="true"))
+    axo.chmod(0o755)
+    target = get_target(f"axosyslog:{tmp_path / 'axo'}")
+    assert target.version == "axosyslog 4.26.0" and target.reference_profile() == "axosyslog-4.26"
+    sng = tmp_path / "sng" / "sbin" / "syslog-ng"
+    sng.parent.mkdir(parents=True)
+    sng.write_text(FAKE_SYSLOG_NG.format(version="4.8.1", syntax="true").replace("axosyslog 4", "syslog-ng 4"))
+    sng.chmod(0o755)
+    with pytest.raises(TargetUnavailable, match=r"is not AxoSyslog \(use --impl syslog-ng:"):
+        get_target(f"axosyslog:{sng}")
+    # nothing built in this data home: one line saying how to build one
+    with pytest.raises(TargetUnavailable, match=r"^axosyslog: not runnable here: no AxoSyslog built in .*"
+                                                 r"parbench install axosyslog --source"):
+        get_target("axosyslog")
+    result = CliRunner().invoke(main, ["run", str(Path(__file__).parent.parent / "scenarios" / "round-robin.toml"),
+                                       "--quick", "--impl", "axosyslog:4.26", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2 and "no AxoSyslog built in" in result.output
