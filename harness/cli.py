@@ -55,8 +55,9 @@ class _ImplOption(click.Option):
 @click.option("--out", "out_dir", default="reports", show_default=True, type=click.Path(file_okay=False),
               help="Where reports/<scenario>/<timestamp>/ go.")
 @click.option("--profile", default=None,
-              help="Reference version profile. Default: the one modelling the detected syslog-ng when the sweep "
-                   "runs --impl syslog-ng, else the scenario's pipeline.profile.")
+              help="Reference version profile. Default: the one modelling the detected syslog-ng / AxoSyslog when "
+                   "the sweep runs one (one reference run per profile when they need several), else the "
+                   "scenario's pipeline.profile.")
 @click.option("--syslog-ng", "syslog_ng", metavar="PATH", type=click.Path(),
               help="Your own syslog-ng / AxoSyslog binary (or install prefix) for the syslog-ng implementation "
                    "(same as --impl syslog-ng:PATH).")
