@@ -29,7 +29,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
 class LazyGroup(click.Group):
     def invoke(self, ctx: click.Context):
         # The one place a ParbenchError becomes a line on stderr and an exit status.
-        from parbench.errors import EXIT_INTERRUPTED, ParbenchError
+        from parbench.errors import EXIT_INTERRUPTED, EXIT_USAGE, ParbenchError
 
         try:
             return super().invoke(ctx)
@@ -37,6 +37,14 @@ class LazyGroup(click.Group):
             name = ctx.invoked_subcommand or ctx.info_name
             click.echo(f"parbench {name}: {exc.one_line()}", err=True)
             ctx.exit(exc.exit_code)
+        except click.UsageError as exc:
+            # an option click rejected (a Choice, a range): one line too
+            if isinstance(exc, click.exceptions.NoArgsIsHelpError):
+                raise
+            command = f"parbench {ctx.invoked_subcommand}" if ctx.invoked_subcommand else "parbench"
+            message = " ".join(exc.format_message().split())
+            click.echo(f"{command}: {message} (see {command} --help)", err=True)
+            ctx.exit(EXIT_USAGE)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(EXIT_INTERRUPTED)
