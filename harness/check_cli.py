@@ -9,13 +9,12 @@ file a stream of its own.  What was sent is regenerated from the scenario's
 seed.  Exit status: 0 when the expectation holds, 1 when it is broken, 2 on
 bad input (one line saying which file and what was expected).
 
-How many messages each connection sent, in this order of precedence:
-``--expect`` files written by ``parbench send --expect-out`` (merged; one per
-shard; they also carry the flags that changed the scenario's workload, so
-``--scenario`` may be left out); ``--sent-per-connection``; the scenario's
-count; and for a duration-bound scenario, up to the highest sequence number
-seen from each connection (a loss at the very end of a connection is
-invisible then).
+How many messages each connection sent: ``--expect`` files written by
+``parbench send --expect-out`` (merged, one per shard; they carry the flags
+that changed the scenario's workload, so ``--scenario`` may be left out),
+else ``--sent-per-connection``, else the scenario's count, else (a
+duration-bound scenario) the highest sequence number seen from each
+connection; ``harness.capture_check`` has the details.
 
 ``--format loggen`` checks plain loggen traffic instead (loss, duplicates
 and per-connection order, from the ``seq: ..., thread: ...`` loggen puts in
@@ -24,117 +23,17 @@ every message; ``harness.syslog_ng.loggen_lines``).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
-from typing import Any
 
 import click
-import numpy as np
 
 from parbench.errors import RunFailure, UsageError
 from parbench.harness import checks
 from parbench.harness.balance import key_counts, predicted_partitions
-from parbench.harness.collector import Capture, Stream, parse_capture
-from parbench.harness.scenario import ORDERINGS, Expectation, load_scenario
-from parbench.harness.workload import build_plan
+from parbench.harness.capture_check import CaptureCheck, check_loggen, check_parbench, read_captures
+from parbench.harness.scenario import ORDERINGS
 
 SHOWN_WITNESSES = 5
 CAPTURE_FORMATS = ("parbench", "loggen")
-
-
-@dataclass
-class _Checked:
-    """What was checked and against what, for printing."""
-
-    records: Any
-    expected: Any
-    result: checks.CheckResult
-    expect: Expectation
-    source: str  # "scenario NAME" or "loggen"
-    scenario: Any = None
-    notes: list[str] = field(default_factory=list)
-
-
-def _read_captures(captures: tuple[str, ...]) -> Capture:
-    streams: list[Stream] = []
-    for path in captures:
-        try:
-            streams += Capture.from_file(path).streams
-        except OSError as e:
-            raise UsageError(f"{path}: cannot read: {e.strerror or e}") from None
-    return Capture(streams, has_recv_times=False)
-
-
-def _sent_from_records(records, n_conn: int, cap: np.ndarray) -> np.ndarray:
-    sent = np.zeros(n_conn, dtype=np.int64)
-    ok = records.conn < n_conn
-    np.maximum.at(sent, records.conn[ok].astype(np.int64), records.cseq[ok].astype(np.int64) + 1)
-    return np.minimum(sent, cap)
-
-
-def _check_parbench(captures, scenario_path, expect_files, ordering, sent_per_connection) -> _Checked:
-    from parbench.harness.scenario import scenario_from_dict
-    from parbench.harness.sent_file import SentRecord, merge
-
-    notes: list[str] = []
-    if expect_files:
-        if sent_per_connection is not None:
-            raise UsageError("--sent-per-connection: not with --expect (the sent files say what was sent)")
-        loaded = [(path, SentRecord.load(path)) for path in expect_files]
-        scenario, sent, covered = merge(loaded)
-        if scenario_path is not None:
-            given = load_scenario(scenario_path)
-            recorded = scenario_from_dict(dict(loaded[0][1].scenario_toml), loaded[0][1].scenario_path)
-            if given.workload != recorded.workload:
-                raise UsageError(f"--scenario {scenario_path}: its workload differs from the one the sender ran "
-                                 f"({expect_files[0]}: scenario {recorded.name!r}); leave --scenario out")
-            scenario = replace(scenario, expect=given.expect)
-        if not covered.all():
-            missing = np.flatnonzero(~covered)
-            shown = ", ".join(map(str, missing[:8])) + (", ..." if len(missing) > 8 else "")
-            notes.append(f"{len(missing)} connection(s) in no --expect file ({shown}): expected to have sent nothing")
-        incomplete = [path for path, record in loaded if not record.complete]
-        for path in incomplete:
-            notes.append(f"{path}: the sender did not send everything it meant to; checking what it did send")
-    else:
-        if scenario_path is None:
-            raise UsageError("--scenario: required (or --expect files from parbench send --expect-out)")
-        scenario = load_scenario(scenario_path)
-        sent = None
-    plan = build_plan(scenario.workload)
-    records = parse_capture(_read_captures(captures))
-    n_conn = plan.n_connections
-    if sent is None:
-        if sent_per_connection is not None:
-            sent = np.full(n_conn, sent_per_connection, dtype=np.int64)
-            if (sent > plan.messages_per_connection).any():
-                raise UsageError(f"--sent-per-connection: expected at most {int(plan.messages_per_connection[0])} "
-                                 f"(the scenario's plan), got {sent_per_connection}")
-        elif scenario.workload.duration_s is not None:
-            sent = _sent_from_records(records, n_conn, plan.messages_per_connection)
-        else:
-            sent = plan.messages_per_connection
-    elif (sent > plan.messages_per_connection).any():
-        raise UsageError(f"{expect_files[0]}: sent: more messages than the scenario's plan holds")
-    expect = scenario.expect if ordering is None else replace(scenario.expect, ordering=ordering)
-    expected = plan.expected_for(sent)
-    return _Checked(records, expected, checks.check(records, expected), expect, f"scenario {scenario.name}",
-                    scenario, notes)
-
-
-def _check_loggen(captures, scenario_path, expect_files, ordering, sent_per_connection, connections) -> _Checked:
-    from parbench.harness.syslog_ng import loggen_lines
-
-    if expect_files:
-        raise UsageError("--expect: only for parbench traffic (--format parbench)")
-    expect = load_scenario(scenario_path).expect if scenario_path else Expectation(ordering="per-connection")
-    if ordering is not None:
-        expect = replace(expect, ordering=ordering)
-    try:
-        records = loggen_lines.parse_files(list(captures))
-    except OSError as e:
-        raise UsageError(f"{e.filename}: cannot read: {e.strerror or e}") from None
-    expected = loggen_lines.expected(records, connections, sent_per_connection)
-    return _Checked(records, expected, checks.check(records, expected), expect, "loggen")
 
 
 @click.command("check")
@@ -168,15 +67,17 @@ def check(captures: tuple[str, ...], scenario_path: str | None, expect_files: tu
     CAPTURE is a file of output lines (``-`` reads standard input); several
     are merged into one check (the outputs of one deployment, or of shards)."""
     if capture_format == "loggen":
-        done = _check_loggen(captures, scenario_path, expect_files, ordering, sent_per_connection, connections)
+        if expect_files:
+            raise UsageError("--expect: only for parbench traffic (--format parbench)")
+        done = check_loggen(captures, scenario=scenario_path, ordering=ordering, connections=connections,
+                            sent_per_connection=sent_per_connection)
     else:
         if connections is not None:
             raise UsageError("--connections: only with --format loggen (a scenario says how many connections)")
-        done = _check_parbench(captures, scenario_path, expect_files, ordering, sent_per_connection)
+        done = check_parbench(read_captures(captures), scenario_path, expect_files=expect_files,
+                              sent_per_connection=sent_per_connection, ordering=ordering)
     result, expect = done.result, done.expect
-    verdict, reasons = result.verdict(expect)
-    if capture_format == "loggen":
-        reasons = [r.replace("without a parbench trailer", "without loggen's seq and thread") for r in reasons]
+    verdict, reasons = done.verdict()
     predicted = None
     if partitions and done.scenario is not None:
         n_keys = done.expected.n_keys
@@ -201,7 +102,7 @@ def check(captures: tuple[str, ...], scenario_path: str | None, expect_files: tu
         raise RunFailure(f"verdict {verdict}: " + (", ".join(broken) if broken else "; ".join(reasons)))
 
 
-def _print_human(captures, done: _Checked, verdict, reasons, partitions, predicted) -> None:
+def _print_human(captures, done: CaptureCheck, verdict, reasons, partitions, predicted) -> None:
     echo = click.echo
     result, expect, records = done.result, done.expect, done.records
     stats = result.stats
