@@ -186,3 +186,25 @@ def test_profile_is_a_choice_everywhere_with_a_one_line_error(args):
     assert result.exit_code == 2
     assert "'nope' is not one of 'axosyslog-4.26', 'syslog-ng-4.8'" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_shell_completion_as_documented():
+    """docs/ci.md: `_PARBENCH_COMPLETE=bash_source parbench` prints the
+    script; completion knows the subcommands and the Choices."""
+    import os
+    import subprocess
+
+    PARBENCH = str(Path(sys.executable).parent / "parbench")  # the installed command, as a shell runs it
+
+    def complete(words: str, cword: int) -> list[str]:
+        env = dict(os.environ, COMP_WORDS=words, COMP_CWORD=str(cword), _PARBENCH_COMPLETE="bash_complete")
+        out = subprocess.run([PARBENCH], env=env, capture_output=True, text=True, timeout=60)
+        return [line.split(",", 1)[1] for line in out.stdout.splitlines()]
+
+    env = dict(os.environ, _PARBENCH_COMPLETE="bash_source")
+    script = subprocess.run([PARBENCH], env=env, capture_output=True, text=True, timeout=60)
+    assert "complete -o nosort -F" in script.stdout
+    assert complete("parbench se", 1) == ["serve", "send"]
+    assert complete("parbench run x --profile ", 4) == ["axosyslog-4.26", "syslog-ng-4.8"]
+    assert complete("parbench compare a b --format ", 5) == ["table", "json", "bmf", "customBiggerIsBetter",
+                                                            "customSmallerIsBetter"]
