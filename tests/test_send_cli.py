@@ -129,7 +129,9 @@ def test_loggen_flags_map_to_workload_overrides(scenario):
 
 def test_syslog_proto_sends_octet_counted_rfc5424(scenario):
     with LoopbackListener() as sink:
-        result = invoke(scenario, "--to", f"127.0.0.1:{sink.port}", "-Q", "-P", "-n", "3", "--active-connections", 1)
+        # -S and -i, which loggen needs for TCP, are accepted as they are in loggen command lines
+        result = invoke(scenario, "--to", f"127.0.0.1:{sink.port}", "-Q", "-S", "-i", "-P", "-n", "3",
+                        "--active-connections", 1)
         assert result.exit_code == 0, result.output
         assert sink.wait_bytes(3 * 260, 10)
         data = sink.data()
