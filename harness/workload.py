@@ -15,9 +15,10 @@ import heapq
 import math
 import selectors
 import socket
+import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -166,6 +167,7 @@ class SendResult:
     t_last_ns: int | None  # time.time_ns() after the last send
     errors: dict[int, str] = field(default_factory=dict)  # connection -> what went wrong
     timed_out: bool = False  # the deadline stopped the sender early
+    stopped: bool = False  # ``stop`` was set before everything was sent
 
     @property
     def total_sent(self) -> int:
@@ -192,13 +194,17 @@ class _Conn:
 
 def send(plan: WorkloadPlan, host: str, port: int, *, deadline_s: float = 300.0,
          progress: Callable[[int], None] | None = None, connect_timeout: float = 5.0,
-         chunk_bytes: int = 1 << 20) -> SendResult:
+         chunk_bytes: int = 1 << 20, connections: Sequence[int] | None = None,
+         stop: threading.Event | None = None) -> SendResult:
     """Send every connection's messages concurrently (one thread, non-blocking
     sockets, so thousands of connections work), honouring the per-connection
     rate and the workload duration.  Gives up after ``deadline_s`` seconds
     (``timed_out``); a failing connection is recorded in ``errors`` and the
     others go on.  ``progress`` is called with the number of messages sent
-    since its previous call (at most about 20 times a second)."""
+    since its previous call (at most about 20 times a second).
+    ``connections``: send only these connection indices of the plan (a shard;
+    default all).  ``stop``: when set, finish the chunks in flight and send
+    no more (``stopped``); what was sent until then is in ``sent``."""
     wl = plan.workload
     n_conn = plan.n_connections
     planned = plan.messages_per_connection.copy()
@@ -217,10 +223,13 @@ def send(plan: WorkloadPlan, host: str, port: int, *, deadline_s: float = 300.0,
     t_first: int | None = None
     t_last: int | None = None
     timed_out = False
+    stopped = False
     reported = 0
     last_report = 0.0
     try:
-        for c in range(n_conn):
+        for c in (range(n_conn) if connections is None else connections):
+            if stop is not None and stop.is_set():
+                break  # the send loop below marks it stopped
             if time.monotonic() > hard_stop:
                 errors[c] = "not connected: deadline reached while connecting"
                 timed_out = True
@@ -234,6 +243,8 @@ def send(plan: WorkloadPlan, host: str, port: int, *, deadline_s: float = 300.0,
             conns.append(_Conn(c, s))
         t0 = time.monotonic()
         end_time = t0 + wl.duration_s if wl.duration_s is not None else math.inf
+        if stop is not None and stop.is_set():
+            stopped, end_time = True, -math.inf
         # (wake time, connection index, conn) of rate-limited connections ahead of schedule
         sleeping: list[tuple[float, int, _Conn]] = []
         for cn in conns:
@@ -258,6 +269,15 @@ def send(plan: WorkloadPlan, host: str, port: int, *, deadline_s: float = 300.0,
             if now >= hard_stop:
                 timed_out = True
                 break
+            if stop is not None and not stopped and stop.is_set():
+                # finish the chunks in flight (a message cut in half would
+                # reach the server as a malformed one), start no new ones
+                stopped = True
+                end_time = -math.inf
+                while sleeping:
+                    _, _, cn = heapq.heappop(sleeping)
+                    if cn.wake >= 0:
+                        sel.register(cn.sock, selectors.EVENT_WRITE, cn)
             while sleeping and sleeping[0][0] <= now:
                 _, _, cn = heapq.heappop(sleeping)
                 if cn.wake >= 0:
@@ -329,4 +349,4 @@ def send(plan: WorkloadPlan, host: str, port: int, *, deadline_s: float = 300.0,
             if sent[cn.idx] < planned[cn.idx] and cn.idx not in errors and timed_out:
                 errors.setdefault(cn.idx, f"deadline of {deadline_s}s reached after {sent[cn.idx]} of {planned[cn.idx]} messages")
     return SendResult(sent=sent, planned=planned, t_first_ns=t_first, t_last_ns=t_last, errors=errors,
-                      timed_out=timed_out)
+                      timed_out=timed_out, stopped=stopped)
