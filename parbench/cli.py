@@ -19,6 +19,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "check": ("parbench.harness.check_cli", "check", "Check a capture of parbench-generated traffic for loss, duplicates and order."),
     "compare": ("parbench.harness.compare_cli", "compare", "Compare two result files: noise-aware regression verdicts."),
     "history": ("parbench.harness.compare_cli", "history", "Plot a metric across saved runs."),
+    "diff": ("parbench.harness.differential.cli", "diff", "Compare what the reference and real implementations make of a corpus of messages."),
     "install": ("parbench.harness.install", "install", "Install an implementation under test (syslog-ng) privately."),
     "doctor": ("parbench.harness.install", "doctor", "Say which implementations are runnable here and why not."),
 }

@@ -79,16 +79,35 @@ class ReferenceTarget(Target):
         workdir = Path(workdir)
         workdir.mkdir(parents=True, exist_ok=True)
         conf = workdir / "reference.conf"
-        ready = workdir / "ready.json"
-        self._counters_path = workdir / "counters.json"
-        for stale in (ready, self._counters_path):
-            stale.unlink(missing_ok=True)
         conf.write_text(render_config(plan.scenario, plan.partitions, out_port, dialect="reference",
                                       version=self.profile))
         self._notes += config_notes(plan.scenario, plan.partitions, "reference", self.profile)
         if max_seconds is None:
             max_seconds = self.max_seconds_for(plan, timeout)
         workers = self.workers or getattr(plan.scenario.pipeline, "workers", None)
+        source = self._launch(conf, workdir, timeout, max_seconds, workers)[0]
+        return str(source.get("ip", "127.0.0.1")), int(source["port"])
+
+    def start_config(self, config_text: str, listen_ports, workdir: Path, timeout: float = 30.0,
+                     max_seconds: float = FALLBACK_MAX_SECONDS) -> None:
+        workdir = Path(workdir)
+        workdir.mkdir(parents=True, exist_ok=True)
+        conf = workdir / "reference.conf"
+        conf.write_text(config_text)
+        sources = self._launch(conf, workdir, timeout, max_seconds, self.workers)
+        bound = {int(source["port"]) for source in sources}
+        missing = sorted(set(map(int, listen_ports)) - bound)
+        if missing:
+            raise TargetError(f"reference: the configuration listens on {sorted(bound)}, "
+                              f"not on {', '.join(map(str, missing))}")
+
+    def _launch(self, conf: Path, workdir: Path, timeout: float, max_seconds: float,
+                workers: int | None) -> list[dict[str, Any]]:
+        """Start ``parbench serve -f conf``; the sources of its ready file."""
+        ready = workdir / "ready.json"
+        self._counters_path = workdir / "counters.json"
+        for stale in (ready, self._counters_path):
+            stale.unlink(missing_ok=True)
         self._process = ManagedProcess(self.command(conf, ready, self._counters_path, max_seconds, workers),
                                        workdir, "reference")
         self._process.start()
@@ -97,8 +116,10 @@ class ReferenceTarget(Target):
             if ready.exists():
                 try:
                     info = json.loads(ready.read_text())
-                    source = info["sources"][0]
-                    return str(source.get("ip", "127.0.0.1")), int(source["port"])
+                    sources = [dict(source, port=int(source["port"])) for source in info["sources"]]
+                    if not sources:
+                        raise ValueError("no source listens")
+                    return sources
                 except (ValueError, KeyError, IndexError, TypeError) as exc:
                     raise TargetError(f"reference: unreadable ready file {ready}: {exc}") from None
             if not self._process.alive():
@@ -112,6 +133,11 @@ class ReferenceTarget(Target):
                     f"stderr tail:\n{self._process.stderr_tail() or '(empty)'}"
                 )
             time.sleep(0.02)
+
+    @property
+    def pid(self) -> int | None:
+        process = self._process
+        return process.proc.pid if process is not None and process.alive() else None
 
     def stop(self, timeout: float = 15.0) -> TargetReport:
         process = self._process
@@ -139,6 +165,7 @@ class ReferenceKind(TargetKind):
     syntax = "reference"
     summary = "the embedded reference parallelizer (parbench serve)"
     runs_reference_profile = True
+    runs_config_text = True
 
     def make(self, spec: ImplSpec, *, profile: str | None = None) -> ReferenceTarget:
         target = ReferenceTarget(profile=profile)
