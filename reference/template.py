@@ -297,7 +297,8 @@ def compile_template(text: str) -> Template:
     parts = _parse(text)
     single_name = None
     literal = None
-    if len(parts) == 1 and isinstance(parts[0], _Value) and not parts[0].default:
+    if len(parts) == 1 and isinstance(parts[0], _Value) and not parts[0].default \
+            and parts[0].name not in COMPUTED_MACROS:
         single_name = parts[0].name
     elif all(isinstance(p, bytes) for p in parts):
         literal = b"".join(parts)
