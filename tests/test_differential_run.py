@@ -42,10 +42,10 @@ class TwinTarget(ReferenceTarget):
     def reference_profile(self) -> str:
         return "syslog-ng-4.8"
 
-    def start_config(self, config_text, listen_ports, workdir, timeout=30.0, max_seconds=600.0):
+    def start_config(self, config_text, listen_ports, workdir, timeout=30.0, deadline_s=None):
         if self.mangle:
             config_text = self.mangle(config_text)
-        super().start_config(config_text, listen_ports, workdir, timeout, max_seconds)
+        super().start_config(config_text, listen_ports, workdir, timeout, deadline_s)
         self.version = "twin 1.0"
 
 

@@ -28,7 +28,7 @@ def service(tmp_path):
     ports = {"text": free_loopback_port(), "framed": free_loopback_port()}
     target = ReferenceTarget(profile="syslog-ng-4.8")
     try:
-        target.start_config(CONF.format(out=out.port, **ports), list(ports.values()), tmp_path, max_seconds=120)
+        target.start_config(CONF.format(out=out.port, **ports), list(ports.values()), tmp_path, deadline_s=60)
         yield ports, out
     finally:
         target.stop()

@@ -183,7 +183,8 @@ def run_implementation(target: Target, label: str, prepared: PreparedConfig, cas
         ports = [free_loopback_port() for _ in prepared.sources]
         text = prepared.render(ports, collector.port, TEMPLATE)
         try:
-            target.start_config(text, ports, workdir, timeout=start_timeout)
+            target.start_config(text, ports, workdir, timeout=start_timeout,
+                                deadline_s=len(cases) * case_timeout + STOP_TIMEOUT_S)
         except TargetError as exc:
             run.error = str(exc)
             return run

@@ -149,7 +149,8 @@ class SyslogNgTarget(Target):
         raise TargetError(f"syslog-ng: could not bind a free loopback port in {BIND_ATTEMPTS} attempts; "
                           f"stderr tail:\n{last_error}")
 
-    def start_config(self, config_text: str, listen_ports, workdir: Path, timeout: float = 30.0) -> None:
+    def start_config(self, config_text: str, listen_ports, workdir: Path, timeout: float = 30.0,
+                     deadline_s: float | None = None) -> None:
         """Run ``config_text`` as it is (no options added: the caller's text
         is what runs).  The ports are the caller's: unlike ``start``, a port
         taken meanwhile is an error, not a retry."""

@@ -91,13 +91,15 @@ class Target(abc.ABC):
         return None
 
     def start_config(self, config_text: str, listen_ports: Sequence[int], workdir: Path,
-                     timeout: float = 30.0) -> None:
+                     timeout: float = 30.0, deadline_s: float | None = None) -> None:
         """Start with ``config_text``, a configuration in syslog-ng's
         language, exactly as given; return once the implementation listens
         on every port of ``listen_ports`` (the loopback TCP ports the text's
         sources name).  Raise TargetError (with the stderr tail) when it
-        cannot start.  ``stop()`` stops it as after ``start``.  Only kinds
-        with ``TargetKind.runs_config_text`` implement it."""
+        cannot start.  ``stop()`` stops it as after ``start``.
+        ``deadline_s``: longest the caller keeps it running (as
+        ``TargetPlan.deadline_s``).  Only kinds with
+        ``TargetKind.runs_config_text`` implement it."""
         raise TargetError(f"{self.name}: this kind of implementation does not run a configuration file")
 
     def reference_profile(self) -> str | None:

@@ -89,11 +89,13 @@ class ReferenceTarget(Target):
         return str(source.get("ip", "127.0.0.1")), int(source["port"])
 
     def start_config(self, config_text: str, listen_ports, workdir: Path, timeout: float = 30.0,
-                     max_seconds: float = FALLBACK_MAX_SECONDS) -> None:
+                     deadline_s: float | None = None) -> None:
         workdir = Path(workdir)
         workdir.mkdir(parents=True, exist_ok=True)
         conf = workdir / "reference.conf"
         conf.write_text(config_text)
+        max_seconds = FALLBACK_MAX_SECONDS if deadline_s is None else \
+            math.ceil(timeout + float(deadline_s) + MAX_SECONDS_MARGIN_S)
         sources = self._launch(conf, workdir, timeout, max_seconds, self.workers)
         bound = {int(source["port"]) for source in sources}
         missing = sorted(set(map(int, listen_ports)) - bound)
