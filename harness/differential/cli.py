@@ -71,7 +71,7 @@ def to_json(comparisons: list[Comparison]) -> dict:
 
 
 @click.command("diff")
-@click.argument("config", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("config", metavar="[CONF]", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--impl", "impls", multiple=True, metavar="SPEC",
               help="A real implementation to compare with the reference (repeatable): "
                    + "; ".join(f"{k.syntax}" for k in registry.kinds() if k.runs_config_text and k.name != "reference"))
@@ -90,10 +90,12 @@ def diff(config, impls, corpus, sections, source, json_out, show_documented):
     connection of its own, and compare what each made of it, macro by macro.
 
     Without CONF each corpus section runs with the configuration it names.
-    The configuration's destinations are replaced by parbench's collector
-    and its sources listen on free loopback ports; everything else runs as
-    written.  Exit 0: every case identical or a documented divergence;
-    1: a case differs or could not be run; 2: bad input."""
+    The configuration's destinations are replaced by parbench's collector,
+    its sources listen on free loopback ports and parallelize() runs as the
+    bypass; everything else runs as written.  Only the received time and the
+    process id in messages an implementation generates are masked.  Exit 0:
+    every case identical or a documented divergence; 1: a case differs or
+    could not be run; 2: bad input."""
     specs = check_impls(impls)
     loaded = load_corpus(corpus or shipped_corpus_path())
     groups = config_groups(loaded, sections, config)
