@@ -119,11 +119,11 @@ def run_diff(groups: Sequence[ConfigGroup], specs: Sequence[ImplSpec], workdir: 
             references[profile] = run_implementation(
                 registry.get_target("reference", profile=profile), label, config, cases,
                 workdir / f"{number}-reference-{profile}", index)
-        for spec in specs:
+        for which, spec in enumerate(specs):
             label = registry.full_label(spec)
             say(f"{group.config.name}: {label}, {len(cases)} cases")
             run = run_implementation(registry.get_target(spec), label, prepared[profiles[spec.text]], cases,
-                                     workdir / f"{number}-{spec.name or registry.kind_of(spec).name}", index)
+                                     workdir / f"{number}-impl{which}", index)
             reference = references[profiles[spec.text]]
             for section in group.sections:
                 comparisons.append(compare_runs(section.name, str(group.config), reference, run, section.cases))
