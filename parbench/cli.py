@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "collect": ("parbench.harness.collect_cli", "collect_command", "Receive a server's output on a port and write it to a capture file."),
     "compare": ("parbench.harness.compare_cli", "compare", "Compare two result files: noise-aware regression verdicts."),
     "history": ("parbench.harness.compare_cli", "history", "Plot a metric across saved runs."),
+    "diff": ("parbench.harness.differential.cli", "diff", "Compare what the reference and real implementations make of a corpus of messages."),
     "install": ("parbench.harness.install", "install", "Install an implementation under test (syslog-ng) privately."),
     "doctor": ("parbench.harness.install", "doctor", "Say which implementations are runnable here and why not."),
 }

@@ -84,6 +84,7 @@ class AxoSyslogKind(TargetKind):
                "or PATH, an AxoSyslog binary or install prefix")
     argument = "optional"
     gives_reference_profile = True
+    runs_config_text = True
 
     def check_argument(self, argument: str | None) -> str | None:
         argument = super().check_argument(argument)

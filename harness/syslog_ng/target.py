@@ -213,6 +213,32 @@ class SyslogNgTarget(Target):
         if off is not None:
             raise TargetError(f"{self.version}: parallelize() is off, the run would not test it: {off}")
         self._notes += [f"start-up: {line}" for line in startup_warnings(head)]
+    def start_config(self, config_text: str, listen_ports, workdir: Path, timeout: float = 30.0,
+                     deadline_s: float | None = None) -> None:
+        """Run ``config_text`` as it is (no options added: the caller's text
+        is what runs).  The ports are the caller's: unlike ``start``, a port
+        taken meanwhile is an error, not a retry."""
+        install = self.installation()
+        workdir = Path(workdir).absolute()
+        workdir.mkdir(parents=True, exist_ok=True)
+        self._control = workdir / "syslog-ng.ctl"
+        conf = workdir / "syslog-ng.conf"
+        conf.write_text(config_text)
+        for stale in ("syslog-ng.persist", "syslog-ng.ctl", "syslog-ng.pid"):
+            (workdir / stale).unlink(missing_ok=True)
+        self._process = ManagedProcess(self.command(conf, workdir), workdir, "syslog-ng")
+        self._process.start()
+        deadline = time.monotonic() + timeout
+        for port in listen_ports:
+            if not self._wait_ready(int(port), deadline):
+                raise TargetError(
+                    f"{install.version} exited with status {self._process.proc.poll()} before it was ready; "
+                    f"config {conf}; stderr tail:\n{self._process.stderr_tail() or '(empty)'}")
+
+    @property
+    def pid(self) -> int | None:
+        process = self._process
+        return process.proc.pid if process is not None and process.alive() else None
 
     def _wait_ready(self, port: int, deadline: float) -> bool:
         """True once syslog-ng itself listens on ``port`` and accepts a connection;
@@ -331,6 +357,7 @@ class SyslogNgKind(TargetKind):
                f"${ENV_SYSLOG_NG}, else the private install, else $PATH)")
     argument = "optional"
     gives_reference_profile = True
+    runs_config_text = True
 
     def make(self, spec: ImplSpec, *, profile: str | None = None) -> SyslogNgTarget:
         """Finds the binary now, so a command line naming an implementation

@@ -101,6 +101,9 @@ class TargetKind(abc.ABC):
     #: its targets answer ``Target.reference_profile()`` (they model a
     #: version of syslog-ng); the runner asks them when choosing the profile
     gives_reference_profile: ClassVar[bool] = False
+    #: its targets implement ``Target.start_config``: they run a
+    #: configuration text in syslog-ng's language as it is (``parbench diff``)
+    runs_config_text: ClassVar[bool] = False
 
     def check_argument(self, argument: str | None) -> str | None:
         """ARG as typed after ``KIND:`` (None: no ``:``) -> the argument to

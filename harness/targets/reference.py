@@ -89,16 +89,37 @@ class ReferenceTarget(Target):
         workdir = Path(workdir)
         workdir.mkdir(parents=True, exist_ok=True)
         conf = workdir / "reference.conf"
-        ready = workdir / "ready.json"
-        self._counters_path = workdir / "counters.json"
-        for stale in (ready, self._counters_path):
-            stale.unlink(missing_ok=True)
         conf.write_text(render_config(plan.scenario, plan.partitions, out_port, dialect="reference",
                                       version=self.profile))
         self._notes += config_notes(plan.scenario, plan.partitions, "reference", self.profile)
         if max_seconds is None:
             max_seconds = self.max_seconds_for(plan, timeout)
         workers = self.workers or getattr(plan.scenario.pipeline, "workers", None)
+        source = self._launch(conf, workdir, timeout, max_seconds, workers)[0]
+        return str(source.get("ip", "127.0.0.1")), int(source["port"])
+
+    def start_config(self, config_text: str, listen_ports, workdir: Path, timeout: float = 30.0,
+                     deadline_s: float | None = None) -> None:
+        workdir = Path(workdir)
+        workdir.mkdir(parents=True, exist_ok=True)
+        conf = workdir / "reference.conf"
+        conf.write_text(config_text)
+        max_seconds = FALLBACK_MAX_SECONDS if deadline_s is None else \
+            math.ceil(timeout + float(deadline_s) + MAX_SECONDS_MARGIN_S)
+        sources = self._launch(conf, workdir, timeout, max_seconds, self.workers)
+        bound = {int(source["port"]) for source in sources}
+        missing = sorted(set(map(int, listen_ports)) - bound)
+        if missing:
+            raise TargetError(f"reference: the configuration listens on {sorted(bound)}, "
+                              f"not on {', '.join(map(str, missing))}")
+
+    def _launch(self, conf: Path, workdir: Path, timeout: float, max_seconds: float,
+                workers: int | None) -> list[dict[str, Any]]:
+        """Start ``parbench serve -f conf``; the sources of its ready file."""
+        ready = workdir / "ready.json"
+        self._counters_path = workdir / "counters.json"
+        for stale in (ready, self._counters_path):
+            stale.unlink(missing_ok=True)
         self._process = ManagedProcess(self.command(conf, ready, self._counters_path, max_seconds, workers),
                                        workdir, "reference")
         self._process.start()
@@ -107,8 +128,10 @@ class ReferenceTarget(Target):
             if ready.exists():
                 try:
                     info = json.loads(ready.read_text())
-                    source = info["sources"][0]
-                    return str(source.get("ip", "127.0.0.1")), int(source["port"])
+                    sources = [dict(source, port=int(source["port"])) for source in info["sources"]]
+                    if not sources:
+                        raise ValueError("no source listens")
+                    return sources
                 except (ValueError, KeyError, IndexError, TypeError) as exc:
                     raise TargetError(f"reference: unreadable ready file {ready}: {exc}") from None
             if not self._process.alive():
@@ -122,6 +145,11 @@ class ReferenceTarget(Target):
                     f"stderr tail:\n{self._process.stderr_tail() or '(empty)'}"
                 )
             time.sleep(0.02)
+
+    @property
+    def pid(self) -> int | None:
+        process = self._process
+        return process.proc.pid if process is not None and process.alive() else None
 
     def stop(self, timeout: float = 15.0) -> TargetReport:
         process = self._process
@@ -152,6 +180,7 @@ class ReferenceKind(TargetKind):
                "profile or PROFILE")
     argument = "optional"
     runs_reference_profile = True
+    runs_config_text = True
 
     def check_argument(self, argument: str | None) -> str | None:
         from parbench.reference.profiles import PROFILES
