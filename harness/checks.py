@@ -1,20 +1,30 @@
-"""Exactly-once and ordering checks with exact witnesses (Jepsen's names).
+"""Exactly-once and ordering checks: a map of anomalies with exact witnesses
+(Jepsen / Elle style).
 
-``check(records, expected, ordering)`` compares what the collector parsed with
-what the workload sent and reports:
+``check(records, expected)`` compares what the collector parsed with what the
+workload sent and returns ``CheckResult(anomalies, stats)``: for every check
+in ``CHECKS``, ``anomalies[name] = Anomaly(count, witnesses)``.  The checks:
 
 * ``lost``: sent, never received (connection, cseq, key);
 * ``duplicated``: received more than once (connection, cseq, count, arrival
-  positions of every copy); ``duplicate_copies`` counts the extra copies;
+  positions of every copy); ``stats["duplicate_copies"]`` counts the extra
+  copies;
 * ``unexpected``: received but never sent: an out-of-range connection or
   sequence number, or a key / per-key sequence that does not match what was
   sent at that (connection, cseq);
-* ``nonmonotonic`` per (connection, key) and per connection: an adjacent pair,
-  in arrival order, of messages of the same group whose sequence number goes
-  down (the key, both sequence numbers, both arrival positions);
-* for orderings allowed to break, the share of inverted adjacent pairs per
-  key (same (connection, key) group) and the largest displacement (how far a
-  message's arrival rank within its group is from its send rank).
+* ``malformed``: an output line without a parbench trailer (stream, line,
+  its text);
+* ``nonmonotonic-per-key`` and ``nonmonotonic-per-connection``: an adjacent
+  pair, in arrival order, of messages of the same (connection, key) / the
+  same connection whose sequence number goes down (the key, both sequence
+  numbers, both arrival positions).
+
+Statistics in ``stats``: ``sent``, ``received`` (well-formed lines, copies
+included), ``duplicate_copies``, ``incomplete_tails``, and for orderings
+allowed to break, ``key_pairs`` (adjacent same-(connection, key) pairs looked
+at), ``inverted_pair_share`` (of those, the share whose sequence goes down),
+``inverted_pair_share_by_key`` and ``max_displacement`` (how far a message's
+arrival rank within its group is from its send rank).
 
 "per-key" always means per (connection, key): parallelize() keeps the order
 of one key from one connection; the same key from different connections is
@@ -27,98 +37,262 @@ streams (see ``harness.collector``).  A copy of a duplicated message takes no
 part in the order checks (only its first arrival does), so one duplicate is
 reported once, as a duplicate.
 
-Everything is vectorized (bincount, argsort, diff); only the few witnesses
-are turned into Python objects.
+The verdict (``CheckResult.verdict``) looks only at the anomalies the
+scenario's expectation prohibits: "pass", "fail", or "unknown" when the
+capture is incomplete (the collector lost output) and every prohibited
+anomaly found could be the collector's doing.
+
+A new check is one function decorated with ``@anomaly(...)``: it takes the
+shared ``CheckContext`` and returns its ``Anomaly``; results, the report
+and ``parbench check`` pick it up by iterating over the map.  Everything is
+vectorized (bincount, argsort, diff); only the few witnesses become Python
+objects.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from parbench.harness.collector import Records
-from parbench.harness.workload import Expected
+from parbench.harness.wire import Expected
 
 N_WITNESSES = 10
+PASS, FAIL, UNKNOWN = "pass", "fail", "unknown"
+VERDICTS = (PASS, FAIL, UNKNOWN)
+
+
+@dataclass
+class Anomaly:
+    count: int
+    witnesses: list[dict[str, Any]] = field(default_factory=list)  # the first few, exact
+
+    def to_json(self) -> dict[str, Any]:
+        return {"count": int(self.count), "witnesses": [dict(w) for w in self.witnesses]}
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    find: Callable[["CheckContext"], Anomaly]
+    unit: tuple[str, str]  # what is counted: singular, plural
+    description: str  # one line for reports
+    # Missing output (a capture the collector could not complete) can show
+    # up as this anomaly, so it is not proof against the target then.
+    missing_output_can_cause: bool = False
+
+    def describe(self, anomaly: Anomaly) -> str:
+        unit = self.unit[0] if anomaly.count == 1 else self.unit[1]
+        first = f" (first: {format_witness(anomaly.witnesses[0])})" if anomaly.witnesses else ""
+        return f"{self.name}: {anomaly.count} {unit}{first}"
+
+
+CHECKS: list[Check] = []
+
+
+def anomaly(name: str, *, unit: tuple[str, str], description: str,
+            missing_output_can_cause: bool = False) -> Callable:
+    """Register the decorated function as the check finding anomaly ``name``."""
+    def register(find: Callable[["CheckContext"], Anomaly]) -> Callable[["CheckContext"], Anomaly]:
+        if any(c.name == name for c in CHECKS):
+            raise ValueError(f"a check for {name!r} is already registered")
+        CHECKS.append(Check(name, find, unit, description, missing_output_can_cause))
+        return find
+    return register
+
+
+def check_named(name: str) -> Check | None:
+    return next((c for c in CHECKS if c.name == name), None)
+
+
+def format_witness(w: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in w.items())
 
 
 @dataclass
 class CheckResult:
-    ordering: str | None
-    sent: int
-    received: int  # well-formed lines, copies included
-    malformed: int
-    lost: int
-    duplicated: int  # distinct messages received more than once
-    duplicate_copies: int  # extra copies in total
-    unexpected: int
-    nonmonotonic_per_key: int
-    nonmonotonic_per_connection: int
-    key_pairs: int  # adjacent same-(connection, key) pairs looked at
-    inverted_pair_share: float
-    max_displacement: int
-    inverted_pair_share_by_key: dict[str, float] = field(default_factory=dict)
-    witnesses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    malformed_examples: list[str] = field(default_factory=list)
-    incomplete_tails: int = 0
+    anomalies: dict[str, Anomaly]  # in CHECKS order
+    stats: dict[str, Any] = field(default_factory=dict)
 
-    def verdict(self, expectation: Any) -> tuple[bool, list[str]]:
-        """Compare with the scenario's expectation (``Expectation`` or a dict
-        with ``ordering`` and ``loss_allowed``): (ok, reasons it is not)."""
-        if isinstance(expectation, dict):
-            ordering, loss_allowed = expectation.get("ordering", "per-key"), expectation.get("loss_allowed", False)
-        else:
-            ordering, loss_allowed = expectation.ordering, expectation.loss_allowed
-        w = self.witnesses
+    def count(self, name: str) -> int:
+        found = self.anomalies.get(name)
+        return found.count if found else 0
+
+    def verdict(self, expectation: Any, incomplete: str | None = None) -> tuple[str, list[str]]:
+        """(verdict, reasons) for an expectation (anything with ``prohibited``
+        anomaly names).  ``incomplete`` says why the capture may miss output
+        the target sent; then anomalies that missing output can cause make
+        the verdict "unknown" instead of "fail"."""
         reasons: list[str] = []
-        if self.lost and not loss_allowed:
-            reasons.append(f"lost {self.lost} of {self.sent} messages (first: {_fmt(w['lost'][0])})")
-        if self.duplicated:
-            reasons.append(f"duplicated {self.duplicated} messages ({self.duplicate_copies} extra copies; "
-                           f"first: {_fmt(w['duplicated'][0])})")
-        if self.unexpected:
-            reasons.append(f"{self.unexpected} unexpected messages, never sent (first: {_fmt(w['unexpected'][0])})")
-        if self.malformed:
-            ex = f" (first: {self.malformed_examples[0]})" if self.malformed_examples else ""
-            reasons.append(f"{self.malformed} malformed output lines without a parbench trailer{ex}")
-        if ordering in ("per-key", "per-connection") and self.nonmonotonic_per_key:
-            reasons.append(f"per-key order broken: {self.nonmonotonic_per_key} nonmonotonic pairs "
-                           f"(first: {_fmt(w['nonmonotonic_per_key'][0])})")
-        if ordering == "per-connection" and self.nonmonotonic_per_connection:
-            reasons.append(f"per-connection order broken: {self.nonmonotonic_per_connection} nonmonotonic pairs "
-                           f"(first: {_fmt(w['nonmonotonic_per_connection'][0])})")
-        return (not reasons), reasons
+        proof = False  # an anomaly that missing output cannot explain
+        not_checked = False  # a prohibited anomaly nobody looked for is no pass
+        for name in expectation.prohibited:
+            found = self.anomalies.get(name)
+            registered = check_named(name)
+            if found is None or registered is None:
+                reasons.append(f"{name}: not checked")
+                not_checked = True
+            elif found.count:
+                reasons.append(registered.describe(found))
+                proof = proof or not registered.missing_output_can_cause
+        if proof:
+            verdict = FAIL
+        elif (incomplete and reasons) or not_checked:
+            verdict = UNKNOWN
+        else:
+            verdict = FAIL if reasons else PASS
+        if incomplete and reasons:
+            reasons.insert(0, f"capture incomplete, so missing messages may be the collector's: {incomplete}")
+        return verdict, reasons
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "ordering": self.ordering,
-            "sent": self.sent,
-            "received": self.received,
-            "lost": self.lost,
-            "duplicated": self.duplicated,
-            "duplicate_copies": self.duplicate_copies,
-            "unexpected": self.unexpected,
-            "malformed": self.malformed,
-            "incomplete_tails": self.incomplete_tails,
-            "nonmonotonic_per_key": self.nonmonotonic_per_key,
-            "nonmonotonic_per_connection": self.nonmonotonic_per_connection,
-            "key_pairs": self.key_pairs,
-            "inverted_pair_share": self.inverted_pair_share,
-            "inverted_pair_share_by_key": dict(self.inverted_pair_share_by_key),
-            "max_displacement": self.max_displacement,
-            "witnesses": {k: [dict(x) for x in v] for k, v in self.witnesses.items()},
-            "malformed_examples": list(self.malformed_examples),
-        }
+    def to_json(self) -> dict[str, Any]:
+        return {"anomalies": {name: a.to_json() for name, a in self.anomalies.items()},
+                "stats": dict(self.stats)}
 
 
-def _fmt(w: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in w.items())
+class CheckContext:
+    """What the checks share: every record matched with the message sent at
+    its (connection, cseq), and which records take part in order checks.
+
+    ``valid``: records that match a sent message; ``arrivals``: how often
+    each sent message (by flat index) arrived, saturated at 255 (uint8, so
+    it costs a byte a message while the order checks run); ``dup_cells`` /
+    ``dup_counts``: the sent messages received more than once and their
+    exact arrival counts; ``dup_records`` / ``dup_flat``: the records of
+    those messages and their flat indices; ``ordered``: indices of the
+    records the order checks look at (every valid record's first arrival),
+    None when that is all of them.  Checks add statistics to ``stats``."""
+
+    def __init__(self, records: Records, expected: Expected):
+        self.records = records
+        self.expected = expected
+        self.stats: dict[str, Any] = {"sent": expected.total, "received": len(records),
+                                      "incomplete_tails": records.incomplete_tails}
+        n_conn = expected.n_connections
+        sent = expected.sent
+        # in-place steps: the temporaries here set the peak memory per message
+        in_range = records.conn < n_conn
+        c_idx = records.conn.astype(np.int64)
+        c_idx[~in_range] = 0
+        valid = records.cseq < sent[c_idx]
+        valid &= in_range
+        del in_range
+        flat = expected.offsets[c_idx]
+        del c_idx
+        flat += records.cseq
+        flat[~valid] = 0
+        if expected.total:
+            valid &= (expected.key_flat[flat] == records.key) & (expected.kseq_flat[flat] == records.kseq)
+        else:
+            valid[:] = False
+        flat[~valid] = -1
+        all_valid = bool(valid.all())
+        self.valid = valid
+        counts = np.bincount(flat[valid] if not all_valid else flat, minlength=expected.total)
+        self.dup_cells = np.flatnonzero(counts > 1)
+        self.dup_counts = counts[self.dup_cells]
+        use = valid.copy() if len(self.dup_cells) or not all_valid else None
+        self.dup_records = np.zeros(0, np.int64)
+        self.dup_flat = np.zeros(0, np.int64)
+        if len(self.dup_cells):
+            self.dup_records = np.flatnonzero(valid & (counts[np.maximum(flat, 0)] > 1))
+            self.dup_flat = flat[self.dup_records]
+            _, first = np.unique(self.dup_flat, return_index=True)
+            use[self.dup_records] = False
+            use[self.dup_records[first]] = True
+        del flat
+        self.arrivals = np.minimum(counts, 255, out=counts).astype(np.uint8)
+        del counts
+        self.ordered = np.flatnonzero(use) if use is not None else None
+
+    def take(self, column: np.ndarray) -> np.ndarray:
+        """A record column restricted to the records the order checks use."""
+        return column if self.ordered is None else column[self.ordered]
+
+    def record_index(self, pos: np.ndarray) -> np.ndarray:
+        """Positions among the ordered records -> record indices."""
+        return pos if self.ordered is None else self.ordered[pos]
+
+    def where(self, i: int) -> dict[str, int]:
+        r = self.records
+        return {"arrival": int(r.arrival[i]), "stream": int(r.stream[i]), "line": int(r.line[i]) + 1}
+
+    def connection_of(self, flat_index: int) -> int:
+        return int(np.searchsorted(self.expected.offsets, flat_index, side="right") - 1)
 
 
-def _where(records: Records, i: int) -> dict[str, int]:
-    return {"arrival": int(records.arrival[i]), "stream": int(records.stream[i]), "line": int(records.line[i]) + 1}
+def check(records: Records, expected: Expected) -> CheckResult:
+    """Run every registered check; see the module docstring."""
+    ctx = CheckContext(records, expected)
+    anomalies = {c.name: c.find(ctx) for c in CHECKS}
+    return CheckResult(anomalies, ctx.stats)
 
+
+# ---------------------------------------------------------------- exactly once
+
+@anomaly("lost", unit=("message sent, never received", "messages sent, never received"),
+         description="sent, never received", missing_output_can_cause=True)
+def _lost(ctx: CheckContext) -> Anomaly:
+    exp = ctx.expected
+    lost = np.flatnonzero(ctx.arrivals == 0)
+    witnesses = []
+    for f in lost[:N_WITNESSES]:
+        c = ctx.connection_of(f)
+        k = int(exp.key_flat[f])
+        witnesses.append({"conn": c, "cseq": int(f - exp.offsets[c]), "key": k, "key_name": exp.key_names[k],
+                          "kseq": int(exp.kseq_flat[f])})
+    return Anomaly(len(lost), witnesses)
+
+
+@anomaly("duplicated", unit=("message received more than once", "messages received more than once"),
+         description="received more than once (counted once per message; stats: duplicate_copies)")
+def _duplicated(ctx: CheckContext) -> Anomaly:
+    exp, rec = ctx.expected, ctx.records
+    cells = ctx.dup_cells
+    ctx.stats["duplicate_copies"] = int((ctx.dup_counts - 1).sum())
+    witnesses = []
+    shown = cells[:N_WITNESSES]
+    in_shown = np.isin(ctx.dup_flat, shown)
+    hit, hit_flat = ctx.dup_records[in_shown], ctx.dup_flat[in_shown]
+    for f, count in zip(shown, ctx.dup_counts):
+        c = ctx.connection_of(f)
+        copies = hit[hit_flat == f][:N_WITNESSES]
+        witnesses.append({"conn": c, "cseq": int(f - exp.offsets[c]), "key": int(exp.key_flat[f]),
+                          "count": int(count),
+                          "arrivals": [int(rec.arrival[i]) for i in copies],
+                          "lines": [int(rec.line[i]) + 1 for i in copies]})
+    return Anomaly(len(cells), witnesses)
+
+
+@anomaly("unexpected", unit=("message received, never sent", "messages received, never sent"),
+         description="received, never sent (no such connection or sequence number, or another key there)")
+def _unexpected(ctx: CheckContext) -> Anomaly:
+    exp, rec = ctx.expected, ctx.records
+    n_conn = exp.n_connections
+    bad = np.flatnonzero(~ctx.valid)
+    witnesses = []
+    for i in bad[:N_WITNESSES]:
+        conn, cseq = int(rec.conn[i]), int(rec.cseq[i])
+        if conn >= n_conn:
+            why = f"no connection {conn} (sent {n_conn})"
+        elif cseq >= exp.sent[conn]:
+            why = f"connection {conn} sent only {int(exp.sent[conn])} messages"
+        else:
+            why = (f"sent key {int(exp.key_flat[exp.offsets[conn] + cseq])} "
+                   f"kseq {int(exp.kseq_flat[exp.offsets[conn] + cseq])} at this cseq")
+        witnesses.append({"conn": conn, "cseq": cseq, "key": int(rec.key[i]), "kseq": int(rec.kseq[i]),
+                          **ctx.where(i), "why": why})
+    return Anomaly(len(bad), witnesses)
+
+
+@anomaly("malformed", unit=("output line without a parbench trailer", "output lines without a parbench trailer"),
+         description="output lines without a parbench trailer", missing_output_can_cause=True)
+def _malformed(ctx: CheckContext) -> Anomaly:
+    return Anomaly(ctx.records.malformed, [dict(e) for e in ctx.records.malformed_examples])
+
+
+# ---------------------------------------------------------------- order
 
 def _stable_group_order(groups: np.ndarray, n_groups: int) -> np.ndarray:
     """Indices sorting by group, keeping arrival order within a group
@@ -133,9 +307,9 @@ def _stable_group_order(groups: np.ndarray, n_groups: int) -> np.ndarray:
 def _adjacent_inversions(groups: np.ndarray, n_groups: int, seq: np.ndarray):
     """Adjacent same-group pairs in arrival order whose seq goes down.
 
-    Returns (order, same, inv): order sorts by group (stable); same[i] / inv[i]
-    say whether sorted elements i and i+1 are a same-group pair / an
-    inverted one."""
+    Returns (order, gs, ss, same, inv): order sorts by group (stable); gs /
+    ss are groups and seq in that order; same[i] / inv[i] say whether sorted
+    elements i and i+1 are a same-group pair / an inverted one."""
     order = _stable_group_order(groups, n_groups)
     gs = groups[order] if n_groups > 1 else groups
     ss = seq[order] if n_groups > 1 else seq
@@ -144,88 +318,22 @@ def _adjacent_inversions(groups: np.ndarray, n_groups: int, seq: np.ndarray):
     return order, gs, ss, same, inv
 
 
-def check(records: Records, expected: Expected, ordering: str | None = None) -> CheckResult:
-    n = len(records)
-    n_conn = expected.n_connections
-    n_keys = max(1, expected.n_keys)
-    total = expected.total
-    sent = expected.sent
-    offsets = expected.offsets
-    names = expected.key_names
+def _first_inversions(order: np.ndarray, inv_pos: np.ndarray) -> np.ndarray:
+    """The inverted pairs whose later message arrived first (witness order)."""
+    later = order[inv_pos + 1]
+    return inv_pos[np.argsort(later, kind="stable")[:N_WITNESSES]]
 
-    # -- match every record with the message sent at (conn, cseq)
-    # in-place steps: the temporaries here set the peak memory per message
-    in_range = records.conn < n_conn
-    c_idx = records.conn.astype(np.int64)
-    c_idx[~in_range] = 0
-    valid = records.cseq < sent[c_idx]
-    valid &= in_range
-    del in_range
-    flat = offsets[c_idx]
-    del c_idx
-    flat += records.cseq
-    flat[~valid] = 0
-    if total:
-        valid &= (expected.key_flat[flat] == records.key) & (expected.kseq_flat[flat] == records.kseq)
-    else:
-        valid[:] = False
-    flat[~valid] = -1
-    all_valid = bool(valid.all())
 
-    witnesses: dict[str, list[dict[str, Any]]] = {k: [] for k in (
-        "lost", "duplicated", "unexpected", "nonmonotonic_per_key", "nonmonotonic_per_connection")}
-
-    unexpected_idx = np.flatnonzero(~valid)
-    for i in unexpected_idx[:N_WITNESSES]:
-        conn, cseq = int(records.conn[i]), int(records.cseq[i])
-        if conn >= n_conn:
-            why = f"no connection {conn} (sent {n_conn})"
-        elif cseq >= sent[conn]:
-            why = f"connection {conn} sent only {int(sent[conn])} messages"
-        else:
-            why = (f"sent key {int(expected.key_flat[offsets[conn] + cseq])} "
-                   f"kseq {int(expected.kseq_flat[offsets[conn] + cseq])} at this cseq")
-        witnesses["unexpected"].append({"conn": conn, "cseq": cseq, "key": int(records.key[i]),
-                                        "kseq": int(records.kseq[i]), **_where(records, i), "why": why})
-
-    # -- exactly once
-    counts = np.bincount(flat[valid] if not all_valid else flat, minlength=total)
-    lost_idx = np.flatnonzero(counts == 0)
-    for f in lost_idx[:N_WITNESSES]:
-        c = int(np.searchsorted(offsets, f, side="right") - 1)
-        k = int(expected.key_flat[f])
-        witnesses["lost"].append({"conn": c, "cseq": int(f - offsets[c]), "key": k, "key_name": names[k],
-                                  "kseq": int(expected.kseq_flat[f])})
-    dup_cells = np.flatnonzero(counts > 1)
-    duplicate_copies = int((counts[dup_cells] - 1).sum())
-    use = None  # records taking part in the order checks (None = all valid ones)
-    if len(dup_cells) or not all_valid:
-        use = valid.copy()
-    if len(dup_cells):
-        dup_rec = np.flatnonzero(valid & (counts[np.maximum(flat, 0)] > 1))
-        _, first = np.unique(flat[dup_rec], return_index=True)
-        use[dup_rec] = False
-        use[dup_rec[first]] = True
-        shown = dup_cells[:N_WITNESSES]
-        hit = dup_rec[np.isin(flat[dup_rec], shown)]
-        for f in shown:
-            c = int(np.searchsorted(offsets, f, side="right") - 1)
-            copies = hit[flat[hit] == f]
-            witnesses["duplicated"].append({"conn": c, "cseq": int(f - offsets[c]), "key": int(expected.key_flat[f]),
-                                            "count": int(counts[f]),
-                                            "arrivals": [int(records.arrival[i]) for i in copies[:N_WITNESSES]],
-                                            "lines": [int(records.line[i]) + 1 for i in copies[:N_WITNESSES]]})
-    del counts, flat
-
-    sel = np.flatnonzero(use) if use is not None else None
-    conn = records.conn if sel is None else records.conn[sel]
-    key = records.key if sel is None else records.key[sel]
-
-    def rec_index(pos: np.ndarray) -> np.ndarray:
-        return pos if sel is None else sel[pos]
-
-    # -- per (connection, key) order
-    kseq = records.kseq if sel is None else records.kseq[sel]
+@anomaly("nonmonotonic-per-key", unit=("adjacent pair out of order", "adjacent pairs out of order"),
+         description="adjacent messages of one (connection, key) received out of send order")
+def _nonmonotonic_per_key(ctx: CheckContext) -> Anomaly:
+    rec, exp = ctx.records, ctx.expected
+    names = exp.key_names
+    n_conn = exp.n_connections
+    n_keys = max(1, exp.n_keys)
+    conn = ctx.take(rec.conn)
+    key = ctx.take(rec.key)
+    kseq = ctx.take(rec.kseq)
     n_groups = n_conn * n_keys
     gtype = np.uint16 if n_groups <= 0xFFFF else np.uint32 if n_groups <= 0xFFFFFFFF else np.int64
     if n_conn > 1:
@@ -234,52 +342,51 @@ def check(records: Records, expected: Expected, ordering: str | None = None) -> 
         groups += key.astype(gtype, copy=False)
     else:
         groups = key.astype(gtype, copy=False)
+    del conn, key
     order, gs, ks, same, inv = _adjacent_inversions(groups, n_groups, kseq)
+    del groups, kseq
     key_pairs = int(same.sum())
     inv_pos = np.flatnonzero(inv)
-    n_inv_key = len(inv_pos)
     max_disp = 0
     share_by_key: dict[str, float] = {}
-    if n_inv_key:
-        later = order[inv_pos + 1]
-        first_shown = inv_pos[np.argsort(later, kind="stable")[:N_WITNESSES]]
-        for p in first_shown:
-            a, b = rec_index(order[p]), rec_index(order[p + 1])
-            k = int(records.key[b])
-            witnesses["nonmonotonic_per_key"].append({
-                "conn": int(records.conn[b]), "key": k, "key_name": names[k] if k < len(names) else None,
-                "kseq_before": int(records.kseq[a]), "kseq_after": int(records.kseq[b]),
-                "arrival_before": int(records.arrival[a]), "arrival_after": int(records.arrival[b]),
-                "line_before": int(records.line[a]) + 1, "line_after": int(records.line[b]) + 1})
+    witnesses = []
+    if len(inv_pos):
+        for p in _first_inversions(order, inv_pos):
+            a, b = ctx.record_index(order[p]), ctx.record_index(order[p + 1])
+            k = int(rec.key[b])
+            witnesses.append({
+                "conn": int(rec.conn[b]), "key": k, "key_name": names[k] if k < len(names) else None,
+                "kseq_before": int(rec.kseq[a]), "kseq_after": int(rec.kseq[b]),
+                "arrival_before": int(rec.arrival[a]), "arrival_after": int(rec.arrival[b]),
+                "line_before": int(rec.line[a]) + 1, "line_after": int(rec.line[b]) + 1})
         # displacement: arrival rank vs send rank within the group, both in group-sorted space
         by_seq = np.lexsort((ks, gs))
         max_disp = int(np.abs(np.arange(len(by_seq)) - by_seq).max()) if len(by_seq) else 0
-        pair_key = (gs[1:] % n_keys)
+        pair_key = gs[1:] % n_keys
         pairs_per_key = np.bincount(pair_key[same], minlength=n_keys)
         inv_per_key = np.bincount(pair_key[inv], minlength=n_keys)
         for k in np.flatnonzero(inv_per_key):
             share_by_key[names[k] if k < len(names) else str(k)] = float(inv_per_key[k] / pairs_per_key[k])
-    del order, gs, ks, same, inv, groups, kseq
+    ctx.stats.update(key_pairs=key_pairs,
+                     inverted_pair_share=float(len(inv_pos) / key_pairs) if key_pairs else 0.0,
+                     inverted_pair_share_by_key=share_by_key, max_displacement=max_disp)
+    return Anomaly(len(inv_pos), witnesses)
 
-    # -- per connection order
-    cseq = records.cseq if sel is None else records.cseq[sel]
-    order, gs, cs, same, inv = _adjacent_inversions(conn, n_conn, cseq)
+
+@anomaly("nonmonotonic-per-connection", unit=("adjacent pair out of order", "adjacent pairs out of order"),
+         description="adjacent messages of one connection received out of send order")
+def _nonmonotonic_per_connection(ctx: CheckContext) -> Anomaly:
+    rec = ctx.records
+    conn = ctx.take(rec.conn)
+    cseq = ctx.take(rec.cseq)
+    order, _, _, _, inv = _adjacent_inversions(conn, ctx.expected.n_connections, cseq)
     inv_pos = np.flatnonzero(inv)
-    n_inv_conn = len(inv_pos)
-    if n_inv_conn:
-        later = order[inv_pos + 1]
-        for p in inv_pos[np.argsort(later, kind="stable")[:N_WITNESSES]]:
-            a, b = rec_index(order[p]), rec_index(order[p + 1])
-            witnesses["nonmonotonic_per_connection"].append({
-                "conn": int(records.conn[b]), "key_before": int(records.key[a]), "key_after": int(records.key[b]),
-                "cseq_before": int(records.cseq[a]), "cseq_after": int(records.cseq[b]),
-                "arrival_before": int(records.arrival[a]), "arrival_after": int(records.arrival[b]),
-                "line_before": int(records.line[a]) + 1, "line_after": int(records.line[b]) + 1})
-
-    return CheckResult(
-        ordering=ordering, sent=total, received=n, malformed=records.malformed, lost=len(lost_idx),
-        duplicated=len(dup_cells), duplicate_copies=duplicate_copies, unexpected=len(unexpected_idx),
-        nonmonotonic_per_key=n_inv_key, nonmonotonic_per_connection=n_inv_conn, key_pairs=key_pairs,
-        inverted_pair_share=float(n_inv_key / key_pairs) if key_pairs else 0.0, max_displacement=max_disp,
-        inverted_pair_share_by_key=share_by_key, witnesses=witnesses,
-        malformed_examples=list(records.malformed_examples), incomplete_tails=records.incomplete_tails)
+    witnesses = []
+    for p in _first_inversions(order, inv_pos) if len(inv_pos) else ():
+        a, b = ctx.record_index(order[p]), ctx.record_index(order[p + 1])
+        witnesses.append({
+            "conn": int(rec.conn[b]), "key_before": int(rec.key[a]), "key_after": int(rec.key[b]),
+            "cseq_before": int(rec.cseq[a]), "cseq_after": int(rec.cseq[b]),
+            "arrival_before": int(rec.arrival[a]), "arrival_after": int(rec.arrival[b]),
+            "line_before": int(rec.line[a]) + 1, "line_after": int(rec.line[b]) + 1})
+    return Anomaly(len(inv_pos), witnesses)

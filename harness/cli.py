@@ -1,24 +1,20 @@
 """``parbench run``: scenario files -> runs against implementations -> reports.
 
-Exit status: 0 every run met its scenario's expectation; 1 a run broke it or
-could not complete; 2 bad input (scenario, option), with one line on stderr;
-130 interrupted (Ctrl-C), after writing the partial report.
+Exit status (through the errors it raises, ``parbench.errors``): 0 every run
+met its scenario's expectation; 1 a run broke it or could not complete; 2 bad
+input (scenario, option), with one line on stderr; 130 interrupted (Ctrl-C),
+after writing the partial report.
 """
 from __future__ import annotations
 
-import sys
+from dataclasses import replace
 from pathlib import Path
 
 import click
 
-EXIT_FAIL = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
-
-
-def _fail_usage(message: str) -> None:
-    click.echo(f"parbench run: {message}", err=True)
-    sys.exit(EXIT_USAGE)
+from parbench.errors import Interrupted, RunFailure, UsageError
+from parbench.harness.targets.registry import impl_help, parse_impls
+from parbench.reference.profiles import PROFILES
 
 
 def parse_partitions(text: str) -> list[int]:
@@ -32,103 +28,148 @@ def parse_partitions(text: str) -> list[int]:
     return list(dict.fromkeys(values))
 
 
+class _ImplOption(click.Option):
+    """``--impl``, whose help lists the registered kinds when it is shown,
+    so a kind registered after this module was imported is listed too."""
+
+    def get_help_record(self, ctx: click.Context):
+        self.help = (f"Implementation to run: {impl_help()}. NAME= labels it in reports "
+                     "(base=syslog-ng:/opt/a). Repeatable. Default: the scenario's sweep.implementations.")
+        return super().get_help_record(ctx)
+
+
 @click.command("run")
 @click.argument("scenarios", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--impl", "impls", multiple=True, metavar="NAME_OR_COMMAND",
-              help="Implementation to run: reference, syslog-ng, or 'command:ARGV' with {in_port} and "
-                   "{out_port}. Repeatable. Default: the scenario's sweep.implementations.")
+@click.option("--impl", "impls", multiple=True, metavar="[NAME=]KIND[:ARG]", cls=_ImplOption)
 @click.option("--partitions", "partitions_text", metavar="LIST",
               help="Partition counts to sweep, e.g. 0,1,2,4 (0 = no parallelize()). Default: the scenario's.")
 @click.option("--repeat", "repeats", type=click.IntRange(1, 1000), help="Repeats per point (default: the scenario's).")
 @click.option("--quick", is_flag=True, help="A few thousand messages, at most two partition counts, one repeat.")
 @click.option("--out", "out_dir", default="reports", show_default=True, type=click.Path(file_okay=False),
               help="Where reports/<scenario>/<timestamp>/ go.")
-@click.option("--profile", default=None,
-              help="Reference version profile. Default: the one modelling the detected syslog-ng when the sweep "
-                   "runs --impl syslog-ng, else the scenario's pipeline.profile.")
+@click.option("--profile", type=click.Choice(sorted(PROFILES)), default=None,
+              help="Reference version profile. Default: the one modelling the detected syslog-ng / AxoSyslog when "
+                   "the sweep runs one (one reference run per profile when they need several), else the "
+                   "scenario's pipeline.profile.")
 @click.option("--syslog-ng", "syslog_ng", metavar="PATH", type=click.Path(),
               help="Your own syslog-ng / AxoSyslog binary (or install prefix) for the syslog-ng implementation "
                    "(same as --impl syslog-ng:PATH).")
 @click.option("--no-progress", is_flag=True, help="No progress bar (e.g. in CI logs).")
-def run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, syslog_ng, no_progress) -> None:
+@click.option("--junit-xml", "junit_path", type=click.Path(dir_okay=False), default=None,
+              help="Also write JUnit XML: one test case per run; a failure carries its reasons and witnesses.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print a machine-readable summary (JSON, with each results.json path) on stdout; "
+                   "the human lines go to stderr.")
+def run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, syslog_ng, no_progress, junit_path,
+        as_json) -> None:
     """Run SCENARIO files against implementations; check every message and write reports.
+
+    In a GitHub Actions job ($GITHUB_STEP_SUMMARY set) a Markdown summary is
+    appended to the job summary.
 
     Example: parbench run scenarios/chatty-single-sender.toml --quick
     """
-    try:
-        _run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, syslog_ng, no_progress)
-    except KeyboardInterrupt:
-        # Only reachable before or between sweeps: a sweep catches its own
-        # Ctrl-C, stops its target and writes the partial report.
-        click.echo("interrupted", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+    _run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, syslog_ng, no_progress,
+         junit_path=junit_path, as_json=as_json)
 
 
 def with_syslog_ng_path(specs: list[str], path: str | None) -> list[str]:
-    """The implementation specs with a bare "syslog-ng" pointed at ``path``."""
+    """The implementation specs with each bare ``[NAME=]syslog-ng`` pointed
+    at ``path``.  ImplSpecError for a spec no kind reads."""
     if path is None:
         return list(specs)
-    if "syslog-ng" not in specs:
+    parsed = parse_impls(specs)
+    if not any(spec.kind == "syslog-ng" and spec.argument is None for spec in parsed):
         raise ValueError("--syslog-ng was given but no syslog-ng implementation runs; add --impl syslog-ng")
-    return [f"syslog-ng:{path}" if spec == "syslog-ng" else spec for spec in specs]
+    return [replace(spec, argument=path).text if spec.kind == "syslog-ng" and spec.argument is None else text
+            for spec, text in zip(parsed, specs)]
 
 
-def _run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, syslog_ng, no_progress) -> None:
-    from parbench.harness.scenario import ScenarioError, apply_quick, load_scenario
-    from parbench.harness.targets import TargetError, get_target
+def _run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, syslog_ng, no_progress, *,
+         junit_path: str | None = None, as_json: bool = False) -> None:
+    from parbench.harness.scenario import apply_quick, load_scenario
+    from parbench.harness.targets.base import TargetError
+    from parbench.harness.targets.kind import ImplSpecError
+    from parbench.harness.targets.registry import get_target
 
     partitions = None
     if partitions_text:
         try:
             partitions = parse_partitions(partitions_text)
         except ValueError as exc:
-            _fail_usage(str(exc))
-    if profile is not None:
-        from parbench.reference.profiles import PROFILES
-
-        if profile not in PROFILES:
-            _fail_usage(f"--profile: unknown profile {profile!r}; known: {', '.join(sorted(PROFILES))}")
-
+            raise UsageError(str(exc)) from None
     loaded = []
     for path in scenarios:
-        try:
-            scenario = load_scenario(path)
-        except ScenarioError as exc:
-            click.echo(str(exc).splitlines()[0] if str(exc) else f"{path}: invalid scenario", err=True)
-            sys.exit(EXIT_USAGE)
+        scenario = load_scenario(path)
         loaded.append(apply_quick(scenario) if quick else scenario)
 
     chosen_by_scenario = []
     for scenario in loaded:
+        chosen = list(impls or scenario.sweep.implementations or ("reference",))
         try:
-            chosen = with_syslog_ng_path(list(impls or scenario.sweep.implementations or ("reference",)), syslog_ng)
+            parse_impls(chosen)
+            chosen = with_syslog_ng_path(chosen, syslog_ng)
+        except ImplSpecError as exc:
+            raise UsageError(f"--impl: {exc}" if impls
+                             else f"{scenario.path}: sweep.implementations[{exc.index}]: {exc}") from None
         except ValueError as exc:
-            _fail_usage(f"{scenario.path}: {exc}")
+            raise UsageError(f"{scenario.path}: {exc}") from None
         chosen_by_scenario.append(chosen)
         for spec in chosen:
             try:
                 get_target(spec)
             except TargetError as exc:
-                _fail_usage(f"--impl {spec!r}: {exc}" if impls else f"{scenario.path}: sweep.implementations: {exc}")
+                raise UsageError(f"--impl {spec!r}: {exc}" if impls
+                                 else f"{scenario.path}: sweep.implementations: {exc}") from None
 
     from parbench.harness.metrics import describe_window
-    from parbench.harness.report import write_report
-    from parbench.harness.results import build_results
+    from parbench.harness.report import report_dir, write_report
+    from parbench.harness.results import Results, ScenarioInfo
     from parbench.harness.runner import run_sweep
 
-    any_failed = False
+    from parbench.harness import run_summary
+    from parbench.harness.junit import write_junit_xml
+
+    failed: list[str] = []
+    done: list[run_summary.SweepDone] = []
+    interrupted_at = None
     for scenario, chosen in zip(loaded, chosen_by_scenario):
         outcome = run_sweep(scenario, chosen, partitions, repeats, profile=profile, show_progress=not no_progress)
-        doc = build_results(scenario.name, scenario.path, scenario.raw, outcome.runs,
-                            interrupted=outcome.interrupted, throughput_window=describe_window())
-        directory = write_report(doc, Path(out_dir))
-        if outcome.profile:
-            click.echo(f"{scenario.name}: reference version profile {outcome.profile} ({outcome.profile_reason})")
-        passed = sum(r["verdict"] == "pass" for r in outcome.runs)
-        click.echo(f"{scenario.name}: {passed}/{len(outcome.runs)} runs pass; report: {directory / 'report.md'}")
-        if passed != len(outcome.runs) or not outcome.runs:
-            any_failed = True
+        results = Results(ScenarioInfo(scenario.name, str(scenario.path), scenario.raw), outcome.runs,
+                          interrupted=outcome.interrupted, throughput_window=describe_window())
+        directory = report_dir(Path(out_dir), scenario.name)
+        results.write(directory / "results.json")
+        write_report(results, directory)
+        done.append(run_summary.SweepDone(results, directory, outcome.profile))
+        # with --json, stdout holds the JSON document only
+        if outcome.profile_reasons:
+            for name, reason in outcome.profile_reasons.items():
+                click.echo(f"{scenario.name}: reference[{name}] runs version profile {name} ({reason})", err=as_json)
+        elif outcome.profile:
+            click.echo(f"{scenario.name}: reference version profile {outcome.profile} ({outcome.profile_reason})",
+                       err=as_json)
+        passed = sum(r.passed for r in outcome.runs)
+        click.echo(f"{scenario.name}: {passed}/{len(outcome.runs)} runs pass; report: {directory / 'report.md'}",
+                   err=as_json)
         if outcome.interrupted:
-            click.echo("interrupted: partial results written", err=True)
-            sys.exit(EXIT_INTERRUPTED)
-    sys.exit(EXIT_FAIL if any_failed else 0)
+            interrupted_at = directory / "results.json"
+            break
+        if passed != len(outcome.runs) or not outcome.runs:
+            failed.append(f"{scenario.name} ({len(outcome.runs) - passed} of {len(outcome.runs)} runs did not pass)"
+                          if outcome.runs else f"{scenario.name} (no runs)")
+    if junit_path:
+        try:
+            write_junit_xml([(d.results, d.results_path) for d in done], junit_path)
+        except OSError as exc:
+            raise UsageError(f"--junit-xml {junit_path}: cannot write: {exc.strerror or exc}") from None
+    try:
+        run_summary.append_step_summary(done)
+    except OSError as exc:
+        click.echo(f"parbench run: note: cannot append to ${run_summary.STEP_SUMMARY_ENV}: "
+                   f"{exc.strerror or exc}", err=True)
+    if as_json:
+        click.echo(run_summary.summary_json(done, junit_path))
+    if interrupted_at is not None:
+        raise Interrupted(f"interrupted: partial results written to {interrupted_at}")
+    if failed:
+        raise RunFailure("not every run met its expectation: " + "; ".join(failed))

@@ -7,9 +7,10 @@ output *stream*), the bytes in arrival order plus the receive time
 ``Capture``; ``Capture.from_file`` makes one from a file of output lines.
 
 ``parse_capture`` turns a capture into ``Records`` with no Python loop per
-message: newlines are found with numpy, the 56 bytes before each are gathered
-through a sliding-window view, validated (``|pb:`` prefix, separators, hex
-digits) and decoded through a lookup table, then byte-swapped into integers.
+message: newlines are found with numpy, the trailer bytes before each are
+gathered through a sliding-window view and decoded by ``harness.wire``
+(prefix, separators and hex digits validated), then byte-swapped into
+integers.
 A line's receive time is the receive time of the chunk holding its newline.
 
 Order across streams: bytes within one stream are in the order the target
@@ -31,16 +32,9 @@ from pathlib import Path
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-TRAILER_LEN = 56
-_PREFIX = b"|pb:"
-_FIXED_POS = np.array([0, 1, 2, 3, 12, 21, 30, 39])
-_FIXED_VAL = np.frombuffer(_PREFIX + b"::::", dtype=np.uint8)
-_HEX_POS = np.r_[4:12, 13:21, 22:30, 31:39, 40:56]  # 48 hex digits
-_HI_POS = _HEX_POS[0::2]
-_LO_POS = _HEX_POS[1::2]
-_UNHEX = np.full(256, 0xFF, dtype=np.uint8)
-for _i, _ch in enumerate(b"0123456789abcdef"):
-    _UNHEX[_ch] = _i
+from parbench.errors import RunFailure
+
+from parbench.harness.wire import TRAILER_LEN, decode_trailers
 # Bytes scanned for newlines at a time: bounds the temporaries of parsing.
 PARSE_BLOCK_BYTES = 8 << 20
 # Lines decoded at a time: bounds the (lines, 56) trailer copies.
@@ -55,7 +49,7 @@ class ParsedBlock:
     fields: list  # conn, key, kseq, cseq, sent, recv, stream (unset), line: as in Records
     n_lines: int
     malformed: int
-    examples: list[str]
+    examples: list[dict]  # as Records.malformed_examples, stream 0
     n_bytes: int = 0  # raw bytes these lines took
 
 
@@ -136,7 +130,8 @@ class Records:
     line: np.ndarray  # int64 line index within its stream (0-based, malformed lines counted)
     lines_total: int = 0
     malformed: int = 0
-    malformed_examples: list[str] = field(default_factory=list)  # "stream S line L: text"
+    # the first malformed lines: {"stream": S, "line": L (1-based), "text": its start}
+    malformed_examples: list[dict] = field(default_factory=list)
     incomplete_tails: int = 0  # streams that ended in the middle of a line
     has_recv_times: bool = True
 
@@ -147,18 +142,6 @@ class Records:
     def nbytes(self) -> int:
         return sum(a.nbytes for a in (self.conn, self.key, self.kseq, self.cseq, self.sent_ns, self.recv_ns,
                                       self.arrival, self.stream, self.line))
-
-
-def _decode_trailers(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(n, 56) uint8 trailers -> (ok mask, (n_ok, 6) big-endian u4 words C K S Q Th Tl)."""
-    ok = (t[:, _FIXED_POS] == _FIXED_VAL).all(axis=1)
-    hi = _UNHEX[t[:, _HI_POS]]
-    lo = _UNHEX[t[:, _LO_POS]]
-    raw = (hi << 4) | lo
-    ok &= ((hi | lo) < 16).all(axis=1)
-    if not ok.all():
-        raw = raw[ok]
-    return ok, np.ascontiguousarray(raw).view(">u4")
 
 
 class _Out:
@@ -188,7 +171,7 @@ def _newlines(buf: np.ndarray) -> np.ndarray:
 
 
 def _parse_stream(stream: Stream, stream_idx: int, nl_all: np.ndarray, out: _Out, n_examples: int,
-                  examples: list[str], line_offset: int = 0):
+                  examples: list[dict], line_offset: int = 0):
     buf = np.frombuffer(stream.data, dtype=np.uint8)
     windows = sliding_window_view(buf, TRAILER_LEN) if len(buf) >= TRAILER_LEN else None
     malformed = 0
@@ -201,7 +184,7 @@ def _parse_stream(stream: Stream, stream_idx: int, nl_all: np.ndarray, out: _Out
         all_long = bool(long_enough.all())
         cand = nl if all_long else nl[long_enough]
         if len(cand):
-            ok, words = _decode_trailers(windows[cand - TRAILER_LEN])
+            ok, words = decode_trailers(windows[cand - TRAILER_LEN])
         else:
             ok, words = np.zeros(0, bool), np.zeros((0, 6), ">u4")
         n_good = len(words)
@@ -212,7 +195,7 @@ def _parse_stream(stream: Stream, stream_idx: int, nl_all: np.ndarray, out: _Out
             malformed += n_bad
             for i in np.flatnonzero(~good)[:max(0, n_examples - len(examples))]:
                 text = bytes(buf[starts[i]:nl[i]][:160]).decode("utf-8", "replace")
-                examples.append(f"stream {stream_idx} line {line_offset + line_base + i + 1}: {text!r}")
+                examples.append({"stream": stream_idx, "line": int(line_offset + line_base + i + 1), "text": text})
             good_nl = nl[good]
         else:
             good_nl = nl
@@ -240,7 +223,7 @@ def _parse_stream(stream: Stream, stream_idx: int, nl_all: np.ndarray, out: _Out
 
 
 def parse_capture(capture: Capture, *, n_examples: int = 5) -> Records:
-    examples: list[str] = []
+    examples: list[dict] = []
     lines_total = malformed = incomplete = 0
     newlines = [_newlines(np.frombuffer(s.data, dtype=np.uint8)) for s in capture.streams]
     out = _Out(sum(len(x) for x in newlines) + sum(len(b.fields[0]) for s in capture.streams for b in s.parsed))
@@ -256,8 +239,7 @@ def parse_capture(capture: Capture, *, n_examples: int = 5) -> Records:
             line_offset += block.n_lines
             malformed += block.malformed
             # block examples were written before the stream had its index
-            examples.extend(f"stream {si} " + e[len("stream 0 "):]
-                            for e in block.examples[:max(0, n_examples - len(examples))])
+            examples.extend(dict(e, stream=si) for e in block.examples[:max(0, n_examples - len(examples))])
         n_lines, bad, inc = _parse_stream(s, si, newlines[si], out, n_examples, examples, line_offset)
         newlines[si] = None
         lines_total += line_offset + n_lines
@@ -284,7 +266,7 @@ def _parse_block(data: bytes, chunk_ends: np.ndarray, chunk_ns: np.ndarray, line
     stream = Stream(data, chunk_ends, chunk_ns)
     nl = _newlines(np.frombuffer(data, dtype=np.uint8))
     out = _Out(len(nl))
-    examples: list[str] = []
+    examples: list[dict] = []
     n_lines, bad, _ = _parse_stream(stream, 0, nl, out, n_examples, examples, line_offset)
     n = out.n
     fields = [f[:n].copy() if n < len(f) else f for f in out.fields()]
@@ -480,7 +462,17 @@ class Collector:
 
 
 def write_capture(capture: Capture, path: str | Path) -> None:
-    """Concatenate the streams into one file of lines (for ``parbench check``)."""
+    """Concatenate the streams into one file of lines (for ``parbench check``).
+
+    A stream the collector compacted while receiving (more than its
+    ``compact_bytes``) no longer holds the raw lines of its parsed blocks, so
+    such a capture is refused rather than written without them; run
+    ``parbench collect`` (which writes lines as they arrive) for captures of
+    that size."""
+    compacted = sum(b.n_lines for s in capture.streams for b in s.parsed)
+    if compacted:
+        raise RunFailure(f"cannot write the capture to {path}: {compacted} lines were parsed while receiving "
+                         "and their raw bytes are gone (use parbench collect for captures this large)")
     tmp = f"{path}.tmp"
     with open(tmp, "wb") as f:
         for s in capture.streams:

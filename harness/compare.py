@@ -1,4 +1,4 @@
-"""Noise-aware comparison of two sets of benchmark samples (issue 5).
+"""Noise-aware comparison of two sets of benchmark samples.
 
 Pure statistics plus loading of the two input formats; no printing, no
 plotting. ``harness.compare_cli`` turns this into ``parbench compare`` and
@@ -29,7 +29,6 @@ shift (Mann-Whitney's Hodges-Lehmann interval does). Measured calibration for
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -38,7 +37,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-RESULTS_SCHEMA = "parbench.results/1"
+from parbench.errors import InputFileError
+from parbench.harness.results import READABLE_SCHEMAS, Results, parse_json
 
 REGRESSION = "regression"
 IMPROVEMENT = "improvement"
@@ -66,8 +66,9 @@ RESAMPLE_MAX_SAMPLES = 500
 _BOOTSTRAP_CHUNK_ELEMENTS = 4_000_000
 
 
-class InputError(Exception):
-    """Bad or unknown input file; ``str()`` is one line naming file and key."""
+class InputError(InputFileError):
+    """Bad or unknown input (a file, or an option naming what to compare):
+    ``FILE: KEY: what was expected``."""
 
 
 @dataclass(frozen=True)
@@ -234,6 +235,22 @@ def bootstrap_ratio_ci(
     return float(low), float(high)
 
 
+def bootstrap_median_ci(
+    values: np.ndarray,
+    confidence: float = DEFAULT_CONFIDENCE,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = DEFAULT_SEED,
+) -> tuple[float, float]:
+    """Percentile-bootstrap interval of one side's median (the same
+    resampling as the ratio interval; for benchmark dashboards that want
+    a value with bounds)."""
+    values = np.asarray(values, dtype=float)
+    medians = _bootstrap_medians(values, resamples, np.random.default_rng(seed))
+    tail = (1.0 - confidence) / 2.0
+    low, high = np.quantile(medians, [tail, 1.0 - tail])
+    return float(low), float(high)
+
+
 def compare_samples(
     baseline: np.ndarray,
     current: np.ndarray,
@@ -303,13 +320,13 @@ def compare_sets(
     seed: int = DEFAULT_SEED,
 ) -> CompareReport:
     if baseline.kind != current.kind:
-        raise InputError(f"{current.path}: is a {current.kind} file but {baseline.path} is a "
-                         f"{baseline.kind} file; compare files of the same kind")
+        raise InputError(current.path, None, f"is a {current.kind} file but {baseline.path} is a "
+                                             f"{baseline.kind} file; compare files of the same kind")
     names = list(metrics) if metrics else list(baseline.metrics)
     for name in names:
         if name not in baseline.metrics:
-            raise InputError(f"--metric {name}: unknown for {baseline.kind} files; expected one of "
-                             f"{', '.join(baseline.metrics)}")
+            raise InputError(f"--metric {name}", None, f"unknown for {baseline.kind} files; expected one of "
+                                                       f"{', '.join(baseline.metrics)}")
     notes: list[str] = []
     if baseline.scenario != current.scenario:
         notes.append(f"scenarios differ: baseline {baseline.scenario!r}, current {current.scenario!r}")
@@ -397,77 +414,39 @@ def _type_name(value: Any) -> str:
     return "null" if value is None else type(value).__name__
 
 
-def _number(path: str, key: str, value: Any, allow_null: bool = False) -> float | None:
-    if value is None and allow_null:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise InputError(f"{path}: key {key}: expected a finite number, got {_type_name(value)} {repr(value)[:40]}")
-    return float(value)
-
-
-def _parse_time(path: str, key: str, value: Any) -> datetime:
-    if not isinstance(value, str):
-        raise InputError(f"{path}: key {key}: expected an ISO 8601 time string, got {_type_name(value)}")
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise InputError(f"{path}: key {key}: expected an ISO 8601 time string, got {value!r}") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment
-
-
-def _results_config(run: dict) -> str:
-    return f"{run['impl']} p={run['partitions']}"
+def _results_config(impl: str, partitions: int) -> str:
+    return f"{impl} p={partitions}"
 
 
 def _load_results(path: str, doc: dict) -> SampleSet:
-    created = _parse_time(path, "created", doc.get("created"))
-    runs = doc.get("runs")
-    if not isinstance(runs, list):
-        raise InputError(f"{path}: key runs: expected a list of runs, got {_type_name(runs)}")
-    scenario = doc.get("scenario")
-    scenario_name = scenario.get("name") if isinstance(scenario, dict) else None
-    out = SampleSet(path, KIND_RESULTS, created, Path(path).parent.name or Path(path).name,
-                    dict(RESULTS_METRICS), scenario=scenario_name)
+    """The repeats of each (impl, partitions) of a results file, through the
+    one results model (so its validation, and old schemas, apply here too)."""
+    results = Results.from_json(doc, path)
+    out = SampleSet(path, KIND_RESULTS, results.created_at, Path(path).parent.name or Path(path).name,
+                    dict(RESULTS_METRICS), scenario=results.scenario.name)
     collected: dict[tuple[str, str], list[float]] = {}
     nulls = 0
-    for i, run in enumerate(runs):
-        where = f"runs[{i}]"
-        if not isinstance(run, dict):
-            raise InputError(f"{path}: key {where}: expected an object, got {_type_name(run)}")
-        impl = run.get("impl")
-        if not isinstance(impl, str):
-            raise InputError(f"{path}: key {where}.impl: expected a string, got {_type_name(impl)}")
-        partitions = run.get("partitions")
-        if isinstance(partitions, bool) or not isinstance(partitions, int):
-            raise InputError(f"{path}: key {where}.partitions: expected an integer, got {_type_name(partitions)}")
-        config = _results_config(run)
+    for run in results.runs:
+        config = _results_config(run.impl, run.partitions)
         if config not in out.configs:
             out.configs.append(config)
-        error = run.get("error")
-        if error is not None:
-            out.excluded.append(f"{config} repeat {run.get('repeat', '?')}: {str(error).splitlines()[0] if str(error) else 'error'}")
+        if run.error is not None:
+            out.excluded.append(f"{config} repeat {run.repeat}: {run.error.splitlines()[0] if run.error else 'error'}")
             continue
-        latency = run.get("latency_ms")
-        if not isinstance(latency, dict):
-            raise InputError(f"{path}: key {where}.latency_ms: expected an object with p50 and p99, "
-                             f"got {_type_name(latency)}")
         values = {
-            "throughput_msgs_per_s": (f"{where}.throughput_msgs_per_s", run.get("throughput_msgs_per_s")),
-            "latency_ms.p50": (f"{where}.latency_ms.p50", latency.get("p50")),
-            "latency_ms.p99": (f"{where}.latency_ms.p99", latency.get("p99")),
-            "cpu_seconds": (f"{where}.cpu_seconds", run.get("cpu_seconds")),
+            "throughput_msgs_per_s": run.throughput_msgs_per_s,
+            "latency_ms.p50": run.latency_ms.get("p50"),
+            "latency_ms.p99": run.latency_ms.get("p99"),
+            "cpu_seconds": run.cpu_seconds,
         }
-        for name, (key, raw) in values.items():
+        for name, value in values.items():
             # null: the run measured nothing for this metric (e.g. no message
             # received, so no latency); the other metrics still count.
-            value = _number(path, key, raw, allow_null=True)
             if value is None:
                 nulls += 1
                 continue
-            collected.setdefault((name, config), []).append(value)
-    if doc.get("interrupted") is True:
+            collected.setdefault((name, config), []).append(float(value))
+    if results.interrupted:
         out.notes.append(f"{path}: the sweep was interrupted; its runs are partial")
     if nulls:
         out.notes.append(f"{path}: {nulls} metric value(s) were null and skipped")
@@ -475,11 +454,23 @@ def _load_results(path: str, doc: dict) -> SampleSet:
     return out
 
 
+def _parse_time(path: str, key: str, value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise InputError(path, key, f"expected an ISO 8601 time string, got {_type_name(value)}")
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(path, key, f"expected an ISO 8601 time string, got {value!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment
+
+
 def _load_bench(path: str, doc: dict) -> SampleSet:
     created = _parse_time(path, "datetime", doc.get("datetime"))
     benchmarks = doc.get("benchmarks")
     if not isinstance(benchmarks, list):
-        raise InputError(f"{path}: key benchmarks: expected a list, got {_type_name(benchmarks)}")
+        raise InputError(path, "benchmarks", f"expected a list, got {_type_name(benchmarks)}")
     commit = doc.get("commit_info") if isinstance(doc.get("commit_info"), dict) else {}
     commit_id = commit.get("id")
     label = commit_id[:10] if isinstance(commit_id, str) and commit_id != "unversioned" else Path(path).stem
@@ -487,27 +478,27 @@ def _load_bench(path: str, doc: dict) -> SampleSet:
     for i, bench in enumerate(benchmarks):
         where = f"benchmarks[{i}]"
         if not isinstance(bench, dict):
-            raise InputError(f"{path}: key {where}: expected an object, got {_type_name(bench)}")
+            raise InputError(path, where, f"expected an object, got {_type_name(bench)}")
         fullname = bench.get("fullname")
         if not isinstance(fullname, str):
-            raise InputError(f"{path}: key {where}.fullname: expected a string, got {_type_name(fullname)}")
+            raise InputError(path, f"{where}.fullname", f"expected a string, got {_type_name(fullname)}")
         stats = bench.get("stats")
         if not isinstance(stats, dict):
-            raise InputError(f"{path}: key {where}.stats: expected an object, got {_type_name(stats)}")
+            raise InputError(path, f"{where}.stats", f"expected an object, got {_type_name(stats)}")
         data = stats.get("data")
         if data is None:
-            raise InputError(f"{path}: key {where}.stats.data: no raw timings for {fullname}; "
+            raise InputError(path, f"{where}.stats.data", f"no raw timings for {fullname}; "
                              "save with `pytest --benchmark-save-data` (or --benchmark-json with it)")
         if not isinstance(data, list):
-            raise InputError(f"{path}: key {where}.stats.data: expected a list of timings, got {_type_name(data)}")
+            raise InputError(path, f"{where}.stats.data", f"expected a list of timings, got {_type_name(data)}")
         try:
             timings = np.asarray(data, dtype=float)
         except (TypeError, ValueError):
-            raise InputError(f"{path}: key {where}.stats.data: expected numbers only") from None
+            raise InputError(path, f"{where}.stats.data", "expected numbers only") from None
         if timings.ndim != 1 or not np.all(np.isfinite(timings)):
-            raise InputError(f"{path}: key {where}.stats.data: expected a flat list of finite numbers")
+            raise InputError(path, f"{where}.stats.data", "expected a flat list of finite numbers")
         if fullname in out.configs:
-            raise InputError(f"{path}: key {where}.fullname: duplicate benchmark {fullname!r}")
+            raise InputError(path, f"{where}.fullname", f"duplicate benchmark {fullname!r}")
         out.configs.append(fullname)
         group = bench.get("group")
         if isinstance(group, str):
@@ -517,30 +508,24 @@ def _load_bench(path: str, doc: dict) -> SampleSet:
 
 
 def load_samples(path: str | Path) -> SampleSet:
-    """Load a parbench results.json or a pytest-benchmark JSON; InputError on anything else."""
+    """Load a parbench results.json (ResultsError when it breaks the schema)
+    or a pytest-benchmark JSON; InputError on anything else."""
     path = str(path)
     try:
         with open(path, "rb") as fh:
             raw = fh.read()
     except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    try:
-        doc = json.loads(raw)
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: not UTF-8 text; expected a JSON file") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
+        raise InputError(path, None, f"cannot read: {exc.strerror or exc}") from None
+    doc = parse_json(raw, path, InputError)
     if not isinstance(doc, dict):
-        raise InputError(f"{path}: top level: expected a JSON object, got {_type_name(doc)}")
-    schema = doc.get("schema")
-    if schema is not None:
-        if schema != RESULTS_SCHEMA:
-            raise InputError(f"{path}: key schema: expected {RESULTS_SCHEMA!r}, got {schema!r}")
+        raise InputError(path, None, f"expected a JSON object at the top level, got {_type_name(doc)}")
+    if "schema" in doc:
         return _load_results(path, doc)
     if "benchmarks" in doc:
         return _load_bench(path, doc)
-    raise InputError(f"{path}: key schema: missing; expected a parbench results.json "
-                     f"(schema {RESULTS_SCHEMA!r}) or a pytest-benchmark JSON (key benchmarks)")
+    raise InputError(path, "schema", "missing; expected a parbench results.json "
+                     f"(schema {' or '.join(repr(s) for s in READABLE_SCHEMAS)}) or a pytest-benchmark JSON "
+                     "(key benchmarks)")
 
 
 def find_result_files(root: str | Path) -> list[Path]:

@@ -1,11 +1,12 @@
-"""``parbench compare`` and ``parbench history`` (issue 5).
+"""``parbench compare`` and ``parbench history``.
 
 The statistics live in ``harness.compare``; this module parses options,
-prints a rich table, writes Markdown and PNG files, and maps outcomes to exit
-statuses: 0 fine, 1 a regression, 2 bad input.
+prints a rich table and writes Markdown and PNG files.  Exit statuses (through
+the errors it raises): 0 fine, 1 a regression, 2 bad input.
 """
 from __future__ import annotations
 
+import json
 import math
 import sys
 from pathlib import Path
@@ -13,7 +14,12 @@ from pathlib import Path
 import click
 import numpy as np
 
+from parbench.errors import RunFailure, UsageError
+from parbench.harness import bench_formats
 from parbench.harness import compare as cmp
+from parbench.harness.results import ResultsError
+
+_METRIC_NAMES = [*cmp.RESULTS_METRICS, *cmp.BENCH_METRICS]
 
 
 class _Fraction(click.ParamType):
@@ -35,11 +41,6 @@ class _Fraction(click.ParamType):
         if not (0.0 < number < 1.0 if self.low_open else 0.0 <= number < 1.0):
             self.fail(f"{value!r}: expected a value between 0 and 100% (exclusive of 100%)", param, ctx)
         return number
-
-
-def _fail_input(message: str) -> None:
-    click.echo(f"parbench: error: {message}", err=True)
-    sys.exit(2)
 
 
 _STYLE = {cmp.REGRESSION: "bold red", cmp.IMPROVEMENT: "bold green", cmp.NO_CHANGE: "",
@@ -105,32 +106,46 @@ def _print_table(report: cmp.CompareReport) -> None:
               help="A side whose coefficient of variation exceeds this is 'erratic'.")
 @click.option("--markdown", "markdown_path", type=click.Path(dir_okay=False),
               help="Also write the comparison as Markdown (for a pull-request comment).")
-@click.option("--metric", "metrics", multiple=True,
+@click.option("--metric", "metrics", multiple=True, type=click.Choice(_METRIC_NAMES),
               help="Metric to compare (repeatable). results.json: throughput_msgs_per_s, latency_ms.p50, "
                    "latency_ms.p99, cpu_seconds (default: all). pytest-benchmark: time_s.")
-def compare(baseline, current, threshold, confidence, max_cv, markdown_path, metrics):
+@click.option("--format", "output_format", type=click.Choice(bench_formats.FORMATS), default="table",
+              show_default=True,
+              help="table: a table for people. json: every comparison. bmf: Bencher Metric Format. "
+                   "customBiggerIsBetter / customSmallerIsBetter: github-action-benchmark's custom tools. "
+                   "The last three describe CURRENT: the median of each metric with the bootstrap interval "
+                   "of that median.")
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
+def compare(baseline, current, threshold, confidence, max_cv, markdown_path, metrics, output_format, as_json):
     """Compare BASELINE and CURRENT result files with noise-aware verdicts.
 
     Both files are parbench results.json or both pytest-benchmark JSON saved
     with --benchmark-save-data. Exit 1 when any metric regressed by at least
-    --threshold with the whole --confidence interval on the bad side.
+    --threshold with the whole --confidence interval on the bad side (with
+    every --format).
     """
     if not (max_cv > 0 and math.isfinite(max_cv)):
-        _fail_input(f"--max-cv {max_cv}: expected a positive number")
-    try:
-        base = cmp.load_samples(baseline)
-        cur = cmp.load_samples(current)
-        report = cmp.compare_sets(base, cur, metrics or None, threshold=threshold,
-                                  confidence=confidence, max_cv=max_cv)
-    except cmp.InputError as exc:
-        _fail_input(str(exc))
-    _print_table(report)
+        raise UsageError(f"--max-cv {max_cv}: expected a positive number")
+    if as_json:
+        if output_format not in ("table", "json"):
+            raise UsageError(f"--json: not with --format {output_format}")
+        output_format = "json"
+    base = cmp.load_samples(baseline)
+    cur = cmp.load_samples(current)
+    report = cmp.compare_sets(base, cur, metrics or None, threshold=threshold,
+                              confidence=confidence, max_cv=max_cv)
+    if output_format == "table":
+        _print_table(report)
+    else:
+        click.echo(json.dumps(bench_formats.render(report, output_format), indent=2))
     if markdown_path:
         try:
             Path(markdown_path).write_text(cmp.render_markdown(report), encoding="utf-8")
         except OSError as exc:
-            _fail_input(f"{markdown_path}: cannot write: {exc.strerror or exc}")
-    sys.exit(1 if report.regressions else 0)
+            raise UsageError(f"{markdown_path}: cannot write: {exc.strerror or exc}") from None
+    if report.regressions:
+        n = len(report.regressions)
+        raise RunFailure(f"{n} regression{'s' if n != 1 else ''} beyond the threshold")
 
 
 def _plot_history(series_by_config: dict[str, list[tuple[int, np.ndarray]]], labels: list[str],
@@ -188,7 +203,7 @@ def _plot_history(series_by_config: dict[str, list[tuple[int, np.ndarray]]], lab
 
 @click.command()
 @click.argument("directory", type=click.Path(file_okay=False))
-@click.option("--metric", default=None,
+@click.option("--metric", default=None, type=click.Choice(_METRIC_NAMES),
               help="Metric to plot. Default: throughput_msgs_per_s for results.json, time_s for "
                    "pytest-benchmark files.")
 @click.option("--impl", "impls", multiple=True, help="Only these implementations (results.json; repeatable).")
@@ -208,27 +223,27 @@ def history(directory, metric, impls, threshold, confidence, max_cv, out_path):
     """
     root = Path(directory)
     if not root.is_dir():
-        _fail_input(f"{directory}: not a directory")
+        raise UsageError(f"{directory}: not a directory")
     loaded: list[cmp.SampleSet] = []
     skipped: list[str] = []
     for path in cmp.find_result_files(root):
         try:
             loaded.append(cmp.load_samples(path))
-        except cmp.InputError as exc:
+        except (cmp.InputError, ResultsError) as exc:
             skipped.append(str(exc))
     kinds = {s.kind for s in loaded}
     if not loaded:
-        _fail_input(f"{directory}: no parbench results.json or pytest-benchmark JSON found"
+        raise UsageError(f"{directory}: no parbench results.json or pytest-benchmark JSON found"
                     + (f" ({len(skipped)} JSON file(s) skipped; first: {skipped[0]})" if skipped else ""))
     if metric is None:
         metric = "throughput_msgs_per_s" if cmp.KIND_RESULTS in kinds else cmp.BENCH_METRIC.name
     kind = cmp.KIND_RESULTS if metric in cmp.RESULTS_METRICS else cmp.KIND_BENCH if metric in cmp.BENCH_METRICS else None
     if kind is None:
-        _fail_input(f"--metric {metric}: unknown; expected one of "
+        raise UsageError(f"--metric {metric}: unknown; expected one of "
                     f"{', '.join([*cmp.RESULTS_METRICS, *cmp.BENCH_METRICS])}")
     runs = sorted((s for s in loaded if s.kind == kind), key=lambda s: (s.created, s.path))
     if not runs:
-        _fail_input(f"{directory}: no {kind} files found for metric {metric}")
+        raise UsageError(f"{directory}: no {kind} files found for metric {metric}")
     metric_obj = runs[0].metrics[metric]
     impl_prefixes = tuple(f"{i} " for i in impls)
     # A reports/ tree holds several scenarios; "reference p=4" of two scenarios
@@ -244,7 +259,7 @@ def history(directory, metric, impls, threshold, confidence, max_cv, out_path):
                 key = f"{run.scenario}: {config}" if several_scenarios else config
                 series.setdefault(key, []).append((index, values))
     if not series:
-        _fail_input(f"{directory}: no samples of {metric}" + (f" for impl {', '.join(impls)}" if impls else ""))
+        raise UsageError(f"{directory}: no samples of {metric}" + (f" for impl {', '.join(impls)}" if impls else ""))
     steps: list[cmp.Step] = []
     for config, points in series.items():
         steps += cmp.detect_steps([v for _, v in points], metric_obj, config, threshold=threshold,
@@ -255,7 +270,7 @@ def history(directory, metric, impls, threshold, confidence, max_cv, out_path):
         _plot_history(series, labels, steps, metric_obj, out, f"{len(runs)} runs under {directory}",
                       max_cv, runs[0].robust_cv)
     except OSError as exc:
-        _fail_input(f"{out_path}: cannot write: {exc.strerror or exc}")
+        raise UsageError(f"{out_path}: cannot write: {exc.strerror or exc}") from None
     click.echo(f"{len(runs)} {kind} run(s), {len(series)} configuration(s); wrote {out}")
     for s in steps:
         run = runs[series[s.config][s.index][0]]

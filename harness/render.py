@@ -19,8 +19,9 @@ and inject configuration of its own.
 from __future__ import annotations
 
 import numbers
-import re
 from typing import Any
+
+from parbench.harness.syslog_ng.version import Version
 
 DIALECTS = ("reference", "syslog-ng")
 
@@ -71,40 +72,34 @@ def _number(value: Any, what: str) -> str:
 
 def _supports_parallelize_tuning(dialect: str, version: str | None) -> bool:
     """batch-size()/log-fetch-limit() inside parallelize() exist in AxoSyslog
-    (4.17+/4.22+), not in the syslog-ng line."""
-    if dialect == "reference":
-        # ``version`` is the reference's profile name here.
-        return not (version and str(version).startswith("syslog-ng"))
-    return bool(version) and "axo" in str(version).lower()
+    (4.17+/4.22+), not in the syslog-ng line.  Without a version: the
+    reference's default profile (AxoSyslog's) has them, an unknown real
+    syslog-ng is assumed not to."""
+    if version is None:
+        return dialect == "reference"
+    return Version.parse(version).has_parallelize_tuning
 
 
 def _has_cost(pipeline: Any) -> bool:
     return bool(getattr(pipeline, "cost_cpu_us", 0) or getattr(pipeline, "cost_latency_us", 0))
 
 
-_VERSION_NUMBERS = re.compile(r"(?<![\d.])(\d+)\.(\d+)(?:\.\d+)*")
 DEFAULT_CONFIG_VERSION = (4, 8)
 
 
-def parse_version(version: str | None) -> tuple[int, int]:
-    """(major, minor) of an implementation version or a reference profile name.
-
-    Accepts what the harness passes around: a detected version
-    ("syslog-ng 4.8.1", "axosyslog 4.26.0"), a profile name ("syslog-ng-4.8",
-    "axosyslog-4.26"), a bare number ("4.8", "4.8.1"); None is the default
+def config_version(version: str | None) -> tuple[int, int]:
+    """(major, minor) for the ``@version`` line, from any version spelling
+    the harness passes around (``harness.syslog_ng.version.Version.parse``: a
+    detected version, a profile name, a bare number); None is the default
     (4.8).  Anything without a "major.minor" number is a ValueError rather
     than a silently wrong ``@version``."""
     if version is None:
         return DEFAULT_CONFIG_VERSION
-    match = _VERSION_NUMBERS.search(str(version))
-    if match is None:
-        raise ValueError(f"no major.minor version number in {version!r}")
-    return int(match.group(1)), int(match.group(2))
+    return Version.parse(version).major_minor
 
 
 def _version_line(version: str | None) -> str:
-    """``@version: major.minor`` for any version string ``parse_version`` reads."""
-    major, minor = parse_version(version)
+    major, minor = config_version(version)
     return f"@version: {major}.{minor}"
 
 
@@ -134,13 +129,21 @@ def render_config(
     dialect: str = "reference",
     version: str | None = None,
 ) -> str:
-    """The config text: one loopback network source, optional parallelize(),
-    optional cost stage, one loopback tcp destination writing ``$MSG\\n``."""
+    """The config text: one loopback source (network(), or syslog() for
+    octet-counted framing), optional parallelize(), optional cost stage,
+    one loopback tcp destination writing ``$MSG\\n``."""
     if dialect not in DIALECTS:
         raise ValueError(f"unknown config dialect {dialect!r}; expected one of {', '.join(DIALECTS)}")
     workload = scenario.workload
     pipeline = scenario.pipeline
 
+    # Framing belongs to the source driver, never to the bytes: tcp() and
+    # network() read newline-terminated text only; RFC 6587 octet counting
+    # is the syslog() driver's (which also parses RFC 5424, falling back to
+    # RFC 3164 for other lines: the same result for both formats parbench
+    # generates).
+    octet_counted = getattr(workload, "framing", "newline") == "octet-counted"
+    driver = "syslog" if octet_counted else "network"
     src_opts = [
         'ip("127.0.0.1")',
         f"port({_int(in_port, 'in_port')})",
@@ -155,17 +158,15 @@ def render_config(
     if getattr(pipeline, "log_fetch_limit", None) is not None:
         src_opts.append(f"log-fetch-limit({_int(pipeline.log_fetch_limit, 'log_fetch_limit')})")
     src_opts += ["keep-hostname(yes)", "use-dns(no)"]
-    if workload.format == "rfc5424":
+    if workload.format == "rfc5424" and not octet_counted:
         src_opts.append("flags(syslog-protocol)")
-    # Octet-counted framing needs no option: syslog-ng's tcp sources detect
-    # RFC 6587 octet counting per connection.
 
     lines = [
         _version_line(version),
         "# rendered by parbench (harness/render.py) for scenario " + quote(scenario.name),
         "",
         "source s_parbench {",
-        "    network(" + " ".join(src_opts) + ");",
+        f"    {driver}(" + " ".join(src_opts) + ");",
         "};",
         "",
     ]

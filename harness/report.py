@@ -1,6 +1,7 @@
-"""The report of one scenario run: ``reports/<scenario>/<UTC timestamp>/``
-holding ``results.json``, ``throughput.png``, ``latency.png``,
-``balance.png`` and ``report.md``.
+"""The report of one scenario run, from its ``Results``: ``throughput.png``,
+``latency.png``, ``balance.png`` and ``report.md`` beside ``results.json`` in
+``reports/<scenario>/<UTC timestamp>/`` (``report_dir``; ``Results.write``
+writes results.json, this module only reads the model).
 
 Plots are drawn with matplotlib's Agg backend (no display needed) for a
 reader who never saw parbench: units on every axis, the scenario and the
@@ -21,7 +22,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from parbench.harness.results import write_results  # noqa: E402
+from parbench.harness.checks import check_named  # noqa: E402
+from parbench.harness.results import Results, Run  # noqa: E402
+from parbench.harness.targets.registry import impl_label  # noqa: E402
 
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
 NONE_LABEL = "none\n(no parallelize)"
@@ -41,32 +44,17 @@ def report_dir(out_root: str | Path, scenario_name: str, when: datetime | None =
 
 
 def _short_impl(impl: str) -> str:
-    """A label a reader can take in: for command targets, file names instead
-    of paths and without the port arguments the harness fills in."""
-    if impl.startswith("command:"):
-        import shlex
-
-        try:
-            words = shlex.split(impl[len("command:"):])
-        except ValueError:
-            words = impl[len("command:"):].split()
-        kept: list[str] = []
-        for word in words:
-            if "{in_port}" in word or "{out_port}" in word:
-                if kept and kept[-1].startswith("-"):
-                    kept.pop()
-                continue
-            kept.append(word.rsplit("/", 1)[-1] if "/" in word and not word.startswith("-") else word)
-        impl = "command: " + " ".join(kept)
-    return impl if len(impl) <= 48 else impl[:45] + "..."
+    """What the report calls an implementation: its NAME= label, else its
+    kind's label (``harness.targets.registry.impl_label``)."""
+    return impl_label(impl)
 
 
-def _by_impl_partitions(runs: list[dict[str, Any]], value) -> dict[str, dict[int, list[float]]]:
+def _by_impl_partitions(runs: list[Run], value) -> dict[str, dict[int, list[float]]]:
     table: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
     for run in runs:
         v = value(run)
-        if v is not None and run.get("error") is None:
-            table[run["impl"]][run["partitions"]].append(float(v))
+        if v is not None and run.error is None:
+            table[run.impl][run.partitions].append(float(v))
     return table
 
 
@@ -90,11 +78,11 @@ def _setup_x(ax, pos: dict[int, float]) -> None:
     ax.set_xlim(lo - 0.5, hi + 0.5)
 
 
-def plot_throughput(doc: dict[str, Any], path: Path) -> Path:
-    runs = doc["runs"]
-    cpus = doc["machine"]["cpus"]
-    table = _by_impl_partitions(runs, lambda r: r.get("throughput_msgs_per_s"))
-    all_parts = sorted({r["partitions"] for r in runs})
+def plot_throughput(results: Results, path: Path) -> Path:
+    runs = results.runs
+    cpus = results.machine.cpus
+    table = _by_impl_partitions(runs, lambda r: r.throughput_msgs_per_s)
+    all_parts = sorted({r.partitions for r in runs})
     pos = _positions(all_parts or [1])
     fig, ax = plt.subplots(figsize=(8, 5.5), dpi=110)
     ideal_drawn = False
@@ -128,7 +116,7 @@ def plot_throughput(doc: dict[str, Any], path: Path) -> Path:
     ax.set_ylabel("throughput (messages per second)")
     ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
     ax.set_ylim(bottom=0)
-    ax.set_title(f"{doc['scenario']['name']}: throughput vs partitions (higher is better)\n"
+    ax.set_title(f"{results.scenario.name}: throughput vs partitions (higher is better)\n"
                  f"{cpus} CPU cores; dots = median of {_runs_label(runs)}, bars = min to max", fontsize=11)
     ax.grid(axis="y", alpha=0.3)
     if table:
@@ -152,8 +140,8 @@ def _legend_below(ax) -> None:
                   ncol=2 if len(labels) > 2 else len(labels), frameon=False)
 
 
-def _runs_label(runs: list[dict[str, Any]]) -> str:
-    reps = max((r["repeat"] for r in runs), default=-1) + 1
+def _runs_label(runs: list[Run]) -> str:
+    reps = max((r.repeat for r in runs), default=-1) + 1
     return f"{reps} repeat{'s' if reps != 1 else ''} per point"
 
 
@@ -161,17 +149,17 @@ def _no_data(ax, text: str) -> None:
     ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", fontsize=11, color="0.4")
 
 
-def plot_latency(doc: dict[str, Any], path: Path) -> Path:
-    runs = doc["runs"]
-    all_parts = sorted({r["partitions"] for r in runs})
+def plot_latency(results: Results, path: Path) -> Path:
+    runs = results.runs
+    all_parts = sorted({r.partitions for r in runs})
     pos = _positions(all_parts or [1])
     fig, ax = plt.subplots(figsize=(8, 5.5), dpi=110)
     any_data = False
-    for i, impl in enumerate(sorted({r["impl"] for r in runs})):
+    for i, impl in enumerate(sorted({r.impl for r in runs})):
         color = COLORS[i % len(COLORS)]
         for stat, style, marker in (("p50", "-", "o"), ("p99", "--", "^")):
-            table = _by_impl_partitions([r for r in runs if r["impl"] == impl],
-                                        lambda r, s=stat: (r.get("latency_ms") or {}).get(s))
+            table = _by_impl_partitions([r for r in runs if r.impl == impl],
+                                        lambda r, s=stat: r.latency_ms.get(s))
             series = table.get(impl, {})
             parts = sorted(series)
             if not parts:
@@ -190,8 +178,7 @@ def plot_latency(doc: dict[str, Any], path: Path) -> Path:
                         linestyle="none", markersize=8, label=label)
     _setup_x(ax, pos)
     if any_data:
-        values = [v for r in runs if r.get("error") is None
-                  for v in ((r.get("latency_ms") or {}).get("p50"), (r.get("latency_ms") or {}).get("p99"))
+        values = [v for r in runs if r.error is None for v in (r.latency_ms.get("p50"), r.latency_ms.get("p99"))
                   if v and v > 0]
         # A log scale only when p50 and p99 are orders of magnitude apart;
         # otherwise a plain axis from 0 is easier to read.
@@ -206,36 +193,36 @@ def plot_latency(doc: dict[str, Any], path: Path) -> Path:
     else:
         _no_data(ax, "no run produced latency figures")
     ax.grid(alpha=0.3, which="both")
-    ax.set_title(f"{doc['scenario']['name']}: latency (send to receive) vs partitions\n"
-                 f"({doc['machine']['cpus']} CPU cores; lower is better)", fontsize=11)
+    ax.set_title(f"{results.scenario.name}: latency (send to receive) vs partitions\n"
+                 f"({results.machine.cpus} CPU cores; lower is better)", fontsize=11)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
     return path
 
 
-def plot_balance(doc: dict[str, Any], path: Path) -> Path:
-    runs = [r for r in doc["runs"] if r.get("partitions", 0) > 0 and r.get("error") is None
-            and (r.get("partition_processed") or r.get("partition_predicted"))]
+def plot_balance(results: Results, path: Path) -> Path:
+    runs = [r for r in results.runs if r.partitions > 0 and r.error is None
+            and (r.partition_processed or r.partition_predicted)]
     fig, ax = plt.subplots(figsize=(8, 5.5), dpi=110)
-    title = f"{doc['scenario']['name']}: messages per partition"
+    title = f"{results.scenario.name}: messages per partition"
     if not runs:
         _no_data(ax, "no per-partition counts\n(no keyed parallelize() run, or the target exposes none)")
         ax.set_xticks([])
         ax.set_yticks([])
     else:
-        n = max(r["partitions"] for r in runs)
-        chosen = [r for r in runs if r["partitions"] == n]
+        n = max(r.partitions for r in runs)
+        chosen = [r for r in runs if r.partitions == n]
         series: list[tuple[str, list[int], str, str | None]] = []
-        predicted = next((r["partition_predicted"] for r in chosen if r.get("partition_predicted")), None)
+        predicted = next((r.partition_predicted for r in chosen if r.partition_predicted), None)
         if predicted:
             series.append(("predicted by g_str_hash(key) % N", predicted, "0.75", "//"))
         seen: set[str] = set()
         for i, r in enumerate(chosen):
-            if r.get("partition_processed") and r["impl"] not in seen:
-                seen.add(r["impl"])
-                series.append((f"{_short_impl(r['impl'])}: processed (repeat {r['repeat']})",
-                               r["partition_processed"], COLORS[len(seen) - 1], None))
+            if r.partition_processed and r.impl not in seen:
+                seen.add(r.impl)
+                series.append((f"{_short_impl(r.impl)}: processed (repeat {r.repeat})",
+                               r.partition_processed, COLORS[len(seen) - 1], None))
         width = 0.8 / max(1, len(series))
         idx = np.arange(n)
         for j, (label, values, color, hatch) in enumerate(series):
@@ -253,7 +240,7 @@ def plot_balance(doc: dict[str, Any], path: Path) -> Path:
         if not seen:
             ax.text(0.5, 1.01, "no target exposed per-partition counters: prediction only",
                     transform=ax.transAxes, ha="center", va="bottom", fontsize=8, color="0.4")
-        key = (doc["scenario"].get("toml") or {}).get("pipeline", {}).get("partition_key")
+        key = (results.scenario.toml.get("pipeline") or {}).get("partition_key")
         title += f" at partitions({n})" + (f", key {key}" if key else ", round-robin (no key)")
     ax.set_title(title, fontsize=11, pad=14)
     fig.tight_layout()
@@ -275,111 +262,133 @@ def _md_escape(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def write_markdown(doc: dict[str, Any], path: Path, figures: dict[str, str]) -> Path:
-    sc = doc["scenario"]
-    runs = doc["runs"]
-    passed = sum(r["verdict"] == "pass" for r in runs)
+def _anomaly_names(runs: list[Run]) -> list[str]:
+    """Every anomaly any run was checked for, in the checks' order."""
+    return list(dict.fromkeys(name for r in runs if r.checks for name in r.checks.anomalies))
+
+
+def _anomaly_cell(run: Run, name: str) -> str:
+    if run.checks is None or name not in run.checks.anomalies:
+        return "-"
+    count = run.checks.anomalies[name].count
+    # a count the expectation prohibits is what failed the run
+    return f"**{count:,}**" if count and name in run.expectation.prohibited else f"{count:,}"
+
+
+VERDICT_CELL = {"pass": "pass", "fail": "**FAIL**", "unknown": "**unknown**"}
+
+
+def write_markdown(results: Results, path: Path, figures: dict[str, str]) -> Path:
+    sc = results.scenario
+    runs = results.runs
+    machine = results.machine
+    passed = sum(r.passed for r in runs)
     lines = [
-        f"# parbench report: {sc['name']}",
+        f"# parbench report: {sc.name}",
         "",
-        f"- scenario file: `{sc['path']}`",
-        f"- created: {doc['created']} by parbench {doc['parbench_version']}",
-        f"- machine: {doc['machine']['cpus']} CPU cores, {doc['machine']['platform']}, Python {doc['machine']['python']}",
+        f"- scenario file: `{sc.path}`",
+        f"- created: {results.created} by parbench {results.parbench_version}",
+        f"- machine: {machine.cpus} CPU cores, {machine.platform}, Python {machine.python}",
         f"- verdict: **{passed} of {len(runs)} runs pass**"
-        + (" (sweep interrupted: partial results)" if doc.get("interrupted") else ""),
+        + (" (sweep interrupted: partial results)" if results.interrupted else ""),
     ]
     versions: dict[str, str | None] = {}
     for r in runs:
-        versions[r["impl"]] = versions.get(r["impl"]) or r.get("target_version")
+        versions[r.impl] = versions.get(r.impl) or r.target_version
     if versions:
         lines.append("- implementations: " + ", ".join(
             f"`{_md_escape(_short_impl(impl))}`" + (f" ({version})" if version else "")
             for impl, version in versions.items()))
-    profiles = list(dict.fromkeys(r["profile"] for r in runs if r.get("profile")))
+    profiles = list(dict.fromkeys(r.profile for r in runs if r.profile))
     if profiles:
         lines.append("- reference version profile: " + ", ".join(f"`{_md_escape(p)}`" for p in profiles)
                      + " (why: see the target notes)")
-    description = (sc.get("toml") or {}).get("description")
+    description = sc.toml.get("description")
     if description:
         lines += ["", str(description).strip()]
+    anomalies = _anomaly_names(runs)
     lines += ["", "## Runs", "",
-              "| impl | partitions | repeat | verdict | sent | received | lost | dup | unexp | nonmono key | nonmono conn "
-              "| inverted key pairs | max displacement "
+              "| impl | partitions | repeat | verdict | sent | received | "
+              + "".join(f"{name} | " for name in anomalies)
+              + "inverted key pairs | max displacement "
               "| throughput (msg/s) | p50 ms | p99 ms | CPU s | peak RSS MB | reasons |",
-              "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+              "|---|---:|---:|---|---:|---:|" + "---:|" * len(anomalies) + "---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in runs:
-        c = r.get("checks") or {}
-        lat = r.get("latency_ms") or {}
-        rss = r.get("peak_rss_bytes")
+        stats = r.checks.stats if r.checks else {}
+        share = stats.get("inverted_pair_share")
+        lat = r.latency_ms
+        rss = r.peak_rss_bytes
         lines.append("| " + " | ".join([
-            f"`{_md_escape(_short_impl(r['impl']))}`",
-            "none" if r["partitions"] == 0 else str(r["partitions"]),
-            str(r["repeat"]),
-            "pass" if r["verdict"] == "pass" else "**FAIL**",
-            _fmt(r.get("sent")), _fmt(r.get("received")),
-            _fmt(c.get("lost")), _fmt(c.get("duplicated")), _fmt(c.get("unexpected")),
-            _fmt(c.get("nonmonotonic_per_key")), _fmt(c.get("nonmonotonic_per_connection")),
-            _fmt(c["inverted_pair_share"] * 100 if c.get("inverted_pair_share") is not None else None, ".2f") + (
-                "%" if c.get("inverted_pair_share") is not None else ""),
-            _fmt(c.get("max_displacement")),
-            _fmt(r.get("throughput_msgs_per_s")), _fmt(lat.get("p50"), ".2f"), _fmt(lat.get("p99"), ".2f"),
-            _fmt(r.get("cpu_seconds"), ".2f"), _fmt(rss / 1e6 if rss else None, ".1f"),
-            _md_escape("; ".join(r.get("verdict_reasons") or []))[:300],
+            f"`{_md_escape(_short_impl(r.impl))}`",
+            "none" if r.partitions == 0 else str(r.partitions),
+            str(r.repeat),
+            VERDICT_CELL.get(r.verdict, r.verdict),
+            _fmt(r.sent), _fmt(r.received),
+            *(_anomaly_cell(r, name) for name in anomalies),
+            _fmt(share * 100 if share is not None else None, ".2f") + ("%" if share is not None else ""),
+            _fmt(stats.get("max_displacement")),
+            _fmt(r.throughput_msgs_per_s), _fmt(lat.get("p50"), ".2f"), _fmt(lat.get("p99"), ".2f"),
+            _fmt(r.cpu_seconds, ".2f"), _fmt(rss / 1e6 if rss else None, ".1f"),
+            _md_escape("; ".join(r.verdict_reasons))[:300],
         ]) + " |")
-    expectation = runs[0]["expectation"] if runs else {}
-    if expectation:
-        lines += ["", f"Expectation: ordering **{expectation.get('ordering')}**, loss "
-                      f"{'allowed' if expectation.get('loss_allowed') else 'not allowed'}. "
+    if runs:
+        expectation = runs[0].expectation
+        lines += ["", f"Expectation: ordering **{expectation.ordering}**, loss "
+                      f"{'allowed' if expectation.loss_allowed else 'not allowed'}; prohibited anomalies "
+                      f"(bold when found): {', '.join(expectation.prohibited)}. "
                       "`partitions` none = the log path has no parallelize() element. "
-                      "nonmono = adjacent pairs of one key (or connection) received out of send order; "
-                      "inverted key pairs = their share of all adjacent same-key pairs; max displacement = "
-                      "largest distance, in messages of the same connection and key, between a message's "
-                      "arrival rank and its send rank."]
+                      "inverted key pairs = the share of adjacent same-(connection, key) pairs received out "
+                      "of send order; max displacement = largest distance, in messages of the same connection "
+                      "and key, between a message's arrival rank and its send rank.", ""]
+        lines += [f"- `{name}`: {check_named(name).description}" for name in anomalies if check_named(name)]
     lines += ["", "## Figures", ""]
     for title, name in figures.items():
         lines += [f"### {title}", "", f"![{title}]({name})", ""]
-    lines += ["## How the figures are measured", "", doc.get("throughput_window") or "", ""]
+    lines += ["## How the figures are measured", "", results.throughput_window or "", ""]
     notes: dict[str, list[str]] = defaultdict(list)
     for r in runs:
-        for note in r.get("target_notes") or []:
-            if note not in notes[r["impl"]]:
-                notes[r["impl"]].append(note)
+        for note in r.target_notes:
+            if note not in notes[r.impl]:
+                notes[r.impl].append(note)
     if notes:
         lines += ["## Target notes", ""]
         for impl, items in notes.items():
             for note in items:
                 lines.append(f"- `{_md_escape(_short_impl(impl))}`: {_md_escape(note)}")
         lines.append("")
-    errored = [r for r in runs if r.get("error") or (r["verdict"] == "fail" and r.get("stderr_tail"))]
+    errored = [r for r in runs if r.error or (not r.passed and r.stderr_tail)]
     if errored:
         lines += ["## Errors", ""]
         for r in errored:
-            lines += [f"### {_short_impl(r['impl'])}, partitions {r['partitions']}, repeat {r['repeat']}", ""]
-            if r.get("error"):
-                lines += ["```", r["error"], "```", ""]
-            if r.get("stderr_tail"):
-                lines += ["stderr tail:", "", "```", r["stderr_tail"][-3000:], "```", ""]
-    witnesses = [(r, (r.get("checks") or {}).get("witnesses")) for r in runs if r["verdict"] == "fail"]
+            lines += [f"### {_short_impl(r.impl)}, partitions {r.partitions}, repeat {r.repeat}", ""]
+            if r.error:
+                lines += ["```", r.error, "```", ""]
+            if r.stderr_head and r.stderr_head != r.stderr_tail:
+                lines += ["stderr head (start-up):", "", "```", r.stderr_head[:3000], "```", ""]
+            if r.stderr_tail:
+                lines += ["stderr tail:", "", "```", r.stderr_tail[-3000:], "```", ""]
+    witnesses = [(r, {name: a.witnesses for name, a in r.checks.anomalies.items() if a.witnesses})
+                 for r in runs if not r.passed and r.checks]
     witnesses = [(r, w) for r, w in witnesses if w]
     if witnesses:
         import json
 
         lines += ["## Witnesses of failed checks (first few)", ""]
         for r, w in witnesses[:6]:
-            lines += [f"- `{_md_escape(_short_impl(r['impl']))}` partitions {r['partitions']} repeat {r['repeat']}:",
+            lines += [f"- `{_md_escape(_short_impl(r.impl))}` partitions {r.partitions} repeat {r.repeat}:",
                       "", "```json", json.dumps(w, indent=1)[:2000], "```", ""]
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
-def write_report(doc: dict[str, Any], out_root: str | Path = "reports", directory: Path | None = None) -> Path:
-    """Write results.json, the three plots and report.md; return the directory."""
-    directory = directory or report_dir(out_root, doc["scenario"]["name"])
-    write_results(directory / "results.json", doc)
+def write_report(results: Results, directory: str | Path) -> Path:
+    """Write the three plots and report.md into ``directory``; return it."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
     figures = {
-        "Throughput": plot_throughput(doc, directory / "throughput.png").name,
-        "Latency": plot_latency(doc, directory / "latency.png").name,
-        "Per-partition balance": plot_balance(doc, directory / "balance.png").name,
+        "Throughput": plot_throughput(results, directory / "throughput.png").name,
+        "Latency": plot_latency(results, directory / "latency.png").name,
+        "Per-partition balance": plot_balance(results, directory / "balance.png").name,
     }
-    write_markdown(doc, directory / "report.md", figures)
+    write_markdown(results, directory / "report.md", figures)
     return directory

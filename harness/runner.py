@@ -9,7 +9,9 @@ One run: start the collector, start the target (pointing its output at the
 collector), send the workload, wait for quiescence (every expected message
 received, or no progress for ``idle_s``, or the run's deadline), stop the
 target, stop the collector, parse, check, compute metrics.  An exception in a
-run becomes that run's ``error`` (verdict "fail") and the sweep goes on.
+run becomes that run's ``error`` (verdict "fail") and the sweep goes on; a
+collector that lost output is an ``error`` too, and the verdict "unknown"
+unless the target is proven at fault anyway.
 Ctrl-C stops the current run cleanly (target and collector stopped in
 ``finally``) and ends the sweep with the runs done so far
 (``SweepOutcome.interrupted``).
@@ -29,8 +31,14 @@ from typing import Any, Callable
 import numpy as np
 
 from parbench.harness import metrics
-from parbench.harness.results import empty_run
-from parbench.harness.targets import TargetError, TargetPlan, get_target
+from parbench.harness.balance import key_counts, predicted_partitions
+from parbench.harness.checks import check
+from parbench.harness.collector import Collector, parse_capture
+from parbench.harness.results import Run
+from parbench.harness.targets.base import TargetError, TargetPlan
+from parbench.harness.targets.kind import LABEL_RE, ImplSpec
+from parbench.harness.targets.registry import get_target, impl_label, kind_of, parse_impl
+from parbench.harness.workload import build_plan, send
 
 #: seconds without a new message before a run is considered finished early
 DEFAULT_IDLE_S = 3.0
@@ -43,17 +51,15 @@ QUIESCE_GRACE_S = 30.0
 @dataclass
 class SweepOutcome:
     scenario: Any
-    runs: list[dict[str, Any]] = field(default_factory=list)
+    runs: list[Run] = field(default_factory=list)
     interrupted: bool = False
     # The reference's version profile in this sweep and why it was chosen
     # (None when the sweep runs no reference).
     profile: str | None = None
     profile_reason: str = ""
-
-
-def _is_syslog_ng(spec: str) -> bool:
-    spec = spec.strip()
-    return spec == "syslog-ng" or spec.startswith("syslog-ng:")
+    # When the real implementations need several profiles: why each (the
+    # reference then runs once per profile, as reference:PROFILE).
+    profile_reasons: dict[str, str] = field(default_factory=dict)
 
 
 def choose_reference_profile(scenario: Any, impls: list[str], profile: str | None = None, *,
@@ -61,9 +67,10 @@ def choose_reference_profile(scenario: Any, impls: list[str], profile: str | Non
     """The reference's version profile for a sweep, and why.
 
     An explicit ``profile`` (``--profile``) wins.  Otherwise, when the sweep
-    also runs a real syslog-ng, the profile that models its detected version
-    (``harness.install.reference_profile_for``), so both sides of the
-    comparison run the same semantics; this overrides the scenario's
+    also runs an implementation that models a version (a real syslog-ng:
+    ``TargetKind.gives_reference_profile``), the profile its target names
+    (``Target.reference_profile()``), so both sides of the comparison run
+    the same semantics; this overrides the scenario's
     ``pipeline.profile`` (the note says so).  Otherwise the scenario's
     ``pipeline.profile`` (or the default)."""
     if profile:
@@ -72,20 +79,63 @@ def choose_reference_profile(scenario: Any, impls: list[str], profile: str | Non
     explicit = "profile" in ((getattr(scenario, "raw", None) or {}).get("pipeline") or {})
     fallback_reason = "the scenario's pipeline.profile" if explicit else "the default profile"
     for spec in impls:
-        if not _is_syslog_ng(spec):
+        if not kind_of(spec).gives_reference_profile:
             continue
         try:
             target = target_factory(spec)
             detected = target.reference_profile()
-            version = getattr(target, "version", None) or spec
+            version = target.version or spec
         except Exception as exc:  # TargetError, an unsupported version (ValueError)
             return scenario_profile, (f"{fallback_reason}; no profile from {spec}: "
                                       f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+        if detected is None:
+            continue
         reason = f"picked for the detected {version}"
         if explicit and scenario_profile != detected:
             reason += f" (instead of the scenario's pipeline.profile {scenario_profile}; --profile overrides)"
         return detected, reason
     return scenario_profile, fallback_reason
+
+
+def profiles_needed(impls: list[str], *, target_factory: Callable[..., Any] = get_target) -> dict[str, list[str]]:
+    """Profile -> the versions of the sweep's real implementations that it
+    models, in the order the implementations come; implementations that
+    cannot tell are left out (``choose_reference_profile`` says why)."""
+    needed: dict[str, list[str]] = {}
+    for spec in impls:
+        if not kind_of(spec).gives_reference_profile:
+            continue
+        try:
+            target = target_factory(spec)
+            detected = target.reference_profile()
+        except Exception:  # TargetError, an unsupported version (ValueError)
+            continue
+        if detected is not None:
+            needed.setdefault(detected, []).append(target.version or str(spec))
+    return needed
+
+
+def split_reference_by_profile(impls: list[str], needed: dict[str, list[str]]) -> tuple[list[str], dict[str, str]]:
+    """With real implementations needing several profiles, every reference
+    spec that names no profile becomes one spec per profile
+    (``reference:PROFILE``, labelled ``reference[PROFILE]``), so each real
+    implementation is compared with the reference modelling it.  Returns the
+    specs and, per profile, why it runs."""
+    if len(needed) < 2:
+        return list(impls), {}
+    out: list[str] = []
+    for impl in impls:
+        spec = parse_impl(impl)
+        if not kind_of(spec).runs_reference_profile or spec.argument is not None:
+            out.append(impl)
+            continue
+        for profile in needed:
+            name = f"{spec.name}-{profile}" if spec.name else None
+            if name is not None and not LABEL_RE.fullmatch(name):
+                name = None
+            out.append(ImplSpec(kind=spec.kind, argument=profile, name=name).text)
+    reasons = {profile: f"picked for the detected {', '.join(versions)}" for profile, versions in needed.items()}
+    return out, reasons
 
 
 def run_order(impls: list[str], partitions: list[int], repeats: int) -> list[tuple[str, int, int]]:
@@ -99,32 +149,6 @@ def expected_total(plan: Any, workload: Any) -> int | None:
     if workload.duration_s:
         return None
     return int(np.sum(plan.messages_per_connection))
-
-
-_SINGLE_NAME = re.compile(r"^\$(?:\{([^}]+)\}|([A-Za-z_.][A-Za-z0-9_.@-]*))$")
-
-
-def predicted_partitions(scenario: Any, partitions: int, key_counts: np.ndarray) -> list[int] | None:
-    """Per partition: messages that keyed placement (reference.partition,
-    g_str_hash(key) % N) puts there, given how many messages of each key
-    index arrived.  None when the key template is not the scenario's key field
-    itself (then the prediction would need the whole message)."""
-    template = scenario.pipeline.partition_key
-    if not partitions or not template:
-        return None
-    match = _SINGLE_NAME.match(template.strip())
-    if not match or (match.group(1) or match.group(2)) != scenario.workload.key_field:
-        return None
-    try:
-        from parbench.reference.partition import predict_keyed_load
-    except ImportError:
-        return None
-    keys = scenario.workload.keys
-    counts = np.zeros(len(keys), dtype=np.int64)
-    n = min(len(keys), len(key_counts))
-    counts[:n] = key_counts[:n]
-    load = predict_keyed_load([k.encode("utf-8") for k in keys], partitions, weights=counts)
-    return np.rint(load).astype(np.int64).tolist()
 
 
 def _send_deadline_s(workload: Any, total: int | None) -> float:
@@ -170,18 +194,14 @@ def run_once(scenario: Any, impl: str, partitions: int, repeat: int, workdir: Pa
              profile: str | None = None, idle_s: float = DEFAULT_IDLE_S,
              on_received: Callable[[int], None] | None = None,
              on_total: Callable[[int | None], None] | None = None,
-             target_factory: Callable[..., Any] = get_target) -> dict[str, Any]:
-    """One run; always returns a run dict (errors inside it), except for
+             target_factory: Callable[..., Any] = get_target) -> Run:
+    """One run; always returns a Run (errors inside it), except for
     KeyboardInterrupt, which propagates after cleanup."""
-    from parbench.harness.checks import check
-    from parbench.harness.collector import Collector, parse_capture
-    from parbench.harness.workload import build_plan, send
-
-    expectation = {"ordering": scenario.expect.ordering, "loss_allowed": bool(scenario.expect.loss_allowed)}
-    run = empty_run(impl, partitions, repeat, expectation)
+    run = Run(impl, int(partitions), int(repeat), expectation=scenario.expect)
     reference_profile = profile or getattr(scenario.pipeline, "profile", None)
-    if impl.strip() == "reference":
-        run["profile"] = reference_profile
+    if kind_of(impl).runs_reference_profile:
+        # reference:PROFILE runs its own profile
+        run.profile = parse_impl(impl).argument or reference_profile
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     collector = target = report = capture = None
@@ -207,62 +227,73 @@ def run_once(scenario: Any, impl: str, partitions: int, repeat: int, workdir: Pa
             if on_total:
                 on_total(sent)
             _wait_quiescent(collector, sent, idle_s, t_start + deadline_s + QUIESCE_GRACE_S)
-        run["sent"] = sent
+        run.sent = sent
         if send_result.errors:
             first = min(send_result.errors)
-            run["target_notes"].append(
+            run.target_notes.append(
                 f"sender: {len(send_result.errors)} connection(s) failed; connection {first}: {send_result.errors[first]}")
         if send_result.timed_out:
-            run["target_notes"].append(f"sender stopped at its deadline ({deadline_s:.0f}s) before sending everything")
+            run.target_notes.append(f"sender stopped at its deadline ({deadline_s:.0f}s) before sending everything")
     except KeyboardInterrupt:
-        run["error"] = "interrupted (Ctrl-C)"
+        run.error = "interrupted (Ctrl-C)"
         raise
     except TargetError as exc:
-        run["error"] = str(exc)
+        run.error = str(exc)
     except Exception as exc:  # one broken run must not end the sweep
-        run["error"] = f"{type(exc).__name__}: {exc}"
+        run.error = f"{type(exc).__name__}: {exc}"
         (workdir / "run-error.txt").write_text(traceback.format_exc())
     finally:
         if target is not None:
             try:
                 report = target.stop(timeout=STOP_TIMEOUT_S)
             except Exception as exc:
-                run["target_notes"].append(f"stopping the target failed: {type(exc).__name__}: {exc}")
+                run.target_notes.append(f"stopping the target failed: {type(exc).__name__}: {exc}")
         if collector is not None:
             try:
                 capture = collector.stop()
             except Exception as exc:
-                run["target_notes"].append(f"stopping the collector failed: {type(exc).__name__}: {exc}")
-                if run["error"] is None:
-                    run["error"] = f"stopping the collector failed: {type(exc).__name__}: {exc}"
+                run.target_notes.append(f"stopping the collector failed: {type(exc).__name__}: {exc}")
+                if run.error is None:
+                    run.error = f"stopping the collector failed: {type(exc).__name__}: {exc}"
             else:
-                run["target_notes"] += [f"collector: {error}" for error in capture.errors]
-        run["duration_s"] = time.monotonic() - t_start
+                run.target_notes += [f"collector: {error}" for error in capture.errors]
+        run.duration_s = time.monotonic() - t_start
         if report is not None:
-            run["cpu_seconds"] = report.cpu_seconds
-            run["peak_rss_bytes"] = report.peak_rss_bytes
-            run["partition_processed"] = report.partition_processed
-            run["target_notes"] += list(report.notes)
-            run["target_version"] = report.version
-            run["stderr_tail"] = report.stderr_tail or ""
-            if report.exit_code not in (0, None) and run["error"] is None:
-                run["target_notes"].append(f"target exited with status {report.exit_code}")
+            run.cpu_seconds = report.cpu_seconds
+            run.peak_rss_bytes = report.peak_rss_bytes
+            run.partition_processed = report.partition_processed
+            run.partition_assigned = report.partition_assigned
+            run.target_notes += list(report.notes)
+            run.target_version = report.version
+            run.stderr_tail = report.stderr_tail or ""
+            run.stderr_head = report.stderr_head or ""
+            run.batch_histograms = report.batch_histograms
+            if report.exit_code not in (0, None) and run.error is None:
+                run.target_notes.append(f"target exited with status {report.exit_code}")
 
-    if run["error"] is None and capture is not None:
+    evaluated = False
+    if run.error is None and capture is not None:
         try:
-            _evaluate(run, scenario, plan, capture, send_result, partitions, check, parse_capture)
+            _evaluate(run, scenario, plan, capture, send_result, partitions)
+            evaluated = True
         except Exception as exc:
-            run["error"] = f"evaluating the capture failed: {type(exc).__name__}: {exc}"
+            run.error = f"evaluating the capture failed: {type(exc).__name__}: {exc}"
             (workdir / "run-error.txt").write_text(traceback.format_exc())
-    if run["error"] is None and capture is not None and capture.data_lost:
-        # The checks above still describe what arrived, but missing messages
-        # may be the collector's, not the target's: the run cannot pass.
-        run["error"] = ("the collector lost output, so the capture is incomplete: "
-                        + "; ".join(capture.errors or ["(no detail)"]))
-    if run["error"] is not None:
-        run["verdict"] = "fail"
-        run["verdict_reasons"] = [f"error: {run['error'].splitlines()[0]}"]
+    if run.error is None and report is not None and report.failure:
+        # The checks above still describe what arrived; the run cannot pass.
+        run.error = report.failure
+    if evaluated and run.error is None and capture.data_lost and run.verdict != "pass":
+        # The checks still describe what arrived and the verdict weighed the
+        # missing output; the figures are incomplete, so the run is no sample.
+        run.error = f"the collector lost output, so the capture is incomplete: {_capture_trouble(capture)}"
+    elif run.error is not None:
+        run.verdict = "fail"
+        run.verdict_reasons = [f"error: {run.error.splitlines()[0]}"]
     return run
+
+
+def _capture_trouble(capture: Any) -> str:
+    return "; ".join(capture.errors or ["(no detail)"])
 
 
 def _wait_quiescent(collector: Any, target_count: int | None, idle_s: float, deadline: float) -> None:
@@ -284,35 +315,24 @@ def _wait_quiescent(collector: Any, target_count: int | None, idle_s: float, dea
         time.sleep(0.02)
 
 
-def _evaluate(run: dict[str, Any], scenario: Any, plan: Any, capture: Any, send_result: Any,
-              partitions: int, check: Callable, parse_capture: Callable) -> None:
+def _evaluate(run: Run, scenario: Any, plan: Any, capture: Any, send_result: Any, partitions: int) -> None:
     records = parse_capture(capture)
     # Only what was actually sent is expected (a duration-bound or failed
     # sender stops early).
     expected = plan.expected_for(send_result.sent)
-    result = check(records, expected, scenario.expect.ordering)
-    ok, reasons = result.verdict(scenario.expect)
-    run["checks"] = result.to_dict()
-    run["verdict"] = "pass" if ok else "fail"
-    run["verdict_reasons"] = list(reasons)
+    run.checks = check(records, expected)
+    run.verdict, run.verdict_reasons = run.checks.verdict(
+        scenario.expect, incomplete=_capture_trouble(capture) if capture.data_lost else None)
     sent_ns = np.asarray(records.sent_ns)
     recv_ns = np.asarray(records.recv_ns)
-    run["received"] = int(sent_ns.size)
+    run.received = int(sent_ns.size)
     tp = metrics.throughput(sent_ns, recv_ns, scenario.sweep.warmup_s)
-    run["throughput_msgs_per_s"] = tp.msgs_per_s
+    run.throughput_msgs_per_s = tp.msgs_per_s
     if scenario.sweep.warmup_s and not tp.warmup_applied:
-        run["target_notes"].append("run too short for the warm-up; throughput over all messages")
-    run["latency_ms"] = metrics.latency_ms(sent_ns, recv_ns, scenario.sweep.warmup_s)
-    run["partition_predicted"] = predicted_partitions(
+        run.target_notes.append("run too short for the warm-up; throughput over all messages")
+    run.latency_ms = metrics.latency_ms(sent_ns, recv_ns, scenario.sweep.warmup_s)
+    run.partition_predicted = predicted_partitions(
         scenario, partitions, key_counts(records.key, len(scenario.workload.keys)))
-
-
-def key_counts(keys: np.ndarray, n_keys: int) -> np.ndarray:
-    """Messages per key index 0..n_keys-1.  A key index out of range (a
-    garbled trailer; the checker counts it as unexpected) is left out: a
-    bincount over it would allocate up to 2^32 counters."""
-    keys = np.asarray(keys)
-    return np.bincount(keys[keys < n_keys].astype(np.int64), minlength=n_keys)[:n_keys]
 
 
 class _Progress:
@@ -345,11 +365,9 @@ class _Progress:
     def new_run(self, index: int, scenario: str, impl: str, partitions: int, repeat: int) -> None:
         if not self.progress:
             return
-        from parbench.harness.report import _short_impl
-
         if index == 0:
             self.progress.console.print(f"[bold]{scenario}[/]: {self.total_runs} runs")
-        label = f"[{index + 1}/{self.total_runs}] {_short_impl(impl)[:28]} p={partitions} r={repeat}"
+        label = f"[{index + 1}/{self.total_runs}] {impl_label(impl)[:28]} p={partitions} r={repeat}"
         if self.task is not None:
             self.progress.remove_task(self.task)
         self.task = self.progress.add_task(label, total=None)
@@ -362,18 +380,16 @@ class _Progress:
         if self.progress and self.task is not None:
             self.progress.update(self.task, completed=n)
 
-    def finished(self, run: dict[str, Any]) -> None:
+    def finished(self, run: Run) -> None:
         if not self.progress:
             return
-        from parbench.harness.report import _short_impl
-
-        mark = "[green]pass" if run["verdict"] == "pass" else "[red]FAIL"
+        mark = {"pass": "[green]pass", "unknown": "[yellow]UNKNOWN"}.get(run.verdict, "[red]FAIL")
         self.progress.remove_task(self.task)
         self.task = None
         self.progress.console.print(
-            f"{mark}[/] {_short_impl(run['impl'])} partitions={run['partitions']} repeat={run['repeat']}"
-            + (f"  {run['throughput_msgs_per_s']:,.0f} msg/s" if run.get("throughput_msgs_per_s") else "")
-            + (f"  ({'; '.join(run['verdict_reasons'])[:200]})" if run["verdict_reasons"] else "")
+            f"{mark}[/] {impl_label(run.impl)} partitions={run.partitions} repeat={run.repeat}"
+            + (f"  {run.throughput_msgs_per_s:,.0f} msg/s" if run.throughput_msgs_per_s else "")
+            + (f"  ({'; '.join(run.verdict_reasons)[:200]})" if run.verdict_reasons else "")
         )
 
 
@@ -388,9 +404,13 @@ def run_sweep(scenario: Any, impls: list[str], partitions: list[int] | None = No
     reps = int(repeats if repeats is not None else scenario.sweep.repeats)
     order = run_order(list(impls), parts, reps)
     outcome = SweepOutcome(scenario=scenario)
-    if any(impl.strip() == "reference" for impl in impls):
+    if any(kind_of(impl).runs_reference_profile for impl in impls):
         outcome.profile, outcome.profile_reason = choose_reference_profile(
             scenario, list(impls), profile, target_factory=target_factory)
+        if not profile:
+            impls, outcome.profile_reasons = split_reference_by_profile(
+                list(impls), profiles_needed(list(impls), target_factory=target_factory))
+            order = run_order(list(impls), parts, reps)
         profile = outcome.profile
     tmp = Path(tempfile.mkdtemp(prefix=f"parbench-{_safe(scenario.name)}-", dir=workroot))
     keep = False
@@ -406,13 +426,15 @@ def run_sweep(scenario: Any, impls: list[str], partitions: list[int] | None = No
                 except KeyboardInterrupt:
                     outcome.interrupted = True
                     break
-                if run.get("profile") is not None and outcome.profile_reason:
-                    run["target_notes"].insert(0, f"version profile {outcome.profile}: {outcome.profile_reason}")
+                if run.profile is not None and outcome.profile_reason:
+                    reason = outcome.profile_reasons.get(run.profile) or (
+                        "named in the spec" if parse_impl(impl).argument else outcome.profile_reason)
+                    run.target_notes.insert(0, f"version profile {run.profile}: {reason}")
                 outcome.runs.append(run)
                 progress.finished(run)
-                if run["error"]:
+                if run.error:
                     keep = True
-                    run["target_notes"].append(f"work files kept in {workdir}")
+                    run.target_notes.append(f"work files kept in {workdir}")
     finally:
         if not keep:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -23,9 +23,11 @@ from typing import Any
 
 import numpy as np
 
+from parbench.errors import InputFileError
+from parbench.harness.targets.registry import ImplSpecError, parse_impls
+from parbench.harness.wire import TRAILER_LEN, min_message_size
 from parbench.reference.profiles import DEFAULT_PROFILE, PROFILES
 
-TRAILER_LEN = 56  # keep in sync with harness.workload (wire format in DESIGN.md)
 MAX_PARTITIONS = 32  # AxoSyslog 4.17+ upper bound; syslog-ng's is 16
 FORMATS = ("rfc3164", "rfc5424")
 FRAMINGS = ("newline", "octet-counted")
@@ -37,17 +39,8 @@ SDATA_KEY_RE = re.compile(r"^\.SDATA\.([!-~]+)\.([!-~]+)$")
 KEY_NAME_RE = re.compile(r"^[A-Za-z0-9._@/+-]{1,64}$")
 
 
-class ScenarioError(Exception):
-    def __init__(self, file: str | Path, key_path: str | None, message: str):
-        self.file = str(file)
-        self.key_path = key_path
-        self.message = message
-        super().__init__(str(self))
-
-    def __str__(self) -> str:
-        if self.key_path:
-            return f"{self.file}: {self.key_path}: {self.message}"
-        return f"{self.file}: {self.message}"
+class ScenarioError(InputFileError):
+    """A scenario file that cannot be run: ``FILE: KEY.PATH: what was expected``."""
 
 
 @dataclass(frozen=True)
@@ -136,8 +129,22 @@ class Sweep:
 
 @dataclass(frozen=True)
 class Expectation:
+    """What a run must show: the anomalies (``harness.checks`` names) it prohibits."""
+
     ordering: str = "per-key"
     loss_allowed: bool = False
+
+    @property
+    def prohibited(self) -> tuple[str, ...]:
+        # "per-key" is per (connection, key): parallelize() never ordered one
+        # key across connections; per-connection order implies per-key order.
+        names = ("duplicated", "unexpected", "malformed") if self.loss_allowed else (
+            "lost", "duplicated", "unexpected", "malformed")
+        if self.ordering in ("per-key", "per-connection"):
+            names += ("nonmonotonic-per-key",)
+        if self.ordering == "per-connection":
+            names += ("nonmonotonic-per-connection",)
+        return names
 
 
 @dataclass(frozen=True)
@@ -290,8 +297,6 @@ class _Reader:
         v = self.get(name, {})
         return _Reader(self.file, self.key(name), v)
 
-    def finish(self) -> None:
-        """Unknown keys are reported on construction; kept for symmetry."""
 
 def _range(lo: Any, hi: Any, lo_open: bool = False) -> str:
     if lo is not None and hi is not None:
@@ -364,8 +369,6 @@ def scenario_from_dict(raw: dict, file: str = "<scenario>") -> Scenario:
         ordering=expect_r.string("ordering", "per-key" if pipeline.partition_key else "none", choices=ORDERINGS),
         loss_allowed=expect_r.boolean("loss_allowed", False),
     )
-    expect_r.finish()
-    top.finish()
     if expect.ordering != "none" and pipeline.partition_key is None and any(p > 1 for p in sweep.partitions):
         raise ScenarioError(file, "expect.ordering",
                             "expected 'none' for a round-robin pipeline (no pipeline.partition_key) with more than "
@@ -418,13 +421,10 @@ def _workload(r: _Reader) -> Workload:
         raise r.err("shared_keys", f"expected at least one key per connection when false "
                                    f"({connections} connections), got {len(keys)} keys")
     dist = _distribution(r, len(keys) if shared else -(-len(keys) // connections))
-    r.finish()
     wl = Workload(connections=connections, messages_per_connection=mpc, duration_s=duration,
                   rate_per_connection=rate, message_size=size, format=fmt, framing=framing,
                   key_field=key_field, keys=keys, distribution=dist, shared_keys=shared, seed=seed)
-    from parbench.harness.workload import min_message_size  # late: workload imports this module
-
-    need = min_message_size(wl)
+    need = min_message_size(fmt, key_field, keys)
     if size < need:
         raise r.err("message_size", f"expected >= {need} for this format, key field and key set "
                                     f"(header + {TRAILER_LEN}-byte trailer), got {size}")
@@ -443,7 +443,6 @@ def _distribution(parent: _Reader, n_keys: int) -> Distribution:
     s = r.number("s", None, lo=0, lo_open=True, hi=100)
     weights_v = r.get("weights", None)
     hot = r.number("hot_share", None, lo=0, lo_open=True, hi=1)
-    r.finish()
     if kind != "zipf" and s is not None:
         raise r.err("s", f"expected no 's' unless kind = 'zipf', got kind {kind!r}")
     if kind != "hot-key" and hot is not None:
@@ -486,7 +485,6 @@ def _pipeline(r: _Reader, wl: Workload) -> Pipeline:
         profile=r.string("profile", DEFAULT_PROFILE, choices=tuple(sorted(PROFILES))),
         workers=r.integer("workers", None, lo=1, hi=256),
     )
-    r.finish()
     if p.max_connections is not None and p.max_connections < wl.connections:
         raise r.err("max_connections", f"expected >= workload.connections ({wl.connections}), got {p.max_connections}")
     return p
@@ -516,14 +514,10 @@ def _sweep(r: _Reader, wl: Workload) -> Sweep:
     impls = r.get("implementations", ["reference"])
     if not isinstance(impls, list) or not impls or not all(isinstance(x, str) and x.strip() for x in impls):
         raise r.err("implementations", f"expected a non-empty list of implementation names, got {_show(impls)}")
-    for i, impl in enumerate(impls):
-        spec = impl.strip()
-        ok = spec in ("reference", "syslog-ng") or spec.startswith("syslog-ng:") or (
-            spec.startswith("command:") and "{in_port}" in spec and "{out_port}" in spec)
-        if not ok:
-            raise ScenarioError(r.file, f"{r.key('implementations')}[{i}]",
-                                "expected 'reference', 'syslog-ng', 'syslog-ng:PATH' or 'command:ARGV' "
-                                f"(ARGV with {{in_port}} and {{out_port}}), got {impl!r}")
+    try:
+        parse_impls(impls)
+    except ImplSpecError as exc:
+        raise ScenarioError(r.file, f"{r.key('implementations')}[{exc.index}]", str(exc)) from None
     q = r.sub("quick")
     quick = QuickOverrides(
         messages_per_connection=q.integer("messages_per_connection", None, lo=1, hi=10**9),
@@ -531,8 +525,6 @@ def _sweep(r: _Reader, wl: Workload) -> Sweep:
         partitions=_partitions(q, "partitions", None),
         connections=q.integer("connections", None, lo=1, hi=wl.connections),
     )
-    q.finish()
-    r.finish()
     if warmup and wl.duration_s is not None and warmup >= wl.duration_s:
         raise r.err("warmup_s", f"expected less than workload.duration_s ({wl.duration_s}), got {warmup}")
     return Sweep(partitions=partitions, repeats=repeats, warmup_s=warmup, implementations=tuple(impls), quick=quick)

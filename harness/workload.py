@@ -1,16 +1,13 @@
 """Deterministic message generation (numpy) and the loopback sender.
 
-Wire format (DESIGN.md "Wire format of parbench traffic"): every message is
-exactly ``message_size`` bytes without its framing, and MSG ends with the
-56-byte trailer ``|pb:CCCCCCCC:KKKKKKKK:SSSSSSSS:QQQQQQQQ:TTTTTTTTTTTTTTTT``
-(connection, key index, sequence within (connection, key), sequence within the
-connection, send time in ``time.time_ns()``; lowercase hex).
-
-Everything but the send-time field follows from the scenario's seed.  Messages
-are built without a Python loop per message: a per-key table of framed rows
-(header with the key + padding + trailer skeleton) is gathered by the key
-sequence, the sequence fields are written as hex through a byte -> two-chars
-lookup table, and the send time is stamped once per chunk as it is sent.
+What each message looks like (header, padding, the 56-byte trailer) is
+``harness.wire``'s; this module decides which messages a workload sends and
+sends them.  Everything but the send-time field follows from the scenario's
+seed.  Messages are built without a Python loop per message: a per-key table
+of framed rows (header with the key + padding + trailer skeleton) is gathered
+by the key sequence, the sequence fields are written as hex through a byte ->
+two-chars lookup table, and the send time is stamped once per chunk as it is
+sent.
 """
 from __future__ import annotations
 
@@ -18,105 +15,22 @@ import heapq
 import math
 import selectors
 import socket
+import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
-from parbench.harness.scenario import TRAILER_LEN, Workload
-
-# Byte offsets of the trailer fields, relative to the trailer start.
-T_CONN = slice(4, 12)
-T_KEY = slice(13, 21)
-T_KSEQ = slice(22, 30)
-T_CSEQ = slice(31, 39)
-T_TIME = slice(40, 56)
+from parbench.harness import wire
+from parbench.harness.scenario import Workload
+from parbench.harness.wire import Expected
 
 # Messages generated for a duration run without a rate limit: the sender
 # stops at the duration, or earlier when the plan runs out (a plan costs 6
 # bytes a message, so it is capped).
 DURATION_UNLIMITED_TOTAL_RATE = 1_000_000
 DURATION_MAX_TOTAL_MESSAGES = 30_000_000
-
-_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
-# byte value -> its two lowercase hex characters, laid out in memory as (hi, lo)
-_HEX2 = (_HEX[np.arange(256) >> 4].astype("<u2") | (_HEX[np.arange(256) & 15].astype("<u2") << 8))
-
-_FILLER = b"parbench-filler-abcdefghijklmnopqrstuvwxyz-0123456789-"
-_PRI = b"<13>"
-_DATE_3164 = b"Jan  1 00:00:00"
-_DATE_5424 = b"2026-01-01T00:00:00.000000Z"
-_DEFAULT_HOST = b"pbhost"
-_DEFAULT_PROGRAM = b"parbench"
-_PID = b"4242"
-
-
-def hex8(values: np.ndarray) -> np.ndarray:
-    """uint32 values -> (n, 8) uint8 lowercase hex."""
-    b = np.ascontiguousarray(values, dtype=">u4").view(np.uint8).reshape(-1, 4)
-    return _HEX2[b].view(np.uint8).reshape(-1, 8)
-
-
-def hex16(value: int) -> np.ndarray:
-    return np.frombuffer(b"%016x" % (value & 0xFFFFFFFFFFFFFFFF), dtype=np.uint8)
-
-
-def _header(wl: Workload, key: str) -> bytes:
-    k = key.encode("ascii")
-    host = k if wl.key_field == "HOST" else _DEFAULT_HOST
-    prog = k if wl.key_field == "PROGRAM" else _DEFAULT_PROGRAM
-    if wl.format == "rfc3164":
-        return b"%s%s %s %s[%s]: " % (_PRI, _DATE_3164, host, prog, _PID)
-    sd = b"-"
-    if wl.key_field.startswith(".SDATA."):
-        rest = wl.key_field[len(".SDATA."):]
-        sd_id, _, name = rest.rpartition(".")
-        sd = b'[%s %s="%s"]' % (sd_id.encode(), name.encode(), k)
-    return b"%s1 %s %s %s %s pb %s " % (_PRI, _DATE_5424, host, prog, _PID, sd)
-
-
-def min_message_size(wl: Workload) -> int:
-    return max(len(_header(wl, k)) for k in wl.keys) + TRAILER_LEN
-
-
-def _frame_prefix(wl: Workload) -> bytes:
-    return b"%d " % wl.message_size if wl.framing == "octet-counted" else b""
-
-
-def _frame_suffix(wl: Workload) -> bytes:
-    return b"\n" if wl.framing == "newline" else b""
-
-
-@dataclass(frozen=True)
-class Expected:
-    """What was sent, for the checker: per connection, the key index and the
-    per-(connection, key) sequence number of each message in send order."""
-
-    key_names: tuple[str, ...]
-    sent: np.ndarray  # int64 (n_connections,): messages sent per connection
-    offsets: np.ndarray  # int64 (n_connections + 1,): start of each connection in the flat arrays
-    key_flat: np.ndarray  # key index of message cseq of connection c at offsets[c] + cseq
-    kseq_flat: np.ndarray  # uint32, its sequence number within (c, key)
-
-    @property
-    def n_connections(self) -> int:
-        return len(self.sent)
-
-    @property
-    def n_keys(self) -> int:
-        return len(self.key_names)
-
-    @property
-    def total(self) -> int:
-        return int(self.offsets[-1])
-
-    def conn_key_counts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(conn, key, count) for every (connection, key) pair that was sent."""
-        conn = np.repeat(np.arange(self.n_connections, dtype=np.int64), self.sent)
-        pair = conn * self.n_keys + self.key_flat
-        uniq, counts = np.unique(pair, return_counts=True)
-        return uniq // self.n_keys, uniq % self.n_keys, counts
 
 
 @dataclass
@@ -210,18 +124,12 @@ def build_plan(workload: Workload) -> WorkloadPlan:
 
 
 def _build_table(wl: Workload) -> tuple[np.ndarray, int, int]:
-    pre, suf = _frame_prefix(wl), _frame_suffix(wl)
+    pre, suf = wire.frame_prefix(wl.framing, wl.message_size), wire.frame_suffix(wl.framing)
     framed_len = len(pre) + wl.message_size + len(suf)
-    trailer_at = len(pre) + wl.message_size - TRAILER_LEN
+    trailer_at = len(pre) + wl.message_size - wire.TRAILER_LEN
     table = np.empty((len(wl.keys), framed_len), dtype=np.uint8)
-    filler = _FILLER * (wl.message_size // len(_FILLER) + 1)
     for k, name in enumerate(wl.keys):
-        head = _header(wl, name)
-        pad = wl.message_size - TRAILER_LEN - len(head)
-        if pad < 0:
-            raise ValueError(f"message_size {wl.message_size} too small for key {name!r}")
-        trailer = b"|pb:%08x:%08x:%08x:%08x:%016x" % (0, k, 0, 0, 0)
-        row = pre + head + filler[:pad] + trailer + suf
+        row = pre + wire.message(wl.format, wl.key_field, name, k, wl.message_size) + suf
         table[k] = np.frombuffer(row, dtype=np.uint8)
     return table, framed_len, trailer_at
 
@@ -243,11 +151,11 @@ def render_connection(plan: WorkloadPlan, conn: int, start: int = 0, count: int 
         out = out[:count]
     np.take(plan.table, keys, axis=0, out=out)
     t = plan.trailer_at
-    out[:, t + T_CONN.start:t + T_CONN.stop] = hex8(np.array([conn], dtype=np.uint32))[0]
-    out[:, t + T_KSEQ.start:t + T_KSEQ.stop] = hex8(plan.kseq_flat[base:base + count])
-    out[:, t + T_CSEQ.start:t + T_CSEQ.stop] = hex8(np.arange(start, start + count, dtype=np.uint32))
+    out[:, t + wire.CONN.start:t + wire.CONN.stop] = wire.hex8(np.array([conn], dtype=np.uint32))[0]
+    out[:, t + wire.KSEQ.start:t + wire.KSEQ.stop] = wire.hex8(plan.kseq_flat[base:base + count])
+    out[:, t + wire.CSEQ.start:t + wire.CSEQ.stop] = wire.hex8(np.arange(start, start + count, dtype=np.uint32))
     if send_ns:
-        out[:, t + T_TIME.start:t + T_TIME.stop] = hex16(send_ns)
+        out[:, t + wire.TIME.start:t + wire.TIME.stop] = wire.hex16(send_ns)
     return out
 
 
@@ -259,6 +167,7 @@ class SendResult:
     t_last_ns: int | None  # time.time_ns() after the last send
     errors: dict[int, str] = field(default_factory=dict)  # connection -> what went wrong
     timed_out: bool = False  # the deadline stopped the sender early
+    stopped: bool = False  # ``stop`` was set before everything was sent
 
     @property
     def total_sent(self) -> int:
@@ -272,7 +181,7 @@ class SendResult:
 class _Conn:
     __slots__ = ("idx", "sock", "next", "pending", "pending_start", "bytes_sent", "buf", "wake")
 
-    def __init__(self, idx: int, sock: socket.socket, buf_rows: int, framed_len: int):
+    def __init__(self, idx: int, sock: socket.socket):
         self.idx = idx
         self.sock = sock
         self.next = 0  # next message index to render
@@ -285,13 +194,17 @@ class _Conn:
 
 def send(plan: WorkloadPlan, host: str, port: int, *, deadline_s: float = 300.0,
          progress: Callable[[int], None] | None = None, connect_timeout: float = 5.0,
-         chunk_bytes: int = 1 << 20) -> SendResult:
+         chunk_bytes: int = 1 << 20, connections: Sequence[int] | None = None,
+         stop: threading.Event | None = None) -> SendResult:
     """Send every connection's messages concurrently (one thread, non-blocking
     sockets, so thousands of connections work), honouring the per-connection
     rate and the workload duration.  Gives up after ``deadline_s`` seconds
     (``timed_out``); a failing connection is recorded in ``errors`` and the
     others go on.  ``progress`` is called with the number of messages sent
-    since its previous call (at most about 20 times a second)."""
+    since its previous call (at most about 20 times a second).
+    ``connections``: send only these connection indices of the plan (a shard;
+    default all).  ``stop``: when set, finish the chunks in flight and send
+    no more (``stopped``); what was sent until then is in ``sent``."""
     wl = plan.workload
     n_conn = plan.n_connections
     planned = plan.messages_per_connection.copy()
@@ -310,10 +223,13 @@ def send(plan: WorkloadPlan, host: str, port: int, *, deadline_s: float = 300.0,
     t_first: int | None = None
     t_last: int | None = None
     timed_out = False
+    stopped = False
     reported = 0
     last_report = 0.0
     try:
-        for c in range(n_conn):
+        for c in (range(n_conn) if connections is None else connections):
+            if stop is not None and stop.is_set():
+                break  # the send loop below marks it stopped
             if time.monotonic() > hard_stop:
                 errors[c] = "not connected: deadline reached while connecting"
                 timed_out = True
@@ -324,9 +240,11 @@ def send(plan: WorkloadPlan, host: str, port: int, *, deadline_s: float = 300.0,
             except OSError as e:
                 errors[c] = f"connect to {host}:{port} failed: {e}"
                 continue
-            conns.append(_Conn(c, s, chunk_rows, fl))
+            conns.append(_Conn(c, s))
         t0 = time.monotonic()
         end_time = t0 + wl.duration_s if wl.duration_s is not None else math.inf
+        if stop is not None and stop.is_set():
+            stopped, end_time = True, -math.inf
         # (wake time, connection index, conn) of rate-limited connections ahead of schedule
         sleeping: list[tuple[float, int, _Conn]] = []
         for cn in conns:
@@ -351,6 +269,15 @@ def send(plan: WorkloadPlan, host: str, port: int, *, deadline_s: float = 300.0,
             if now >= hard_stop:
                 timed_out = True
                 break
+            if stop is not None and not stopped and stop.is_set():
+                # finish the chunks in flight (a message cut in half would
+                # reach the server as a malformed one), start no new ones
+                stopped = True
+                end_time = -math.inf
+                while sleeping:
+                    _, _, cn = heapq.heappop(sleeping)
+                    if cn.wake >= 0:
+                        sel.register(cn.sock, selectors.EVENT_WRITE, cn)
             while sleeping and sleeping[0][0] <= now:
                 _, _, cn = heapq.heappop(sleeping)
                 if cn.wake >= 0:
@@ -422,4 +349,4 @@ def send(plan: WorkloadPlan, host: str, port: int, *, deadline_s: float = 300.0,
             if sent[cn.idx] < planned[cn.idx] and cn.idx not in errors and timed_out:
                 errors.setdefault(cn.idx, f"deadline of {deadline_s}s reached after {sent[cn.idx]} of {planned[cn.idx]} messages")
     return SendResult(sent=sent, planned=planned, t_first_ns=t_first, t_last_ns=t_last, errors=errors,
-                      timed_out=timed_out)
+                      timed_out=timed_out, stopped=stopped)

@@ -44,3 +44,26 @@ class RunFailure(ParbenchError):
     """An implementation misbehaved or a run could not complete."""
 
     exit_code = EXIT_FAIL
+
+
+class InputFileError(UsageError):
+    """A file the user gave does not hold what was expected.
+
+    ``str()`` is ``FILE: KEY: what was expected, what was found`` (``KEY`` a
+    dotted path such as ``workload.connections`` or ``runs[3].verdict``;
+    left out when the whole file is at fault)."""
+
+    def __init__(self, file: object, key: str | None, message: str):
+        self.file = str(file)
+        self.key = key
+        self.message = message
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.key}: {self.message}" if self.key else f"{self.file}: {self.message}"
+
+
+class Interrupted(ParbenchError):
+    """Ctrl-C ended the work; what was finished is kept."""
+
+    exit_code = EXIT_INTERRUPTED

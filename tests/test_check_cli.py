@@ -45,7 +45,7 @@ def test_faithful_capture_passes(tmp_path, scenario):
     cap.write_bytes(b"".join(lines(scenario, 1, prefix=b"Nov 26 12:00:00 h p: ") + lines(scenario, 0)))
     r = invoke(cap, "--scenario", scenario, "--partitions", "4")
     assert r.exit_code == 0, r.output
-    assert "PASS" in r.output and "lost 0, duplicated 0" in r.output
+    assert "PASS" in r.output and "anomalies: lost 0, duplicated 0, unexpected 0, malformed 0" in r.output
     assert "predicted messages per partition (g_str_hash % 4)" in r.output
 
 
@@ -57,6 +57,8 @@ def test_broken_capture_exits_1_with_the_witness(tmp_path, scenario):
     r = invoke(cap, "--scenario", scenario)
     assert r.exit_code == 1
     assert "lost: conn=0, cseq=42" in r.output and "FAIL" in r.output
+    assert "  - lost: 1 message sent, never received (first: conn=0, cseq=42," in r.stdout
+    assert r.stderr == "parbench check: verdict fail: lost\n"
 
 
 def test_json_output_and_ordering_override(tmp_path, scenario):
@@ -65,9 +67,26 @@ def test_json_output_and_ordering_override(tmp_path, scenario):
     cap.write_bytes(b"".join(a[::-1] + lines(scenario, 1)))
     r = invoke(cap, "--scenario", scenario, "--json")
     assert r.exit_code == 1
-    d = json.loads(r.output)
-    assert d["verdict"] == "fail" and d["checks"]["nonmonotonic_per_key"] > 0
+    d = json.loads(r.stdout)
+    assert d["verdict"] == "fail" and d["checks"]["anomalies"]["nonmonotonic-per-key"]["count"] > 0
+    assert d["expectation"]["prohibited"][-1] == "nonmonotonic-per-key"
+    assert len(d["verdict_reasons"]) == 1 and d["verdict_reasons"][0].startswith("nonmonotonic-per-key: ")
     assert invoke(cap, "--scenario", scenario, "--ordering", "none").exit_code == 0
+
+
+def test_partition_prediction_is_the_runs(tmp_path, scenario):
+    """`check --partitions` predicts the balance as a run does (one function)."""
+    from parbench.harness.balance import key_counts, predicted_partitions
+
+    rows = lines(scenario, 0) + lines(scenario, 1)
+    cap = tmp_path / "out.log"
+    cap.write_bytes(b"".join(rows))
+    r = invoke(cap, "--scenario", scenario, "--partitions", "4", "--json")
+    assert r.exit_code == 0, r.output
+    sc = load_scenario(scenario)
+    plan = build_plan(sc.workload)
+    expected = predicted_partitions(sc, 4, key_counts(plan.key_flat, len(plan.key_names)))
+    assert json.loads(r.stdout)["partition_predicted"] == expected and sum(expected) == 600
 
 
 def test_sent_per_connection_for_a_partial_capture(tmp_path, scenario):

@@ -34,8 +34,8 @@ def test_malformed_lines_are_counted_with_examples_and_do_not_shift_the_rest():
     assert rec.cseq.tolist() == [0, 1, 2] + list(range(5, 20))
     # line numbers point at the capture's lines
     assert rec.line.tolist()[:4] == [0, 1, 2, 6]
-    assert rec.malformed_examples[0] == "stream 0 line 4: 'short'"
-    assert rec.malformed_examples[3] == "stream 0 line 22: ''"
+    assert rec.malformed_examples[0] == {"stream": 0, "line": 4, "text": "short"}
+    assert rec.malformed_examples[3] == {"stream": 0, "line": 22, "text": ""}
     assert rec.incomplete_tails == 0
 
 
@@ -160,7 +160,8 @@ def test_compaction_while_receiving_gives_the_same_records():
     assert all(s.parsed for s in cap.streams)  # compaction happened
     rec = parse_capture(cap)
     assert rec.malformed == 2 and rec.lines_total == 802 and len(rec) == 800
-    assert sorted(rec.malformed_examples) == ["stream 0 line 151: 'garbage'", "stream 1 line 151: 'garbage'"]
+    assert sorted(rec.malformed_examples, key=lambda e: e["stream"]) == [
+        {"stream": 0, "line": 151, "text": "garbage"}, {"stream": 1, "line": 151, "text": "garbage"}]
     assert cap.errors == []
     for si in range(2):
         mine = rec.stream == si
@@ -181,4 +182,21 @@ def test_capture_file_read_in_blocks_matches_whole(tmp_path):
     for name in ("conn", "key", "kseq", "cseq", "sent_ns", "line"):
         assert np.array_equal(getattr(small, name), getattr(whole, name)), name
     assert (small.malformed, small.lines_total, small.incomplete_tails) == (1, 601, 1)
-    assert small.malformed_examples == whole.malformed_examples == ["stream 0 line 301: 'bad'"]
+    assert small.malformed_examples == whole.malformed_examples == [{"stream": 0, "line": 301, "text": "bad"}]
+
+
+def test_write_capture_refuses_a_compacted_capture_instead_of_dropping_its_parsed_lines(tmp_path):
+    from parbench.errors import RunFailure
+    from parbench.harness.workload import send
+
+    p = plan_of(n=400)
+    with Collector(compact_bytes=4096) as col:  # tiny: parsed into records while receiving
+        send(p, "127.0.0.1", col.port)
+        deadline = time.monotonic() + 10
+        while col.received_messages() < 400 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        cap = col.stop()
+    assert sum(b.n_lines for s in cap.streams for b in s.parsed) > 0
+    with pytest.raises(RunFailure, match="parsed while receiving"):
+        write_capture(cap, tmp_path / "cap.log")
+    assert not (tmp_path / "cap.log").exists()

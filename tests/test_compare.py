@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from parbench.errors import InputFileError
 from parbench.harness import compare as cmp
 
 FIXTURES = Path(__file__).parent / "fixtures" / "compare"
@@ -229,28 +230,35 @@ def _write(tmp_path, doc, name="x.json"):
     return path
 
 
+def _v1_run(**changes):
+    """A complete run of a parbench.results/1 file (as the compare fixtures hold them)."""
+    base = json.loads((FIXTURES / "results_base.json").read_text())["runs"][0]
+    return {**base, **changes}
+
+
 @pytest.mark.parametrize("doc, expected", [
-    ('{"schema": "parbench.results/1",\n "runs": [}', "x.json:2:11: invalid JSON"),
-    ([1, 2], "top level: expected a JSON object"),
-    ({"hello": 1}, "key schema: missing"),
-    ({"schema": "parbench.results/9"}, "key schema: expected 'parbench.results/1'"),
-    ({"schema": "parbench.results/1", "created": "yesterday", "runs": []}, "key created"),
-    ({"schema": "parbench.results/1", "created": "2026-01-01T00:00:00Z", "runs": {}}, "key runs: expected a list"),
+    ('{"schema": "parbench.results/1",\n "runs": [}', ":2:11: invalid JSON"),
+    ([1, 2], ": expected a JSON object at the top level, got list"),
+    ({"hello": 1}, ": schema: missing; expected a parbench results.json"),
+    ({"schema": "parbench.results/9"},
+     ": schema: expected 'parbench.results/2' or 'parbench.results/1', got 'parbench.results/9'"),
+    ({"schema": "parbench.results/1", "created": "yesterday", "runs": []}, ": created: expected an ISO 8601 time"),
+    ({"schema": "parbench.results/1", "created": "2026-01-01T00:00:00Z", "runs": {}},
+     ": runs: expected an array, got an object"),
     ({"schema": "parbench.results/1", "created": "2026-01-01T00:00:00Z",
-      "runs": [{"impl": "r", "partitions": "4"}]}, "key runs[0].partitions: expected an integer"),
+      "runs": [{"impl": "r", "partitions": "4"}]}, ": runs[0].partitions: expected an integer >= 0, got '4' (string)"),
     ({"schema": "parbench.results/1", "created": "2026-01-01T00:00:00Z",
-      "runs": [{"impl": "r", "partitions": 4, "error": None, "latency_ms": {"p50": 1, "p99": 2},
-                "throughput_msgs_per_s": "fast", "cpu_seconds": 1}]},
-     "key runs[0].throughput_msgs_per_s: expected a finite number, got str"),
+      "runs": [_v1_run(throughput_msgs_per_s="fast")]},
+     ": runs[0].throughput_msgs_per_s: expected a finite number or null, got 'fast' (string)"),
     ({"datetime": "2026-01-01T00:00:00Z", "benchmarks": [{"fullname": "t", "stats": {"data": [1, "x"]}}]},
-     "benchmarks[0].stats.data: expected numbers only"),
+     ": benchmarks[0].stats.data: expected numbers only"),
 ])
 def test_bad_input_is_one_line_naming_file_and_key(tmp_path, doc, expected):
     path = _write(tmp_path, doc)
-    with pytest.raises(cmp.InputError) as info:
+    with pytest.raises(InputFileError) as info:  # compare's InputError, or the results model's ResultsError
         cmp.load_samples(path)
-    assert str(path) in str(info.value) and expected in str(info.value)
-    assert "\n" not in str(info.value)
+    assert str(info.value).startswith(f"{path}{expected}")
+    assert "\n" not in str(info.value) and info.value.exit_code == 2
 
 
 def test_unknown_metric_and_mixed_kinds_are_input_errors():
@@ -284,19 +292,17 @@ def test_markdown_for_a_pull_request_comment():
 
 
 def test_loads_what_harness_results_writes(tmp_path):
-    # the loader is independent of harness.results on purpose; this keeps the two in step
-    results = pytest.importorskip("parbench.harness.results")
+    from parbench.harness.results import Results, Run, ScenarioInfo
+
     runs = []
     for repeat in range(3):
         for partitions, throughput in ((1, 1000.0), (4, 3000.0)):
-            run = results.empty_run("reference", partitions, repeat, {"ordering": "per-key", "loss_allowed": False})
-            run.update(throughput_msgs_per_s=throughput + repeat, cpu_seconds=1.0 + repeat / 100,
-                       latency_ms={"p50": 2.0, "p99": 9.0, "max": 12.0}, verdict="pass")
-            runs.append(run)
-    errored = results.empty_run("reference", 4, 3, {"ordering": "per-key", "loss_allowed": False})
-    errored["error"] = "target exited with status 1"
-    doc = results.build_results("s", "s.toml", {}, runs + [errored])
-    path = results.write_results(tmp_path / "results.json", doc)
+            runs.append(Run("reference", partitions, repeat, throughput_msgs_per_s=throughput + repeat,
+                            cpu_seconds=1.0 + repeat / 100, latency_ms={"p50": 2.0, "p99": 9.0, "max": 12.0},
+                            verdict="pass"))
+    errored = Run("reference", 4, 3, error="target exited with status 1")
+    path = Results(ScenarioInfo("s", "s.toml"), runs + [errored]).write(tmp_path / "results.json")
+    assert json.loads(path.read_text())["schema"] == "parbench.results/2"
     loaded = cmp.load_samples(path)
     assert loaded.configs == ["reference p=1", "reference p=4"]
     assert list(loaded.samples[("throughput_msgs_per_s", "reference p=4")]) == [3000.0, 3001.0, 3002.0]

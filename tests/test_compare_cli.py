@@ -67,10 +67,10 @@ def test_pytest_benchmark_files(tmp_path):
 
 
 @pytest.mark.parametrize("args, expected", [
-    (["bench_base.json", "bench_nodata.json"], "bench_nodata.json: key benchmarks[0].stats.data"),
+    (["bench_base.json", "bench_nodata.json"], "bench_nodata.json: benchmarks[0].stats.data: no raw timings"),
     (["results_base.json", "bench_slow.json"], "same kind"),
     (["results_base.json", "missing.json"], "missing.json: cannot read"),
-    (["results_base.json", "results_slow.json", "--metric", "nope"], "--metric nope: unknown"),
+    (["results_base.json", "results_slow.json", "--metric", "nope"], "Invalid value for '--metric': 'nope' is not one of"),
 ])
 def test_bad_input_exits_2_with_one_line(args, expected):
     paths = [str(fixture(a)) if a.endswith(".json") else a for a in args]
@@ -165,3 +165,17 @@ def test_history_keeps_scenarios_apart(tmp_path):
     result = invoke("history", tmp_path, "--out", tmp_path / "h.png")
     assert result.exit_code == 0, result.output
     assert "2 parbench run(s), 4 configuration(s)" in result.output
+
+
+def test_an_old_baseline_compares_with_a_new_results_file(tmp_path):
+    """Baselines saved as parbench.results/1 keep working against files the
+    current parbench writes (parbench.results/2)."""
+    from parbench.harness.results import Results
+
+    slow = Results.load(fixture("results_slow.json"))
+    assert slow.schema == "parbench.results/1"
+    current = slow.write(tmp_path / "results.json")
+    assert json.loads(current.read_text())["schema"] == "parbench.results/2"
+    result = invoke("compare", fixture("results_base.json"), current)
+    assert result.exit_code == 1, result.output
+    assert "4 regressions" in result.output

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from parbench.harness.results import ResultsError, build_results, empty_run, load_results, write_results
+from parbench.harness.results import Results, ResultsError, Run, ScenarioInfo
 from parbench.harness.runner import choose_reference_profile, run_sweep
 from parbench.harness.scenario import Expectation, Pipeline, Scenario, Sweep, Workload
-from parbench.harness.targets import TargetError, get_target
+from parbench.harness.targets.base import TargetError
+from parbench.harness.targets.registry import get_target
 
 RELAY = Path(__file__).parent / "fixtures" / "relay.py"
 RELAY_ARGV = f"{sys.executable} {RELAY} --listen {{in_port}} --forward {{out_port}}"
@@ -40,7 +41,7 @@ class FakeSyslogNg:
         self.inner = get_target(f"command:{RELAY_ARGV}")
 
     def reference_profile(self) -> str:
-        from parbench.harness.install import reference_profile_for
+        from parbench.harness.syslog_ng.version import reference_profile_for
 
         return reference_profile_for(self.version)
 
@@ -111,37 +112,41 @@ def test_sweep_runs_the_reference_with_the_detected_profile_and_records_it(tmp_p
                         target_factory=factory())
     ref, sng = outcome.runs
     assert (outcome.profile, outcome.profile_reason) == ("syslog-ng-4.8", "picked for the detected syslog-ng 4.8.1")
-    assert ref["verdict"] == "pass" and sng["verdict"] == "pass", (ref["verdict_reasons"], sng["verdict_reasons"])
-    assert ref["profile"] == "syslog-ng-4.8" and ref["target_version"] == "syslog-ng-4.8"
-    assert "version profile syslog-ng-4.8: picked for the detected syslog-ng 4.8.1" in ref["target_notes"]
-    assert sng["profile"] is None and not any("version profile" in n for n in sng["target_notes"])
+    assert ref.verdict == "pass" and sng.verdict == "pass", (ref.verdict_reasons, sng.verdict_reasons)
+    assert ref.profile == "syslog-ng-4.8" and ref.target_version == "syslog-ng-4.8"
+    assert "version profile syslog-ng-4.8: picked for the detected syslog-ng 4.8.1" in ref.target_notes
+    assert sng.profile is None and not any("version profile" in n for n in sng.target_notes)
 
     from parbench.harness.report import write_report
 
-    doc = build_results(sc.name, sc.path, sc.raw, outcome.runs)
-    directory = write_report(doc, tmp_path / "reports")
-    assert load_results(directory / "results.json")["runs"][0]["profile"] == "syslog-ng-4.8"
+    results = _results(outcome.runs, ScenarioInfo(sc.name, sc.path, sc.raw))
+    directory = tmp_path / "reports"
+    results.write(directory / "results.json")
+    write_report(results, directory)
+    assert Results.load(directory / "results.json").runs[0].profile == "syslog-ng-4.8"
     md = (directory / "report.md").read_text()
     assert "- reference version profile: `syslog-ng-4.8`" in md
     assert "version profile syslog-ng-4.8: picked for the detected syslog-ng 4.8.1" in md
 
 
-def _doc(runs):
-    return build_results("demo", "demo.toml", {"name": "demo"}, runs)
+def _results(runs, scenario=None):
+    return Results(scenario or ScenarioInfo("demo", "demo.toml", {"name": "demo"}), runs)
 
 
 def test_results_schema_checks_profile_and_accepts_files_without_it(tmp_path):
-    run = empty_run("reference", 2, 0, {"ordering": "per-key", "loss_allowed": False})
-    assert run["profile"] is None
-    path = write_results(tmp_path / "results.json", _doc([dict(run, profile="axosyslog-4.26")]))
+    run = Run("reference", 2, 0)
+    assert run.profile is None
+    run.profile = "axosyslog-4.26"
+    path = _results([run]).write(tmp_path / "results.json")
+    assert Results.load(path).runs[0].profile == "axosyslog-4.26"
     doc = json.loads(path.read_text())
     doc["runs"][0]["profile"] = 4
     path.write_text(json.dumps(doc))
-    with pytest.raises(ResultsError, match=r"runs\[0\].profile must be str/NoneType, got int"):
-        load_results(path)
+    with pytest.raises(ResultsError, match=r"runs\[0\].profile: expected a string or null, got 4 \(integer\)"):
+        Results.load(path)
     del doc["runs"][0]["profile"]  # written before the field existed
     path.write_text(json.dumps(doc))
-    assert "profile" not in load_results(path)["runs"][0]
+    assert Results.load(path).runs[0].profile is None
 
 
 def test_parbench_run_says_which_profile_and_why(tmp_path):
@@ -156,4 +161,59 @@ def test_parbench_run_says_which_profile_and_why(tmp_path):
     assert result.exit_code == 0, result.output
     assert "p: reference version profile syslog-ng-4.8 (given with --profile)" in result.output
     report = Path(result.output.split("report: ")[1].split()[0])
-    assert load_results(report.parent / "results.json")["runs"][0]["profile"] == "syslog-ng-4.8"
+    assert Results.load(report.parent / "results.json").runs[0].profile == "syslog-ng-4.8"
+
+
+def multi_factory(versions: dict[str, str]):
+    """Fake real implementations by spec: {"syslog-ng": "syslog-ng 4.8.1", "axosyslog": "axosyslog 4.27.0"}."""
+    def make(spec: str, profile: str | None = None):
+        if spec in versions:
+            return FakeSyslogNg(versions[spec])
+        return get_target(spec, profile=profile)
+    return make
+
+
+def test_real_implementations_of_different_profiles_run_the_reference_once_per_profile(tmp_path):
+    """syslog-ng 4.8.1 and AxoSyslog 4.27.0 in one sweep: the reference runs
+    as reference[syslog-ng-4.8] and reference[axosyslog-4.26], each really
+    under its profile (the service's counters say which), each saying why."""
+    versions = {"syslog-ng": "syslog-ng 4.8.1", "axosyslog": "axosyslog 4.27.0"}
+    outcome = run_sweep(_scenario(), ["reference", "syslog-ng", "axosyslog"], show_progress=False,
+                        workroot=tmp_path, idle_s=1.0, target_factory=multi_factory(versions))
+    impls = [r.impl for r in outcome.runs]
+    assert impls == ["reference:syslog-ng-4.8", "reference:axosyslog-4.26", "syslog-ng", "axosyslog"]
+    by_impl = {r.impl: r for r in outcome.runs}
+    for profile, why in (("syslog-ng-4.8", "picked for the detected syslog-ng 4.8.1"),
+                         ("axosyslog-4.26", "picked for the detected axosyslog 4.27.0")):
+        run = by_impl[f"reference:{profile}"]
+        assert run.verdict == "pass", run.verdict_reasons
+        assert run.profile == profile and run.target_version == profile
+        assert f"version profile {profile}: {why}" in run.target_notes
+    assert outcome.profile_reasons == {"syslog-ng-4.8": "picked for the detected syslog-ng 4.8.1",
+                                       "axosyslog-4.26": "picked for the detected axosyslog 4.27.0"}
+    from parbench.harness.targets.registry import impl_label
+
+    assert impl_label("reference:axosyslog-4.26") == "reference[axosyslog-4.26]"
+
+
+def test_one_profile_or_an_explicit_one_keeps_a_single_reference():
+    from parbench.harness.runner import profiles_needed, split_reference_by_profile
+
+    same = multi_factory({"syslog-ng": "axosyslog 4.26.0", "axosyslog": "axosyslog 4.27.0"})
+    needed = profiles_needed(["reference", "syslog-ng", "axosyslog"], target_factory=same)
+    assert needed == {"axosyslog-4.26": ["axosyslog 4.26.0", "axosyslog 4.27.0"]}
+    assert split_reference_by_profile(["reference", "syslog-ng", "axosyslog"], needed) == (
+        ["reference", "syslog-ng", "axosyslog"], {})
+    two = {"syslog-ng-4.8": ["syslog-ng 4.8.1"], "axosyslog-4.26": ["axosyslog 4.27.0"]}
+    # a labelled reference keeps its label per profile; a reference naming its profile stays as it is
+    specs, _ = split_reference_by_profile(["ref=reference", "reference:syslog-ng-4.8", "syslog-ng"], two)
+    assert specs == ["ref-syslog-ng-4.8=reference:syslog-ng-4.8", "ref-axosyslog-4.26=reference:axosyslog-4.26",
+                     "reference:syslog-ng-4.8", "syslog-ng"]
+
+
+def test_explicit_profile_runs_one_reference(tmp_path):
+    versions = {"syslog-ng": "syslog-ng 4.8.1", "axosyslog": "axosyslog 4.27.0"}
+    outcome = run_sweep(_scenario(), ["reference", "syslog-ng", "axosyslog"], profile="axosyslog-4.26",
+                        show_progress=False, workroot=tmp_path, idle_s=1.0, target_factory=multi_factory(versions))
+    assert [r.impl for r in outcome.runs] == ["reference", "syslog-ng", "axosyslog"]
+    assert outcome.runs[0].profile == "axosyslog-4.26"

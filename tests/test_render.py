@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from parbench.harness.render import config_notes, parse_version, render_config
+from parbench.harness.render import config_notes, config_version, render_config
 from parbench.harness.scenario import Expectation, Pipeline, Scenario, Sweep, Workload
 
 
@@ -25,8 +25,8 @@ def _scenario(**pipeline) -> Scenario:
     ("4.10.2", (4, 10)),
     (None, (4, 8)),
 ])
-def test_parse_version(version, expected):
-    assert parse_version(version) == expected
+def test_config_version(version, expected):
+    assert config_version(version) == expected
 
 
 @pytest.mark.parametrize("version, line", [

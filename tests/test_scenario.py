@@ -131,8 +131,15 @@ def test_minimal_file_gets_documented_defaults(tmp_path):
      "expect.ordering: expected 'none' for a round-robin pipeline (no pipeline.partition_key) with more than "
      "one partition: round-robin keeps no order, got 'per-key'"),
     ("[workload]\nmessages_per_connection = 10\n[sweep]\nimplementations = ['reference', 'command:relay {in_port}']\n",
-     "sweep.implementations[1]: expected 'reference', 'syslog-ng', 'syslog-ng:PATH' or 'command:ARGV' "
-     "(ARGV with {in_port} and {out_port}), got 'command:relay {in_port}'"),
+     "sweep.implementations[1]: expected command:ARGV with {in_port} and {out_port} in ARGV, "
+     "got 'command:relay {in_port}' (no {out_port})"),
+    ("[workload]\nmessages_per_connection = 10\n[sweep]\nimplementations = ['reference', 'syslogng']\n",
+     "sweep.implementations[1]: expected reference[:PROFILE], syslog-ng[:PATH], axosyslog[:VERSION|PATH] "
+     "or command:ARGV, optionally as NAME=SPEC, "
+     "got 'syslogng'; did you mean 'syslog-ng'?"),
+    ("[workload]\nmessages_per_connection = 10\n[sweep]\nimplementations = ['reference', 'a=syslog-ng', 'a=reference']\n",
+     "sweep.implementations[2]: expected implementations a report can tell apart (give one a NAME= label), "
+     "got 'a' twice (entries 1 and 2)"),
     ("[workload]\nmessages_per_connection = 10\ndistribution = { kind = 'uniform', s = 2 }\n",
      "workload.distribution.s: expected no 's' unless kind = 'zipf', got kind 'uniform'"),
 ])

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from parbench.harness.results import load_results
+from parbench.harness.results import Results
 from parbench.harness.scenario import load_scenario
 
 SCENARIOS = sorted((Path(__file__).resolve().parent.parent / "scenarios").glob("*.toml"))
@@ -33,20 +33,21 @@ def test_scenario_quick_run_against_reference_meets_its_expectation(tmp_path, pa
     directory = directories[0]
     for name in ("results.json", "report.md", "throughput.png", "latency.png", "balance.png"):
         assert (directory / name).stat().st_size > 0, name
-    doc = load_results(directory / "results.json")
-    failures = [(r["partitions"], r["error"], r["verdict_reasons"]) for r in doc["runs"] if r["verdict"] != "pass"]
+    results = Results.load(directory / "results.json")
+    failures = [(r.partitions, r.error, r.verdict_reasons) for r in results.runs if r.verdict != "pass"]
     assert not failures, failures
     assert result.exit_code == 0, result.output
-    assert doc["runs"], "no runs"
-    for run in doc["runs"]:
-        assert run["received"] == run["sent"] > 0
-        assert run["throughput_msgs_per_s"] and run["throughput_msgs_per_s"] > 0
-        assert run["expectation"]["ordering"] == scenario.expect.ordering
-        if run["partitions"] > 0:
-            assert run["partition_processed"] is not None and len(run["partition_processed"]) == run["partitions"]
-            assert sum(run["partition_processed"]) == run["received"]
+    assert results.runs, "no runs"
+    for run in results.runs:
+        assert run.received == run.sent > 0
+        assert run.throughput_msgs_per_s and run.throughput_msgs_per_s > 0
+        assert run.expectation == scenario.expect
+        assert all(run.checks.count(name) == 0 for name in scenario.expect.prohibited)
+        if run.partitions > 0:
+            assert run.partition_processed is not None and len(run.partition_processed) == run.partitions
+            assert sum(run.partition_processed) == run.received
             field = scenario.workload.key_field
             if scenario.pipeline.partition_key in (f"${field}", f"${{{field}}}"):
-                assert run["partition_processed"] == run["partition_predicted"]
+                assert run.partition_processed == run.partition_predicted
         else:
-            assert not run["partition_processed"]
+            assert not run.partition_processed

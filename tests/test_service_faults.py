@@ -318,9 +318,11 @@ def test_without_flow_control_a_slow_destination_drops_only_when_the_queue_is_fu
 def test_parse_errors_are_counted_delivered_and_balance(tmp_path):
     # syslog-ng replaces a message it cannot parse with its own error
     # message, which goes on like any other: received, written, counted.
-    good, bad = traffic(0, 50), b"<abc> not a priority\n" * 7
+    good = b"".join(b"<13>1 2026-11-26T12:00:00Z host%d prog 42 - - seq=%08d\n" % (i % HOSTS, i) for i in range(50))
+    bad = b"<13>1 not a timestamp\n" * 7
     with FaultyDestination() as dest:
-        svc, port = start(tmp_path, conf(dest.port))
+        text = conf(dest.port).replace("keep-hostname(yes)", "keep-hostname(yes) flags(syslog-protocol)")
+        svc, port = start(tmp_path, text)
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
                 s.sendall(good + bad)
@@ -329,7 +331,8 @@ def test_parse_errors_are_counted_delivered_and_balance(tmp_path):
         finally:
             svc.kill()
         lines, cut = dest.lines()
-    assert cut == 0 and sum(b"Error processing log message: <abc> not a priority" in x for x in lines) == 7
+    assert cut == 0 and sum(b"Error processing log message: <13>1" in x for x in lines) == 7
+    assert sorted(int(x[-8:]) for x in lines if b"seq=" in x) == list(range(50))
     counters = counters_of(svc)
     dst = balanced(counters)
     src = counters["sources"][0]

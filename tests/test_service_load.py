@@ -29,16 +29,21 @@ from loopback import LoopbackListener
 from test_service_e2e import REPO, Service
 
 from parbench.reference.config import parse_config
+from parbench.reference.config_model import Location, SourceDriver
 from parbench.reference.engine import Connection, Engine
 from parbench.reference.profiles import get_profile
 from parbench.reference.service import RECV_CHUNK, IOLoop, SocketInput, bind_listeners, make_sink
 
 
 def conf(out_port: int, *, max_connections: int = 10, window: int = 1000, fetch: int = 10) -> str:
+    """One source listening twice: tcp() (newline-framed text, the first
+    port of the ready file) and network(transport(framed)) (octet counting)."""
     return f"""@version: 4.8
 log {{
   source {{ tcp(ip("127.0.0.1") port(0) keep-hostname(yes) max-connections({max_connections})
-               log-iw-size({window}) log-fetch-limit({fetch})); }};
+               log-iw-size({window}) log-fetch-limit({fetch}));
+           network(ip("127.0.0.1") port(0) transport("framed") keep-hostname(yes)
+               max-connections({max_connections}) log-iw-size({window}) log-fetch-limit({fetch})); }};
   parallelize(partitions(4) partition-key("$HOST"));
   destination {{ tcp("127.0.0.1" port({out_port}) template("$HOST $MSG\\n")); }};
   flags(flow-control);
@@ -98,8 +103,9 @@ class _Source:
         self.counts[counter] = self.counts.get(counter, 0) + n
 
 
-@pytest.mark.parametrize("pattern", [b"\n", b"0 "], ids=["empty lines", "empty frames"])
-def test_one_reader_turn_receives_at_most_once_whatever_the_bytes_hold(pattern):
+@pytest.mark.parametrize("pattern, framing", [(b"\n", "text"), (b"0 ", "framed")],
+                         ids=["empty lines", "empty frames"])
+def test_one_reader_turn_receives_at_most_once_whatever_the_bytes_hold(pattern, framing):
     # A connection sending bytes that frame into no message: before, one
     # reader job read until the socket was empty (a flood kept a pool thread
     # and starved the other connections); now it reads once and yields.
@@ -108,9 +114,11 @@ def test_one_reader_turn_receives_at_most_once_whatever_the_bytes_hold(pattern):
         accepted.setblocking(False)
         sent = _fill(client, pattern)
         assert sent > 4 * RECV_CHUNK  # the kernel holds several turns' worth
-        drv = SimpleNamespace(syslog_protocol=False, keep_hostname=True)
+        drv = SourceDriver("tcp" if framing == "text" else "network", Location("t.conf", 1, 1),
+                           framing=framing, keep_hostname=True, use_dns=False)
         listener = SimpleNamespace(driver=drv, source_name="in", lock=threading.Lock(), active=1)
-        loop = SimpleNamespace(engine=SimpleNamespace(sources={"in": _Source()}))
+        loop = SimpleNamespace(engine=SimpleNamespace(sources={"in": _Source()},
+                                                      profile=get_profile("axosyslog-4.26")))
         inp = SocketInput(accepted, listener, loop, 65536)
         inp.attach(lambda: None)
         assert inp.take(10) == []
@@ -127,9 +135,9 @@ def test_a_good_connection_is_served_while_two_others_flood(tmp_path):
         svc = Service(tmp_path, conf(out.port))
         stop = threading.Event()
         try:
-            port = svc.wait_ready()["sources"][0]["port"]
+            text_port, framed_port = (s["port"] for s in svc.wait_ready()["sources"])
 
-            def flood(pattern: bytes) -> None:
+            def flood(pattern: bytes, port: int) -> None:
                 chunk = pattern * 32768
                 with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
                     while not stop.is_set():
@@ -138,11 +146,12 @@ def test_a_good_connection_is_served_while_two_others_flood(tmp_path):
                         except OSError:
                             return
 
-            floods = [threading.Thread(target=flood, args=(p,), daemon=True) for p in (b"\n", b"0 ")]
+            floods = [threading.Thread(target=flood, args=a, daemon=True)
+                      for a in ((b"\n", text_port), (b"0 ", framed_port))]
             for t in floods:
                 t.start()
             time.sleep(0.5)
-            with socket.create_connection(("127.0.0.1", port), timeout=30) as good:
+            with socket.create_connection(("127.0.0.1", text_port), timeout=30) as good:
                 good.sendall(good_messages(2000))
                 assert out.wait_lines(2000, 60), f"{out.newlines} of 2000 lines"
             stop.set()
@@ -283,8 +292,8 @@ def test_nothing_of_a_connection_outlives_it():
             src = svc.engine.counters()["sources"][0]
             assert src["open_connections"] == 0 and src["connections_total"] == 320
             assert src["received_events_total"] >= sent
-            # The poller watches the listener and its own wake-up socket only.
-            assert len(svc.loop.selector.get_map()) == 2
+            # The poller watches the listeners and its own wake-up socket only.
+            assert len(svc.loop.selector.get_map()) == len(svc.listeners) + 1
         finally:
             svc.close()
 

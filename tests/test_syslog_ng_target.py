@@ -10,10 +10,10 @@ import pytest
 from syslog_ng_required import skip_unless_required
 from loopback import LoopbackListener
 
-from parbench.harness.install import find_syslog_ng
+from parbench.harness.syslog_ng.installation import find_syslog_ng
 from parbench.harness.scenario import Expectation, Pipeline, Scenario, Sweep, Workload
-from parbench.harness.targets.base import TargetError, TargetPlan
-from parbench.harness.targets.syslog_ng import (
+from parbench.harness.targets.base import TargetError, TargetPlan, TargetUnavailable
+from parbench.harness.syslog_ng.target import (
     NO_PARTITION_COUNTERS_NOTE,
     SyslogNgTarget,
     parse_prometheus_partitions,
@@ -147,10 +147,11 @@ def test_missing_binary_is_one_clear_error(tmp_path):
 
 
 def test_impl_spec_with_a_missing_path_fails_before_any_run(tmp_path):
-    from parbench.harness.targets import get_target
+    from parbench.harness.targets.registry import get_target
 
-    with pytest.raises(TargetError, match="no-such-syslog-ng"):
+    with pytest.raises(TargetUnavailable, match="no-such-syslog-ng") as info:
         get_target(f"syslog-ng:{tmp_path / 'no-such-syslog-ng'}")
+    assert info.value.exit_code == 2  # the user can fix it: bad input, not a failed run
 
 
 # ---------------------------------------------------------------- real runs
@@ -226,7 +227,7 @@ def test_keyed_partitions_deliver_exactly_once_in_per_host_order(tmp_path, insta
 @pytest.mark.syslog_ng
 def test_taken_port_is_retried_with_another(tmp_path, installed, monkeypatch):
     """A port some other process listens on must not count as syslog-ng being ready."""
-    import parbench.harness.targets.syslog_ng as module
+    import parbench.harness.syslog_ng.target as module
 
     squatter = socket.create_server(("127.0.0.1", 0))
     ports = [squatter.getsockname()[1]]
@@ -281,18 +282,18 @@ def test_quick_scenario_through_the_runner(tmp_path, installed, scenario_file, p
     monkeypatch.setenv("PARBENCH_SYSLOG_NG", str(installed.syslog_ng))
     quick = apply_quick(load_scenario(SCENARIOS / scenario_file))
     run = run_once(quick, "syslog-ng", partitions, 0, tmp_path)
-    assert run["error"] is None, run
-    assert run["sent"] > 0 and run["received"] == run["sent"]
-    assert run["checks"]["lost"] == 0 and run["checks"]["duplicated"] == 0
-    assert run["checks"]["unexpected"] == 0 and run["checks"]["malformed"] == 0
+    assert run.error is None, run
+    assert run.sent > 0 and run.received == run.sent
+    assert run.checks.count("lost") == 0 and run.checks.count("duplicated") == 0
+    assert run.checks.count("unexpected") == 0 and run.checks.count("malformed") == 0
     if quick.expect.ordering == "per-key":
-        assert run["checks"]["nonmonotonic_per_key"] == 0
-    assert run["verdict"] == "pass", run["verdict_reasons"]
+        assert run.checks.count("nonmonotonic-per-key") == 0
+    assert run.verdict == "pass", run.verdict_reasons
 
 
 @pytest.mark.syslog_ng
 def test_sweep_with_the_real_syslog_ng_picks_the_reference_profile_for_its_version(installed, monkeypatch):
-    from parbench.harness.install import reference_profile_for
+    from parbench.harness.syslog_ng.version import reference_profile_for
     from parbench.harness.runner import choose_reference_profile
 
     monkeypatch.setenv("PARBENCH_SYSLOG_NG", str(installed.syslog_ng))

@@ -11,7 +11,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from parbench.harness.targets import TargetError, TargetPlan, get_target
+from parbench.harness.targets.base import TargetError, TargetPlan
+from parbench.harness.targets.kind import ImplSpecError
+from parbench.harness.targets.registry import get_target
 from parbench.harness.targets.command import CommandTarget, parse_command_template
 
 RELAY = Path(__file__).parent / "fixtures" / "relay.py"
@@ -50,11 +52,15 @@ def sink():
 
 def test_get_target_knows_reference_command_and_rejects_others():
     assert get_target("reference").name == "reference"
-    assert get_target("command:echo {in_port}").name == "command:echo {in_port}"
-    with pytest.raises(TargetError, match="unknown implementation 'rsyslog'"):
+    assert get_target("command:echo {in_port} {out_port}").name == "command:echo {in_port} {out_port}"
+    with pytest.raises(ImplSpecError, match="^expected reference\\[:PROFILE\\], syslog-ng\\[:PATH\\], "
+                                            "axosyslog\\[:VERSION\\|PATH\\] or command:ARGV, "
+                                            "optionally as NAME=SPEC, got 'rsyslog'$"):
         get_target("rsyslog")
-    with pytest.raises(TargetError, match="no \\{in_port\\}"):
+    with pytest.raises(ImplSpecError, match="got 'command:cat' \\(no \\{in_port\\} and no \\{out_port\\}\\)$"):
         get_target("command:cat")
+    with pytest.raises(ImplSpecError, match="got 'command:echo \\{in_port\\}' \\(no \\{out_port\\}\\)$"):
+        get_target("command:echo {in_port}")
 
 
 def test_placeholders_are_substituted_per_argument_without_a_shell():
@@ -242,7 +248,7 @@ def test_runner_gives_the_target_its_deadline_and_the_reference_its_workers(tmp_
     scenario = replace(scenario, workload=replace(scenario.workload, messages_per_connection=300))
     run = run_once(scenario, "reference", 2, 0, tmp_path, idle_s=1.0,
                    target_factory=lambda impl, profile=None: Recording(profile=profile))
-    assert run["error"] is None and run["verdict"] == "pass", run
+    assert run.error is None and run.verdict == "pass", run
     total = scenario.workload.connections * scenario.workload.messages_per_connection
     deadline = _send_deadline_s(scenario.workload, total) + QUIESCE_GRACE_S + STOP_TIMEOUT_S
     assert seen["plan"].deadline_s == deadline

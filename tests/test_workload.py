@@ -10,8 +10,9 @@ from hypothesis import strategies as st
 
 from parbench.harness.checks import check
 from parbench.harness.collector import Capture, Collector, parse_capture
-from parbench.harness.scenario import Distribution, Workload, generate_host_names
-from parbench.harness.workload import build_plan, min_message_size, render_connection, send
+from parbench.harness.scenario import Distribution, Expectation, Workload, generate_host_names
+from parbench.harness.wire import min_message_size
+from parbench.harness.workload import build_plan, render_connection, send
 
 TRAILER_RE = re.compile(rb"\|pb:([0-9a-f]{8}):([0-9a-f]{8}):([0-9a-f]{8}):([0-9a-f]{8}):([0-9a-f]{16})$")
 
@@ -112,7 +113,7 @@ def test_exact_size_and_parse_round_trip(size_extra, fmt, framing, field, n_keys
         key_field = "HOST"
     w = wl(connections=2, messages_per_connection=n, format=fmt, framing=framing, key_field=key_field,
            keys=generate_host_names(n_keys, seed), seed=seed, message_size=1)
-    w = replace(w, message_size=min_message_size(w) + size_extra)
+    w = replace(w, message_size=min_message_size(w.format, w.key_field, w.keys) + size_extra)
     plan = build_plan(w)
     lines = []
     for c in range(2):
@@ -145,8 +146,8 @@ def test_send_delivers_every_connection_to_a_collector():
     assert res.complete and res.sent.tolist() == [3000] * 5 and sum(seen) == 15000
     assert res.t_first_ns <= res.t_last_ns
     rec = parse_capture(cap)
-    result = check(rec, plan.expected_for(res.sent), "per-connection")
-    assert result.verdict({"ordering": "per-connection", "loss_allowed": False}) == (True, [])
+    result = check(rec, plan.expected_for(res.sent))
+    assert result.verdict(Expectation("per-connection")) == ("pass", [])
     assert (rec.sent_ns >= res.t_first_ns).all() and (rec.recv_ns >= rec.sent_ns).all()
 
 
@@ -158,8 +159,8 @@ def test_a_thousand_connections_work():
         cap = col.stop()
     assert res.complete and res.total_sent == 3000
     assert len(cap.streams) == 1000
-    r = check(parse_capture(cap), plan.expected, "per-key")
-    assert (r.lost, r.duplicated, r.unexpected) == (0, 0, 0)
+    r = check(parse_capture(cap), plan.expected)
+    assert (r.count("lost"), r.count("duplicated"), r.count("unexpected")) == (0, 0, 0)
 
 
 def test_rate_limit_spaces_the_send_times():
@@ -184,8 +185,8 @@ def test_duration_mode_stops_and_reports_what_was_sent():
         rec = parse_capture(col.stop())
     assert not res.errors and not res.timed_out
     assert (res.sent > 0).all() and (res.sent <= 0.3 * 500 + 2).all()  # the rate caps it
-    r = check(rec, plan.expected_for(res.sent), "per-key")
-    assert (r.lost, r.unexpected, r.duplicated) == (0, 0, 0)
+    r = check(rec, plan.expected_for(res.sent))
+    assert (r.count("lost"), r.count("unexpected"), r.count("duplicated")) == (0, 0, 0)
 
 
 def test_refused_connection_is_reported_not_raised():
@@ -243,5 +244,5 @@ def test_many_rate_limited_connections_all_finish():
         _wait_for(col, 2400)
         rec = parse_capture(col.stop())
     assert res.complete and res.total_sent == 2400
-    r = check(rec, plan.expected, "per-connection")
-    assert (r.lost, r.duplicated, r.nonmonotonic_per_connection) == (0, 0, 0)
+    r = check(rec, plan.expected)
+    assert (r.count("lost"), r.count("duplicated"), r.count("nonmonotonic-per-connection")) == (0, 0, 0)

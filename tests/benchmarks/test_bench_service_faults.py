@@ -52,7 +52,7 @@ def test_a_flood_slows_a_good_connection_only_by_its_share(benchmark, tmp_path):
         stop = threading.Event()
         floods: list[threading.Thread] = []
         try:
-            port = svc.wait_ready()["sources"][0]["port"]
+            port, framed_port = (s["port"] for s in svc.wait_ready()["sources"])
             data = good_messages(count)
 
             def deliver() -> float:
@@ -65,16 +65,17 @@ def test_a_flood_slows_a_good_connection_only_by_its_share(benchmark, tmp_path):
 
             alone = min(deliver() for _ in range(3))
 
-            def flood(pattern: bytes) -> None:
+            def flood(pattern: bytes, to: int) -> None:
                 chunk = pattern * 32768
-                with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                with socket.create_connection(("127.0.0.1", to), timeout=5) as s:
                     while not stop.is_set():
                         try:
                             s.sendall(chunk)
                         except OSError:
                             return
 
-            floods = [threading.Thread(target=flood, args=(p,), daemon=True) for p in (b"\n", b"0 ")]
+            floods = [threading.Thread(target=flood, args=a, daemon=True)
+                      for a in ((b"\n", port), (b"0 ", framed_port))]
             for t in floods:
                 t.start()
             time.sleep(0.5)

@@ -12,12 +12,23 @@ a free loopback port and retries with another one when the bind fails (some
 other process took it in between).  Ready = the port accepts connections and
 it is syslog-ng's own listening socket.  Stop = SIGTERM, SIGKILL after the
 timeout.  Before stopping, ``syslog-ng-ctl stats`` is read: AxoSyslog exposes
-``parallelized_{assigned,processed}_events_total`` per partition; syslog-ng 4.8
-exposes no per-partition counters, and the report says so.
+``parallelized_{assigned,processed}_events_total`` per partition and the
+batch-size histograms; syslog-ng 4.8 exposes no per-partition counters, and
+the report says so.
+
+Start-up log: once ready, the head of stderr is read.  A line saying that
+parallelize() is off (``FEATURE_OFF_LINES``: an ivykis without
+``iv_work_pool_submit_continuation()``) fails the start with that line; other
+start-up warnings (the partition limit) become report notes.  At the end, a
+non-zero ``parallelize_failed_events_total`` (messages that bypassed the
+partitions) fails the run.
 
 Which syslog-ng: ``SyslogNgTarget(path)`` / ``--impl syslog-ng:PATH``, else
 ``$PARBENCH_SYSLOG_NG``, else the private root of ``parbench install syslog-ng``,
-else ``syslog-ng`` on PATH (see ``harness.install.locate_syslog_ng``).
+else ``syslog-ng`` on PATH (see ``harness.syslog_ng.installation.locate_syslog_ng``).
+
+``SyslogNgTarget`` runs any ``Installation``, whatever built it; ``KIND``
+declares the ``syslog-ng[:PATH]`` spec to the registry.
 """
 from __future__ import annotations
 
@@ -26,25 +37,64 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from parbench.harness.install import SyslogNgInstall, locate_syslog_ng, reference_profile_for
 from parbench.harness.render import config_notes, render_config
-from parbench.harness.targets.base import Target, TargetError, TargetPlan, TargetReport
-from parbench.harness.targets.command import ManagedProcess, free_loopback_port, listening_inodes, owns_socket
+from parbench.harness.syslog_ng.installation import ENV_SYSLOG_NG, Installation, locate_syslog_ng
+from parbench.harness.syslog_ng.stats import (
+    parse_prometheus_failed,
+    parse_prometheus_histograms,
+    parse_prometheus_partitions,
+    parse_stats_csv,
+)
+from parbench.harness.syslog_ng.version import Version
+from parbench.harness.targets.base import Target, TargetError, TargetPlan, TargetReport, TargetUnavailable
+from parbench.harness.targets.kind import Availability, ImplSpec, TargetKind
+from parbench.harness.targets.process import ManagedProcess, free_loopback_port, listening_inodes, owns_socket
+
+if TYPE_CHECKING:
+    import click
 
 BIND_ATTEMPTS = 4
 CTL_TIMEOUT_S = 5.0
 # syslog-ng's default log-msg-size(); longer messages would be split.
 DEFAULT_LOG_MSG_SIZE = 65536
 NO_PARTITION_COUNTERS_NOTE = "syslog-ng 4.8 exposes no per-partition counters"
+#: start-up lines meaning parallelize() does not run at all, whatever the
+#: config says (lib/logscheduler.c, built without an ivykis that has
+#: iv_work_pool_submit_continuation())
+FEATURE_OFF_LINES = (re.compile(r"Unable to parallelize"),)
+#: other start-up lines worth a note (the partition limit, any warning)
+NOTABLE_LINES = re.compile(r"warning|error|parallelize", re.I)
+#: lines before this one are the start-up log
+STARTED_LINE = re.compile(r"syslog-ng starting up")
+MAX_STARTUP_NOTES = 5
+STARTUP_LOG_WAIT_S = 3.0
 
-__all__ = ["SyslogNgTarget", "make_target", "render_syslog_ng_config", "parse_prometheus_partitions",
-           "parse_stats_csv", "reference_profile_for"]
+
+def startup_lines(stderr_head: str) -> list[str]:
+    """The start-up part of a syslog-ng stderr (``-e``): everything up to
+    and including "syslog-ng starting up", or all of it when that line is
+    not there yet."""
+    lines = [line.strip() for line in stderr_head.splitlines() if line.strip()]
+    for index, line in enumerate(lines):
+        if STARTED_LINE.search(line):
+            return lines[: index + 1]
+    return lines
 
 
-def _is_axosyslog(version: str) -> bool:
-    return "axosyslog" in version.lower()
+def feature_off_line(stderr_head: str) -> str | None:
+    """The start-up line saying parallelize() is off, if any."""
+    for line in startup_lines(stderr_head):
+        if any(pattern.search(line) for pattern in FEATURE_OFF_LINES):
+            return line
+    return None
+
+
+def startup_warnings(stderr_head: str) -> list[str]:
+    """Start-up lines worth a report note (warnings, the partition limit)."""
+    return [line for line in startup_lines(stderr_head)
+            if NOTABLE_LINES.search(line) and not STARTED_LINE.search(line)][:MAX_STARTUP_NOTES]
 
 
 def render_syslog_ng_config(scenario: Any, partitions: int, out_port: int, in_port: int, version: str) -> str:
@@ -62,7 +112,7 @@ def render_syslog_ng_config(scenario: Any, partitions: int, out_port: int, in_po
     size = int(getattr(scenario.workload, "message_size", 0) or 0)
     if size + 1024 > DEFAULT_LOG_MSG_SIZE:
         options.append(f"log-msg-size({size + 1024})")
-    if _is_axosyslog(version):
+    if Version.parse(version).has_partition_counters:
         options.append("stats(level(4))")
     first, _, rest = text.partition("\n")
     if not first.startswith("@version"):
@@ -70,48 +120,10 @@ def render_syslog_ng_config(scenario: Any, partitions: int, out_port: int, in_po
     return f"{first}\noptions {{ {'; '.join(options)}; }};\n{rest}"
 
 
-_PROM_LINE = re.compile(
-    r"^(?:syslogng_)?parallelized_(?P<kind>assigned|processed)_events_total\{(?P<labels>[^}]*)\}\s+(?P<value>\d+)",
-    re.M,
-)
-_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
-
-
-def parse_prometheus_partitions(text: str) -> dict[str, list[int]] | None:
-    """``syslog-ng-ctl stats prometheus`` -> {"assigned": [...], "processed": [...]}
-    per partition index (summed over log paths), or None without such metrics."""
-    totals: dict[str, dict[int, int]] = {"assigned": {}, "processed": {}}
-    for match in _PROM_LINE.finditer(text):
-        labels = dict(_LABEL.findall(match.group("labels")))
-        index_text = labels.get("partition_index", labels.get("partition", labels.get("worker")))
-        if index_text is None or not index_text.isdigit():
-            continue
-        per_kind = totals[match.group("kind")]
-        per_kind[int(index_text)] = per_kind.get(int(index_text), 0) + int(match.group("value"))
-    if not totals["assigned"] and not totals["processed"]:
-        return None
-    size = 1 + max(max(d, default=-1) for d in totals.values())
-    return {kind: [per_kind.get(i, 0) for i in range(size)] for kind, per_kind in totals.items()}
-
-
-def parse_stats_csv(text: str) -> list[dict[str, str]]:
-    """``syslog-ng-ctl stats`` (CSV: SourceName;SourceId;SourceInstance;State;Type;Number)."""
-    rows = []
-    lines = [line for line in text.splitlines() if line.strip()]
-    if not lines or not lines[0].startswith("SourceName;"):
-        return rows
-    header = lines[0].split(";")
-    for line in lines[1:]:
-        fields = line.split(";")
-        if len(fields) == len(header):
-            rows.append(dict(zip(header, fields)))
-    return rows
-
-
 class SyslogNgTarget(Target):
     name = "syslog-ng"
 
-    def __init__(self, syslog_ng: str | Path | None = None, install: SyslogNgInstall | None = None):
+    def __init__(self, syslog_ng: str | Path | None = None, install: Installation | None = None):
         self._explicit = syslog_ng
         self._install = install
         self._process: ManagedProcess | None = None
@@ -122,20 +134,20 @@ class SyslogNgTarget(Target):
 
     # ------------------------------------------------------------------ setup
 
-    def installation(self) -> SyslogNgInstall:
+    def installation(self) -> Installation:
         """The syslog-ng this target runs; TargetError (one line) when there is none."""
         if self._install is None:
             found, reasons = locate_syslog_ng(self._explicit)
             if found is None:
-                raise TargetError("syslog-ng: not runnable here: " + "; ".join(reasons)
-                                  + " (install it with: parbench install syslog-ng)")
+                raise TargetUnavailable("syslog-ng: not runnable here: " + "; ".join(reasons)
+                                        + " (install it with: parbench install syslog-ng)")
             self._install = found
             self.version = found.version
         return self._install
 
     def reference_profile(self) -> str:
         """The reference's version profile that models this syslog-ng."""
-        return reference_profile_for(self.installation().version)
+        return Version.parse(self.installation().version).reference_profile
 
     def command(self, conf: Path, workdir: Path) -> list[str]:
         install = self.installation()
@@ -174,6 +186,7 @@ class SyslogNgTarget(Target):
             self._process = ManagedProcess(self.command(conf, workdir), workdir, f"syslog-ng-{attempt}")
             self._process.start()
             if self._wait_ready(in_port, deadline):
+                self._check_startup(plan.partitions)
                 return "127.0.0.1", in_port
             tail = self._process.stderr_tail()
             self._process.stop(5.0)
@@ -185,6 +198,47 @@ class SyslogNgTarget(Target):
             self._notes.append(f"port {in_port} was taken before syslog-ng bound it; retried with another")
         raise TargetError(f"syslog-ng: could not bind a free loopback port in {BIND_ATTEMPTS} attempts; "
                           f"stderr tail:\n{last_error}")
+
+    def _check_startup(self, partitions: int) -> None:
+        """Fail the start when the start-up log says parallelize() is off;
+        note the other start-up warnings."""
+        # The socket may listen before init has finished logging; the
+        # "starting up" line comes after every start-up warning.
+        give_up = time.monotonic() + STARTUP_LOG_WAIT_S
+        head = self._process.stderr_head()
+        while not STARTED_LINE.search(head) and self._process.alive() and time.monotonic() < give_up:
+            time.sleep(0.02)
+            head = self._process.stderr_head()
+        off = feature_off_line(head) if partitions else None
+        if off is not None:
+            raise TargetError(f"{self.version}: parallelize() is off, the run would not test it: {off}")
+        self._notes += [f"start-up: {line}" for line in startup_warnings(head)]
+    def start_config(self, config_text: str, listen_ports, workdir: Path, timeout: float = 30.0,
+                     deadline_s: float | None = None) -> None:
+        """Run ``config_text`` as it is (no options added: the caller's text
+        is what runs).  The ports are the caller's: unlike ``start``, a port
+        taken meanwhile is an error, not a retry."""
+        install = self.installation()
+        workdir = Path(workdir).absolute()
+        workdir.mkdir(parents=True, exist_ok=True)
+        self._control = workdir / "syslog-ng.ctl"
+        conf = workdir / "syslog-ng.conf"
+        conf.write_text(config_text)
+        for stale in ("syslog-ng.persist", "syslog-ng.ctl", "syslog-ng.pid"):
+            (workdir / stale).unlink(missing_ok=True)
+        self._process = ManagedProcess(self.command(conf, workdir), workdir, "syslog-ng")
+        self._process.start()
+        deadline = time.monotonic() + timeout
+        for port in listen_ports:
+            if not self._wait_ready(int(port), deadline):
+                raise TargetError(
+                    f"{install.version} exited with status {self._process.proc.poll()} before it was ready; "
+                    f"config {conf}; stderr tail:\n{self._process.stderr_tail() or '(empty)'}")
+
+    @property
+    def pid(self) -> int | None:
+        process = self._process
+        return process.proc.pid if process is not None and process.alive() else None
 
     def _wait_ready(self, port: int, deadline: float) -> bool:
         """True once syslog-ng itself listens on ``port`` and accepts a connection;
@@ -240,6 +294,12 @@ class SyslogNgTarget(Target):
             partitions = parse_prometheus_partitions(prom_text)
             if partitions is not None:
                 counters["parallelized"] = partitions
+            histograms = parse_prometheus_histograms(prom_text)
+            if histograms is not None:
+                counters["histograms"] = histograms
+            failed = parse_prometheus_failed(prom_text)
+            if failed is not None:
+                counters["parallelize_failed_events_total"] = failed
         return counters
 
     def stop(self, timeout: float = 15.0) -> TargetReport:
@@ -263,9 +323,21 @@ class SyslogNgTarget(Target):
             notes.append(f"syslog-ng counted {dropped} messages dropped at the destination")
         partitioned = counters.get("parallelized")
         if self._partitions and partitioned is None:
-            notes.append(NO_PARTITION_COUNTERS_NOTE if not _is_axosyslog(self.version or "")
+            has_counters = self.version is not None and Version.parse(self.version).has_partition_counters
+            notes.append(NO_PARTITION_COUNTERS_NOTE if not has_counters
                          else f"{self.version}: no parallelized_* metrics found in syslog-ng-ctl stats")
+        failure = None
+        bypassed = counters.get("parallelize_failed_events_total") or 0
+        if self._partitions and bypassed:
+            failure = (f"{self.version}: {bypassed} messages bypassed parallelize() "
+                       "(parallelize_failed_events_total), so it was not tested for them")
+        head = process.stderr_head()
+        if self._partitions and failure is None and feature_off_line(head):
+            failure = f"{self.version}: parallelize() is off: {feature_off_line(head)}"
         return TargetReport(
+            stderr_head=head,
+            batch_histograms=counters.get("histograms"),
+            failure=failure,
             cpu_seconds=process.cpu_seconds,
             peak_rss_bytes=process.peak_rss_bytes,
             partition_processed=partitioned["processed"] if partitioned else None,
@@ -278,11 +350,40 @@ class SyslogNgTarget(Target):
         )
 
 
-def make_target(path: str | None = None) -> SyslogNgTarget:
-    """``--impl syslog-ng`` / ``--impl syslog-ng:PATH`` (a binary or an install prefix).
+class SyslogNgKind(TargetKind):
+    name = "syslog-ng"
+    syntax = "syslog-ng[:PATH]"
+    summary = ("a real syslog-ng or AxoSyslog, PATH its binary or install prefix (default: "
+               f"${ENV_SYSLOG_NG}, else the private install, else $PATH)")
+    argument = "optional"
+    gives_reference_profile = True
+    runs_config_text = True
 
-    Finds the binary now, so a command line naming an implementation that is
-    not here fails before any run starts (TargetError, one line)."""
-    target = SyslogNgTarget(syslog_ng=path or None)
-    target.installation()
-    return target
+    def make(self, spec: ImplSpec, *, profile: str | None = None) -> SyslogNgTarget:
+        """Finds the binary now, so a command line naming an implementation
+        that is not here fails before any run starts (TargetUnavailable)."""
+        target = SyslogNgTarget(syslog_ng=spec.argument)
+        target.installation()
+        return target
+
+    def availability(self, spec: ImplSpec | None = None) -> Availability:
+        found, reasons = locate_syslog_ng(spec.argument if spec else None)
+        if found is None:
+            return Availability(False, "", [*reasons, "install it with: parbench install syslog-ng"])
+        try:
+            profile = Version.parse(found.version).reference_profile
+        except ValueError as exc:
+            profile = f"none ({exc})"
+        details = [f"loggen: {found.loggen}" if found.loggen else "loggen: not found next to syslog-ng or on PATH",
+                   f"syslog-ng-ctl: {found.syslog_ng_ctl}" if found.syslog_ng_ctl
+                   else "syslog-ng-ctl: not found (no per-partition counters)"]
+        return Availability(True, f"{found.version} ({found.source}: {found.syslog_ng}); reference profile {profile}",
+                            details)
+
+    def install_command(self) -> "click.Command":
+        from parbench.harness.syslog_ng.debian import install_command
+
+        return install_command
+
+
+KIND = SyslogNgKind()
