@@ -354,10 +354,16 @@ class DestinationQueue(_IdleWaiter):
         if fn is not None:
             fn()
 
-    def stop(self, timeout: float) -> bool:
+    def stop(self, timeout: float, abort: bool = False) -> bool:
+        """Stop the writer once the queue is written; with ``abort`` (the
+        drain time is over), make a blocked sink give up first."""
         with self._lock:
             self._stopping = True
             self._cond.notify_all()
+        if abort:
+            fn = getattr(self.sink, "abort", None)
+            if fn is not None:
+                fn()
         self._thread.join(timeout)
         if self._thread.is_alive():
             # Still blocked in the sink (a slow destination): it gives up now
@@ -1121,7 +1127,7 @@ class Engine:
             q.stop_retrying()
         drained = self.drain(timeout)
         self._stopped = True
-        self._shutdown_threads(max(1.0, timeout / 4))
+        self._shutdown_threads(max(1.0, timeout / 4), abort=not drained)
         with self._lock:
             left = list(self._connections)
         for conn in left:
@@ -1140,7 +1146,7 @@ class Engine:
                         self._record_error(exc)
         return drained
 
-    def _shutdown_threads(self, timeout: float) -> None:
+    def _shutdown_threads(self, timeout: float, abort: bool = False) -> None:
         self._pool.stop(timeout)
         for q in self._dest_queues.values():
-            q.stop(timeout)
+            q.stop(timeout, abort=abort)
