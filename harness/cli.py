@@ -2,16 +2,20 @@
 
 Exit status (through the errors it raises, ``parbench.errors``): 0 every run
 met its scenario's expectation; 1 a run broke it or could not complete; 2 bad
-input (scenario, option), with one line on stderr; 130 interrupted (Ctrl-C),
-after writing the partial report.
+input (scenario, option), with one line on stderr; 128 + the signal number
+when SIGINT (130), SIGTERM (143) or SIGHUP (129) ended the sweep: the
+target is stopped, the temp dir removed and the runs finished so far are
+written (``interrupted`` set) before it exits.
 """
 from __future__ import annotations
 
+import signal
 from dataclasses import replace
 from pathlib import Path
 
 import click
 
+from parbench import interrupts
 from parbench.errors import Interrupted, RunFailure, UsageError
 from parbench.harness.targets.registry import impl_help, parse_impls
 
@@ -58,7 +62,8 @@ def run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, sys
 
     Example: parbench run scenarios/chatty-single-sender.toml --quick
     """
-    _run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, syslog_ng, no_progress)
+    with interrupts.handled():
+        _run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, syslog_ng, no_progress)
 
 
 def with_syslog_ng_path(specs: list[str], path: str | None) -> list[str]:
@@ -122,7 +127,9 @@ def _run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, sy
 
     failed: list[str] = []
     for scenario, chosen in zip(loaded, chosen_by_scenario):
-        outcome = run_sweep(scenario, chosen, partitions, repeats, profile=profile, show_progress=not no_progress)
+        with interrupts.interruptible():
+            outcome = run_sweep(scenario, chosen, partitions, repeats, profile=profile,
+                                show_progress=not no_progress)
         results = Results(ScenarioInfo(scenario.name, str(scenario.path), scenario.raw), outcome.runs,
                           interrupted=outcome.interrupted, throughput_window=describe_window())
         directory = report_dir(Path(out_dir), scenario.name)
@@ -132,8 +139,11 @@ def _run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, sy
             click.echo(f"{scenario.name}: reference version profile {outcome.profile} ({outcome.profile_reason})")
         passed = sum(r.passed for r in outcome.runs)
         click.echo(f"{scenario.name}: {passed}/{len(outcome.runs)} runs pass; report: {directory / 'report.md'}")
-        if outcome.interrupted:
-            raise Interrupted(f"interrupted: partial results written to {directory / 'results.json'}")
+        signum = interrupts.pending()
+        if outcome.interrupted or signum is not None:
+            name = signal.Signals(signum or signal.SIGINT).name
+            raise Interrupted(f"interrupted ({name}): partial results written to {directory / 'results.json'}",
+                              signum or signal.SIGINT)
         if passed != len(outcome.runs) or not outcome.runs:
             failed.append(f"{scenario.name} ({len(outcome.runs) - passed} of {len(outcome.runs)} runs did not pass)"
                           if outcome.runs else f"{scenario.name} (no runs)")

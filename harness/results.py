@@ -16,7 +16,7 @@ Top level
     parbench_version  version of the parbench package that wrote it
     machine           {"cpus": int (os.cpu_count), "platform": str, "python": str, "hostname": str}
     scenario          {"name": str, "path": str, "toml": the parsed scenario TOML as a table}
-    interrupted       bool: true when the sweep was stopped (Ctrl-C) and ``runs`` is partial
+    interrupted       bool: true when a signal (SIGINT, SIGTERM, SIGHUP) stopped the sweep and ``runs`` is partial
     throughput_window str: the definition of the throughput window and latency
     runs              list, one object per (impl, partitions, repeat), in the order run:
 

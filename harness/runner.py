@@ -12,14 +12,16 @@ target, stop the collector, parse, check, compute metrics.  An exception in a
 run becomes that run's ``error`` (verdict "fail") and the sweep goes on; a
 collector that lost output is an ``error`` too, and the verdict "unknown"
 unless the target is proven at fault anyway.
-Ctrl-C stops the current run cleanly (target and collector stopped in
-``finally``) and ends the sweep with the runs done so far
-(``SweepOutcome.interrupted``).
+Ctrl-C (or SIGTERM / SIGHUP, through ``parbench.interrupts``) stops the
+current run cleanly (target and collector stopped in ``finally``, where a
+further signal waits until they are stopped) and ends the sweep with the
+runs done so far (``SweepOutcome.interrupted``).
 """
 from __future__ import annotations
 
 import re
 import shutil
+import signal
 import tempfile
 import threading
 import time
@@ -30,6 +32,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from parbench import interrupts
 from parbench.harness import metrics
 from parbench.harness.balance import key_counts, predicted_partitions
 from parbench.harness.checks import check
@@ -38,6 +41,7 @@ from parbench.harness.results import Run
 from parbench.harness.targets.base import TargetError, TargetPlan
 from parbench.harness.targets.registry import get_target, impl_label, kind_of
 from parbench.harness.workload import build_plan, send
+from parbench.interrupts import signal_of
 
 #: seconds without a new message before a run is considered finished early
 DEFAULT_IDLE_S = 3.0
@@ -188,8 +192,8 @@ def run_once(scenario: Any, impl: str, partitions: int, repeat: int, workdir: Pa
                 f"sender: {len(send_result.errors)} connection(s) failed; connection {first}: {send_result.errors[first]}")
         if send_result.timed_out:
             run.target_notes.append(f"sender stopped at its deadline ({deadline_s:.0f}s) before sending everything")
-    except KeyboardInterrupt:
-        run.error = "interrupted (Ctrl-C)"
+    except KeyboardInterrupt as exc:
+        run.error = f"interrupted ({signal.Signals(signal_of(exc)).name})"
         raise
     except TargetError as exc:
         run.error = str(exc)
@@ -197,20 +201,21 @@ def run_once(scenario: Any, impl: str, partitions: int, repeat: int, workdir: Pa
         run.error = f"{type(exc).__name__}: {exc}"
         (workdir / "run-error.txt").write_text(traceback.format_exc())
     finally:
-        if target is not None:
-            try:
-                report = target.stop(timeout=STOP_TIMEOUT_S)
-            except Exception as exc:
-                run.target_notes.append(f"stopping the target failed: {type(exc).__name__}: {exc}")
-        if collector is not None:
-            try:
-                capture = collector.stop()
-            except Exception as exc:
-                run.target_notes.append(f"stopping the collector failed: {type(exc).__name__}: {exc}")
-                if run.error is None:
-                    run.error = f"stopping the collector failed: {type(exc).__name__}: {exc}"
-            else:
-                run.target_notes += [f"collector: {error}" for error in capture.errors]
+        with interrupts.deferred():  # a signal now must not leave the target half stopped
+            if target is not None:
+                try:
+                    report = target.stop(timeout=STOP_TIMEOUT_S)
+                except Exception as exc:
+                    run.target_notes.append(f"stopping the target failed: {type(exc).__name__}: {exc}")
+            if collector is not None:
+                try:
+                    capture = collector.stop()
+                except Exception as exc:
+                    run.target_notes.append(f"stopping the collector failed: {type(exc).__name__}: {exc}")
+                    if run.error is None:
+                        run.error = f"stopping the collector failed: {type(exc).__name__}: {exc}"
+                else:
+                    run.target_notes += [f"collector: {error}" for error in capture.errors]
         run.duration_s = time.monotonic() - t_start
         if report is not None:
             run.cpu_seconds = report.cpu_seconds
@@ -364,6 +369,7 @@ def run_sweep(scenario: Any, impls: list[str], partitions: list[int] | None = No
                 workdir = tmp / f"{index:03d}-{_safe(impl)[:40]}-p{p}-r{r}"
                 progress.new_run(index, scenario.name, impl, p, r)
                 try:
+                    interrupts.raise_if_pending()
                     run = run_once(scenario, impl, p, r, workdir, profile=profile, idle_s=idle_s,
                                    on_received=progress.received, on_total=progress.set_total,
                                    target_factory=target_factory)
@@ -378,8 +384,9 @@ def run_sweep(scenario: Any, impls: list[str], partitions: list[int] | None = No
                     keep = True
                     run.target_notes.append(f"work files kept in {workdir}")
     finally:
-        if not keep:
-            shutil.rmtree(tmp, ignore_errors=True)
+        with interrupts.deferred():
+            if not keep:
+                shutil.rmtree(tmp, ignore_errors=True)
     return outcome
 
 

@@ -16,6 +16,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from parbench import interrupts
 from parbench.harness.metrics import ProcSampler, reap_with_rusage, summarize_usage
 from parbench.harness.targets.base import TargetError, TargetReport
 
@@ -62,7 +63,9 @@ class ManagedProcess:
 
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
+        # A signal between fork and the assignment would leave a child no
+        # one stops: it waits until the child is known.
+        with interrupts.deferred(), open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
             try:
                 self.proc = subprocess.Popen(
                     self.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
@@ -70,7 +73,7 @@ class ManagedProcess:
                 )
             except OSError as exc:
                 raise TargetError(f"{self.label}: cannot start {self.argv[0]!r}: {exc}") from None
-        self.sampler = ProcSampler(self.proc.pid).start()
+            self.sampler = ProcSampler(self.proc.pid).start()
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
