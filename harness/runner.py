@@ -235,6 +235,9 @@ def run_once(scenario: Any, impl: str, partitions: int, repeat: int, workdir: Pa
         except Exception as exc:
             run.error = f"evaluating the capture failed: {type(exc).__name__}: {exc}"
             (workdir / "run-error.txt").write_text(traceback.format_exc())
+    if run.error is None and report is not None and report.failure:
+        # The checks above still describe what arrived; the run cannot pass.
+        run.error = report.failure
     if evaluated and capture.data_lost and run.verdict != "pass":
         # The checks still describe what arrived and the verdict weighed the
         # missing output; the figures are incomplete, so the run is no sample.

@@ -36,7 +36,14 @@ from parbench.harness.syslog_ng.stats import parse_prometheus_partitions, parse_
 from parbench.harness.syslog_ng.version import Version
 from parbench.harness.targets.base import Target, TargetError, TargetPlan, TargetReport, TargetUnavailable
 from parbench.harness.targets.kind import Availability, ImplSpec, TargetKind
-from parbench.harness.targets.process import ManagedProcess, free_loopback_port, listening_inodes, owns_socket
+from parbench.harness.targets.process import (
+    ManagedProcess,
+    free_loopback_port,
+    leftover_failure,
+    leftover_notes,
+    listening_inodes,
+    owns_socket,
+)
 
 if TYPE_CHECKING:
     import click
@@ -220,6 +227,7 @@ class SyslogNgTarget(Target):
             self._process = None  # a second stop() must not signal a reused pid
         if process.killed:
             notes.append(f"syslog-ng did not exit within {timeout:g}s of SIGTERM; killed")
+        notes += leftover_notes(process)
         dropped = sum(int(row.get("Number", 0) or 0) for row in counters.get("stats", [])
                       if row.get("Type") == "dropped" and row.get("SourceName", "").startswith("dst."))
         if dropped:
@@ -239,6 +247,7 @@ class SyslogNgTarget(Target):
             stderr_tail=process.stderr_tail(),
             notes=notes,
             version=self.version,
+            failure=leftover_failure(process),
         )
 
 

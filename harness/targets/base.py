@@ -62,6 +62,9 @@ class TargetReport:
     stderr_tail: str = ""
     notes: list[str] = field(default_factory=list)  # findings worth a line in the report
     version: str | None = None  # implementation version, when known
+    # Set when what the target did means the run cannot pass whatever the
+    # checks say (it left processes running); the runner makes it the run's error.
+    failure: str | None = None
 
 
 class Target(abc.ABC):

@@ -1,6 +1,8 @@
 """Process plumbing shared by every target that runs a program: start it in
 its own session with stdout/stderr in files, sample its CPU and memory, wait
-until it listens, stop its whole process group and report.
+until it listens, stop its whole process group and report.  Processes of the
+target that left its group (``harness.targets.reaper``) are killed too; each
+is noted, and fails the run (``TargetReport.failure``).
 
 Readiness is read from ``/proc/net/tcp`` where possible, not probed with a
 connection: an implementation may count a probe against its connection
@@ -18,6 +20,7 @@ from pathlib import Path
 
 from parbench import interrupts
 from parbench.harness.metrics import ProcSampler, reap_with_rusage, summarize_usage
+from parbench.harness.targets import reaper
 from parbench.harness.targets.base import TargetError, TargetReport
 
 STDERR_TAIL_BYTES = 4000
@@ -60,19 +63,29 @@ class ManagedProcess:
         self.cpu_seconds: float | None = None
         self.peak_rss_bytes: int | None = None
         self.killed = False
+        self.token = reaper.new_token()
+        self._start_ticks: int | None = None
+        # "PID (argv)" of each process of the target still running after it
+        # stopped, outside its process group; each was killed.
+        self.leftovers: list[str] = []
 
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         # A signal between fork and the assignment would leave a child no
         # one stops: it waits until the child is known.
+        reaper.become_subreaper()
+        env = {**os.environ, reaper.TOKEN_VAR: self.token}
         with interrupts.deferred(), open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
             try:
                 self.proc = subprocess.Popen(
                     self.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                    cwd=self.workdir, start_new_session=True,
+                    cwd=self.workdir, start_new_session=True, env=env,
                 )
             except OSError as exc:
                 raise TargetError(f"{self.label}: cannot start {self.argv[0]!r}: {exc}") from None
+            reaper.live_leaders.add(self.proc.pid)
+            stat = reaper.proc_stat(self.proc.pid)
+            self._start_ticks = stat.start_ticks if stat else None
             self.sampler = ProcSampler(self.proc.pid).start()
 
     def alive(self) -> bool:
@@ -116,6 +129,9 @@ class ManagedProcess:
                     self.proc.wait(timeout=5.0)
                 except (OSError, subprocess.TimeoutExpired):
                     pass
+            reaper.live_leaders.discard(self.proc.pid)
+            self.leftovers += reaper.kill_and_reap(
+                reaper.leftovers(self.token, self.proc.pid, self._start_ticks))
             self.exit_code = self.proc.returncode
             self.cpu_seconds, self.peak_rss_bytes = summarize_usage(self.sampler, rusage_cpu, rusage_rss)
 
@@ -161,8 +177,25 @@ def stop_and_report(process: ManagedProcess, notes: list[str], timeout: float,
     notes = list(notes)
     if process.killed:
         notes.append(f"did not exit within {timeout:g}s of SIGTERM; {killed_note}")
+    notes += leftover_notes(process)
     return TargetReport(cpu_seconds=process.cpu_seconds, peak_rss_bytes=process.peak_rss_bytes,
-                        exit_code=process.exit_code, stderr_tail=process.stderr_tail(), notes=notes)
+                        exit_code=process.exit_code, stderr_tail=process.stderr_tail(), notes=notes,
+                        failure=leftover_failure(process))
+
+
+def leftover_notes(process: ManagedProcess) -> list[str]:
+    """One note per process of the target that outlived it (and was killed)."""
+    return [f"a process of the target was still running after the target stopped, outside its process "
+            f"group: {text}; killed" for text in process.leftovers]
+
+
+def leftover_failure(process: ManagedProcess) -> str | None:
+    """The run's error when processes of the target outlived it, else None."""
+    if not process.leftovers:
+        return None
+    n = len(process.leftovers)
+    return (f"{n} process{'es' if n > 1 else ''} of the target still running after the target stopped "
+            f"(killed): {'; '.join(process.leftovers)}")
 
 
 def wait_for_port(host: str, port: int, timeout: float, process: ManagedProcess) -> None:
