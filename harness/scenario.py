@@ -37,6 +37,9 @@ SDATA_KEY_RE = re.compile(r"^\.SDATA\.([!-~]+)\.([!-~]+)$")
 # Characters that would change how a syslog parser splits the header (or need
 # escaping inside SDATA values), so a key name may not contain them.
 KEY_NAME_RE = re.compile(r"^[A-Za-z0-9._@/+-]{1,64}$")
+# Longest string value rendered into a config: with every character escaped
+# (4 characters each) it still fits a config line (harness.render.MAX_LINE_CHARS).
+MAX_CONFIG_STRING = 800
 
 
 class ScenarioError(InputFileError):
@@ -472,6 +475,10 @@ def _pipeline(r: _Reader, wl: Workload) -> Pipeline:
     pk = r.string("partition_key", None)
     if pk is not None and not pk.strip():
         raise r.err("partition_key", "expected a template such as '$HOST' (omit the key for round-robin), got ''")
+    if pk is not None and "\0" in pk:
+        raise r.err("partition_key", "expected a template without NUL characters (no config string can hold one)")
+    if pk is not None and len(pk) > MAX_CONFIG_STRING:
+        raise r.err("partition_key", f"expected a template of at most {MAX_CONFIG_STRING} characters, got {len(pk)}")
     p = Pipeline(
         partition_key=pk,
         batch_size=r.integer("batch_size", None, lo=0, hi=10**7),
