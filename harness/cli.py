@@ -17,7 +17,7 @@ import click
 
 from parbench import interrupts
 from parbench.errors import Interrupted, RunFailure, UsageError
-from parbench.harness.targets.registry import impl_help, parse_impls
+from parbench.harness.targets.registry import impl_help, kind_of, parse_impls
 
 
 def parse_partitions(text: str) -> list[int]:
@@ -57,13 +57,18 @@ class _ImplOption(click.Option):
               help="Your own syslog-ng / AxoSyslog binary (or install prefix) for the syslog-ng implementation "
                    "(same as --impl syslog-ng:PATH).")
 @click.option("--no-progress", is_flag=True, help="No progress bar (e.g. in CI logs).")
-def run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, syslog_ng, no_progress) -> None:
+@click.option("--trust-scenario", is_flag=True,
+              help="Let the scenario files' sweep.implementations name programs to run (command:ARGV, "
+                   "syslog-ng:PATH); without it only --impl may.")
+def run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, syslog_ng, no_progress,
+        trust_scenario) -> None:
     """Run SCENARIO files against implementations; check every message and write reports.
 
     Example: parbench run scenarios/chatty-single-sender.toml --quick
     """
     with interrupts.handled():
-        _run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, syslog_ng, no_progress)
+        _run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, syslog_ng, no_progress,
+             trust_scenario)
 
 
 def with_syslog_ng_path(specs: list[str], path: str | None) -> list[str]:
@@ -78,7 +83,14 @@ def with_syslog_ng_path(specs: list[str], path: str | None) -> list[str]:
             for spec, text in zip(parsed, specs)]
 
 
-def _run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, syslog_ng, no_progress) -> None:
+def untrusted_programs(specs: list[str]) -> list[tuple[int, str]]:
+    """(index, spec) of the specs that name a program to run themselves."""
+    return [(index, spec.text) for index, spec in enumerate(parse_impls(specs))
+            if kind_of(spec).names_a_program(spec)]
+
+
+def _run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, syslog_ng, no_progress,
+         trust_scenario=False) -> None:
     from parbench.harness.scenario import apply_quick, load_scenario
     from parbench.harness.targets.base import TargetError
     from parbench.harness.targets.kind import ImplSpecError
@@ -106,6 +118,11 @@ def _run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, sy
         chosen = list(impls or scenario.sweep.implementations or ("reference",))
         try:
             parse_impls(chosen)
+            if not impls and not trust_scenario:
+                for index, spec in untrusted_programs(chosen)[:1]:
+                    raise UsageError(
+                        f"{scenario.path}: sweep.implementations[{index}]: refusing to run {spec!r}, a program "
+                        "named by the scenario file; give it with --impl, or pass --trust-scenario")
             chosen = with_syslog_ng_path(chosen, syslog_ng)
         except ImplSpecError as exc:
             raise UsageError(f"--impl: {exc}" if impls

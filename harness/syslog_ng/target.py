@@ -259,6 +259,9 @@ class SyslogNgKind(TargetKind):
     argument = "optional"
     gives_reference_profile = True
 
+    def names_a_program(self, spec: ImplSpec) -> bool:
+        return spec.argument is not None  # PATH: a binary of the spec's choosing
+
     def make(self, spec: ImplSpec, *, profile: str | None = None) -> SyslogNgTarget:
         """Finds the binary now, so a command line naming an implementation
         that is not here fails before any run starts (TargetUnavailable)."""

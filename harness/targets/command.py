@@ -99,6 +99,9 @@ class CommandKind(TargetKind):
             kept.append(word.rsplit("/", 1)[-1] if "/" in word and not word.startswith("-") else word)
         return "command: " + " ".join(kept)
 
+    def names_a_program(self, spec: ImplSpec) -> bool:
+        return True
+
     def make(self, spec: ImplSpec, *, profile: str | None = None) -> CommandTarget:
         return CommandTarget(spec.argument or "", name=spec.text)
 

@@ -116,6 +116,14 @@ class TargetKind(abc.ABC):
             raise BadArgument(self.syntax, f"nothing after '{self.name}:'")
         return argument
 
+    def names_a_program(self, spec: ImplSpec) -> bool:
+        """Whether ``spec`` itself names a program to run (a command line, a
+        binary path).  ``parbench run`` takes such a spec from ``--impl``,
+        and from a scenario file's ``sweep.implementations`` only with
+        ``--trust-scenario``: a scenario file alone never runs a program of
+        its choosing."""
+        return False
+
     def label(self, spec: ImplSpec) -> str:
         """How reports name a spec of this kind that has no NAME= label."""
         return spec.body
