@@ -22,6 +22,7 @@ import numpy as np
 from parbench.errors import RunFailure, UsageError
 from parbench.harness import checks
 from parbench.harness.balance import key_counts, predicted_partitions
+from parbench.harness.budget import check_fits
 from parbench.harness.collector import Capture, parse_capture
 from parbench.harness.scenario import ORDERINGS, load_scenario
 from parbench.harness.workload import build_plan
@@ -47,6 +48,7 @@ def check(capture: str, scenario_path: str, partitions: int | None, ordering: st
 
     CAPTURE is a file of output lines (``-`` reads standard input)."""
     scenario = load_scenario(scenario_path)
+    check_fits(scenario)
     try:
         cap = Capture.from_file(capture)
     except OSError as e:

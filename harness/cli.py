@@ -91,6 +91,7 @@ def untrusted_programs(specs: list[str]) -> list[tuple[int, str]]:
 
 def _run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, syslog_ng, no_progress,
          trust_scenario=False) -> None:
+    from parbench.harness.budget import check_fits
     from parbench.harness.scenario import apply_quick, load_scenario
     from parbench.harness.targets.base import TargetError
     from parbench.harness.targets.kind import ImplSpecError
@@ -111,7 +112,9 @@ def _run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, sy
     loaded = []
     for path in scenarios:
         scenario = load_scenario(path)
-        loaded.append(apply_quick(scenario) if quick else scenario)
+        scenario = apply_quick(scenario) if quick else scenario
+        check_fits(scenario)
+        loaded.append(scenario)
 
     chosen_by_scenario = []
     for scenario in loaded:

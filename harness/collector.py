@@ -37,6 +37,8 @@ from parbench.harness.wire import TRAILER_LEN, decode_trailers
 PARSE_BLOCK_BYTES = 8 << 20
 # Lines decoded at a time: bounds the (lines, 56) trailer copies.
 PARSE_BLOCK_LINES = 1 << 16
+# A connection's unparsed bytes beyond this are parsed while receiving.
+COMPACT_BYTES = 64 << 20
 
 
 @dataclass
@@ -294,7 +296,7 @@ class Collector:
 
     RECV_BYTES = 1 << 18
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, compact_bytes: int = 64 << 20):
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, compact_bytes: int = COMPACT_BYTES):
         # A connection's unparsed bytes beyond this are parsed into records
         # while receiving, so long runs do not keep every raw line in memory.
         self.compact_bytes = compact_bytes

@@ -30,6 +30,8 @@ from parbench.harness.wire import Expected
 # bytes a message, so it is capped).
 DURATION_UNLIMITED_TOTAL_RATE = 1_000_000
 DURATION_MAX_TOTAL_MESSAGES = 30_000_000
+# Bytes of framed messages rendered per connection at a time.
+SEND_CHUNK_BYTES = 1 << 20
 
 
 @dataclass
@@ -192,7 +194,7 @@ class _Conn:
 
 def send(plan: WorkloadPlan, host: str, port: int, *, deadline_s: float = 300.0,
          progress: Callable[[int], None] | None = None, connect_timeout: float = 5.0,
-         chunk_bytes: int = 1 << 20) -> SendResult:
+         chunk_bytes: int = SEND_CHUNK_BYTES) -> SendResult:
     """Send every connection's messages concurrently (one thread, non-blocking
     sockets, so thousands of connections work), honouring the per-connection
     rate and the workload duration.  Gives up after ``deadline_s`` seconds
