@@ -39,6 +39,23 @@ PARSE_BLOCK_BYTES = 8 << 20
 PARSE_BLOCK_LINES = 1 << 16
 # A connection's unparsed bytes beyond this are parsed while receiving.
 COMPACT_BYTES = 64 << 20
+# A line longer than this is malformed, counted with its length and never
+# held whole: twice the largest message a scenario sends (1 MiB).
+MAX_LINE_BYTES = 2 << 20
+
+
+#: bytes of a malformed line shown as its example
+EXAMPLE_BYTES = 160
+
+
+def _example_text(head: bytes, n_bytes: int, terminated: bool) -> str:
+    """What a malformed line's example shows: its start, and for an
+    over-long one its length (``n_bytes`` with the newline)."""
+    text = head.decode("utf-8", "replace")
+    if n_bytes > MAX_LINE_BYTES:
+        text += (f" ... [over-long line: {n_bytes:,} bytes{'' if terminated else ', no newline at the end'}; "
+                 f"longest allowed {MAX_LINE_BYTES:,}]")
+    return text
 
 
 @dataclass
@@ -51,6 +68,32 @@ class ParsedBlock:
     malformed: int
     examples: list[dict]  # as Records.malformed_examples, stream 0
     n_bytes: int = 0  # raw bytes these lines took
+
+
+def _over_long_block(head: bytes, n_bytes: int, line_offset: int, terminated: bool) -> ParsedBlock:
+    """One over-long line, skipped while reading (only its head was kept):
+    a malformed line, no records."""
+    fields = [np.zeros(0, dt) for dt in (np.uint32, np.uint32, np.uint32, np.uint32, np.int64, np.int64)]
+    fields += [None, np.zeros(0, np.int64)]
+    example = {"stream": 0, "line": line_offset + 1, "text": _example_text(head, n_bytes, terminated)}
+    return ParsedBlock(fields, 1, 1, [example], n_bytes)
+
+
+class _LineSkipper:
+    """An over-long line being read past: its head, its size so far."""
+
+    __slots__ = ("head", "n_bytes")
+
+    def __init__(self, data: bytes):
+        self.head = data[:EXAMPLE_BYTES]
+        self.n_bytes = len(data)
+
+    def feed(self, data: bytes) -> int:
+        """Skip ``data`` up to the end of the line: the offset after its
+        newline, or -1 when the line goes on."""
+        end = data.find(b"\n")
+        self.n_bytes += len(data) if end < 0 else end + 1
+        return -1 if end < 0 else end + 1
 
 
 @dataclass
@@ -74,34 +117,47 @@ class Capture:
     data_lost: bool = False
 
     @classmethod
-    def from_file(cls, path: str | Path, block_bytes: int = 64 << 20) -> "Capture":
+    def from_file(cls, path: str | Path, block_bytes: int = 8 << 20) -> "Capture":
         """A capture file of output lines (``-`` = standard input); it carries no
         receive times, so latency is unknown.  Read in blocks whose complete
-        lines are parsed right away, so a large file is never held whole."""
+        lines are parsed right away, so a large file is never held whole;
+        a line longer than ``MAX_LINE_BYTES`` is read past (one malformed
+        line, with its length), never held."""
         import sys
 
         f = sys.stdin.buffer if str(path) == "-" else open(path, "rb")
         parsed: list[ParsedBlock] = []
         lines = 0
         rest = b""
+        skipping: _LineSkipper | None = None
         zero = np.zeros(1, np.int64)
         try:
             while True:
                 block = f.read(block_bytes)
                 if not block:
                     break
+                if skipping is not None:
+                    end = skipping.feed(block)
+                    if end < 0:
+                        continue
+                    parsed.append(_over_long_block(skipping.head, skipping.n_bytes, lines, True))
+                    lines += 1
+                    skipping = None
+                    block = block[end:]
                 data = rest + block if rest else block
                 cut = data.rfind(b"\n") + 1
-                if cut == 0:
-                    rest = data
-                    continue
-                pb = _parse_block(data[:cut], np.array([cut], np.int64), zero, lines)
-                parsed.append(pb)
-                lines += pb.n_lines
+                if cut:
+                    pb = _parse_block(data[:cut], np.array([cut], np.int64), zero, lines)
+                    parsed.append(pb)
+                    lines += pb.n_lines
                 rest = data[cut:]
+                if len(rest) >= MAX_LINE_BYTES:
+                    skipping, rest = _LineSkipper(rest), b""
         finally:
             if f is not sys.stdin.buffer:
                 f.close()
+        if skipping is not None:
+            parsed.append(_over_long_block(skipping.head, skipping.n_bytes, lines, False))
         stream = Stream(rest, np.array([len(rest)], np.int64), zero.copy(), parsed)
         return cls([stream], has_recv_times=False)
 
@@ -180,7 +236,8 @@ def _parse_stream(stream: Stream, stream_idx: int, nl_all: np.ndarray, out: _Out
         starts = np.empty_like(nl)
         starts[0] = nl_all[line_base - 1] + 1 if line_base else 0
         starts[1:] = nl[:-1] + 1
-        long_enough = (nl - starts) >= TRAILER_LEN
+        length = nl - starts  # without the newline
+        long_enough = (length >= TRAILER_LEN) & (length < MAX_LINE_BYTES)
         all_long = bool(long_enough.all())
         cand = nl if all_long else nl[long_enough]
         if len(cand):
@@ -194,12 +251,12 @@ def _parse_stream(stream: Stream, stream_idx: int, nl_all: np.ndarray, out: _Out
             good[np.flatnonzero(long_enough)[ok]] = True
             malformed += n_bad
             for i in np.flatnonzero(~good)[:max(0, n_examples - len(examples))]:
-                text = bytes(buf[starts[i]:nl[i]][:160]).decode("utf-8", "replace")
+                text = _example_text(bytes(buf[starts[i]:nl[i]][:EXAMPLE_BYTES]), int(length[i]) + 1, True)
                 examples.append({"stream": stream_idx, "line": int(line_offset + line_base + i + 1), "text": text})
             good_nl = nl[good]
         else:
             good_nl = nl
-        del starts, long_enough, cand
+        del starts, long_enough, cand, length
         i, j = out.n, out.n + n_good
         out.conn[i:j] = words[:, 0]
         out.key[i:j] = words[:, 1]
@@ -226,7 +283,9 @@ def parse_capture(capture: Capture, *, n_examples: int = 5) -> Records:
     examples: list[dict] = []
     lines_total = malformed = incomplete = 0
     newlines = [_newlines(np.frombuffer(s.data, dtype=np.uint8)) for s in capture.streams]
-    out = _Out(sum(len(x) for x in newlines) + sum(len(b.fields[0]) for s in capture.streams for b in s.parsed))
+    # A well-formed line takes at least TRAILER_LEN + 1 bytes: no more records than that.
+    out = _Out(sum(min(len(x), len(st.data) // (TRAILER_LEN + 1) + 1) for x, st in zip(newlines, capture.streams))
+               + sum(len(b.fields[0]) for st in capture.streams for b in st.parsed))
     for si, s in enumerate(capture.streams):
         line_offset = 0
         for block in s.parsed:
@@ -265,7 +324,7 @@ def _parse_block(data: bytes, chunk_ends: np.ndarray, chunk_ns: np.ndarray, line
                  n_examples: int = 5) -> ParsedBlock:
     stream = Stream(data, chunk_ends, chunk_ns)
     nl = _newlines(np.frombuffer(data, dtype=np.uint8))
-    out = _Out(len(nl))
+    out = _Out(min(len(nl), len(data) // (TRAILER_LEN + 1) + 1))
     examples: list[dict] = []
     n_lines, bad, _ = _parse_stream(stream, 0, nl, out, n_examples, examples, line_offset)
     n = out.n
@@ -275,7 +334,8 @@ def _parse_block(data: bytes, chunk_ends: np.ndarray, chunk_ns: np.ndarray, line
 
 
 class _Conn:
-    __slots__ = ("sock", "chunks", "ends", "times", "size", "open", "parsed", "lines_parsed", "total")
+    __slots__ = ("sock", "chunks", "ends", "times", "size", "open", "parsed", "lines_parsed", "total",
+                 "since_newline", "skipping")
 
     def __init__(self, sock: socket.socket):
         self.sock = sock
@@ -287,6 +347,13 @@ class _Conn:
         self.open = True
         self.parsed: list[ParsedBlock] = []
         self.lines_parsed = 0
+        self.since_newline = 0  # bytes received after the last newline
+        self.skipping: _LineSkipper | None = None  # an over-long line being read past
+
+    def end_skipping(self, terminated: bool) -> None:
+        self.parsed.append(_over_long_block(self.skipping.head, self.skipping.n_bytes, self.lines_parsed, terminated))
+        self.lines_parsed += 1
+        self.skipping = None
 
 
 class Collector:
@@ -357,14 +424,24 @@ class Collector:
             c.open = False
             return False
         now = time.time_ns()
-        c.chunks.append(data)
-        c.size += len(data)
         c.total += len(data)
-        c.ends.append(c.size)
-        c.times.append(now)
         self._bytes += len(data)
         self._newlines += data.count(b"\n")
-        if c.size >= self.compact_bytes:
+        if c.skipping is not None:
+            end = c.skipping.feed(data)
+            if end < 0:
+                return True
+            c.end_skipping(True)
+            data = data[end:]
+            if not data:
+                return True
+        last = data.rfind(b"\n")
+        c.since_newline = len(data) - last - 1 if last >= 0 else c.since_newline + len(data)
+        c.chunks.append(data)
+        c.size += len(data)
+        c.ends.append(c.size)
+        c.times.append(now)
+        if c.size >= self.compact_bytes or c.since_newline >= MAX_LINE_BYTES:
             try:
                 self._compact(c)
             except Exception as e:  # noqa: BLE001 - keep receiving; the raw bytes are still there
@@ -376,13 +453,18 @@ class Collector:
         """Parse the complete lines received so far and keep only their records."""
         data = b"".join(c.chunks)
         cut = data.rfind(b"\n") + 1
-        if cut == 0:
+        if cut == 0 and len(data) < MAX_LINE_BYTES:
             c.chunks = [data]
             return
-        block = _parse_block(data[:cut], np.array(c.ends, np.int64), np.array(c.times, np.int64), c.lines_parsed)
-        c.parsed.append(block)
-        c.lines_parsed += block.n_lines
+        if cut:
+            block = _parse_block(data[:cut], np.array(c.ends, np.int64), np.array(c.times, np.int64),
+                                 c.lines_parsed)
+            c.parsed.append(block)
+            c.lines_parsed += block.n_lines
         rest = data[cut:]
+        if len(rest) >= MAX_LINE_BYTES:
+            c.skipping, rest = _LineSkipper(rest), b""
+            c.since_newline = 0
         c.chunks = [rest] if rest else []
         c.ends = [len(rest)] if rest else []
         c.times = [c.times[-1]] if rest else []
@@ -449,6 +531,9 @@ class Collector:
             self._sel.close()
         except OSError:
             pass
+        for c in self._conns:
+            if c.skipping is not None:
+                c.end_skipping(False)
         streams = [Stream(b"".join(c.chunks), np.array(c.ends, np.int64), np.array(c.times, np.int64), c.parsed)
                    for c in self._conns if c.total]
         for c in self._conns:
