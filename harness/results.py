@@ -261,6 +261,9 @@ def parse_json(raw: bytes, path: str, error: type[InputFileError]) -> Any:
         raise error(path, None, "not UTF-8 text; expected a JSON file") from None
     except json.JSONDecodeError as exc:
         raise error(f"{path}:{exc.lineno}:{exc.colno}", None, f"invalid JSON: {exc.msg}") from None
+    except RecursionError:
+        raise error(path, None, "arrays or objects nested deeper than Python's JSON reader goes; "
+                                "expected a results or benchmark file") from None
 
 
 # ---------------------------------------------------------------- reading
