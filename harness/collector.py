@@ -13,6 +13,14 @@ gathered through a sliding-window view and decoded by ``harness.wire``
 integers.
 A line's receive time is the receive time of the chunk holding its newline.
 
+Faults (``harness.faults``) act on the collector as the target's destination:
+``go_down()`` / ``come_up()`` (stop listening and close every connection,
+then listen again on the same port), ``reset_connections()`` (close every
+connection with a TCP reset) and ``set_read_rate()`` (read at most so many
+bytes a second).  Before it closes a connection, the collector reads what
+the kernel already acknowledged for it, so a break loses only what the
+target had not yet handed over; ``harness.tcp_queues`` measures that.
+
 Order across streams: bytes within one stream are in the order the target
 wrote them; across streams only the receive time says anything.  Records are
 therefore put in one global arrival order sorted by (chunk receive time,
@@ -22,8 +30,10 @@ as the receive clock across streams.
 from __future__ import annotations
 
 import os
+import queue
 import selectors
 import socket
+import struct
 import threading
 import time
 from dataclasses import dataclass, field
@@ -32,7 +42,12 @@ from pathlib import Path
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from parbench.harness import tcp_queues
 from parbench.harness.wire import TRAILER_LEN, decode_trailers
+
+_WAKE = object()  # selector data of the collector's wake-up socket
+# A small kernel receive buffer for a collector that plays a slow destination.
+SLOW_RCVBUF = 64 << 10
 # Bytes scanned for newlines at a time: bounds the temporaries of parsing.
 PARSE_BLOCK_BYTES = 8 << 20
 # Lines decoded at a time: bounds the (lines, 56) trailer copies.
@@ -363,16 +378,22 @@ class Collector:
 
     RECV_BYTES = 1 << 18
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, compact_bytes: int = COMPACT_BYTES):
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, compact_bytes: int = COMPACT_BYTES,
+                 rcvbuf: int | None = None):
         # A connection's unparsed bytes beyond this are parsed into records
         # while receiving, so long runs do not keep every raw line in memory.
         self.compact_bytes = compact_bytes
         if host not in ("127.0.0.1", "::1", "localhost"):
             raise ValueError("the collector binds loopback only")
         family = socket.AF_INET6 if host == "::1" else socket.AF_INET
+        # Kernel receive buffer of every connection (None: the kernel's
+        # autotuning); set on the listener, so accepted sockets start with it.
+        self.rcvbuf = rcvbuf
         self._listener = socket.socket(family, socket.SOCK_STREAM)
         try:
             self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if rcvbuf:
+                self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
             self._listener.bind((host if host != "localhost" else "127.0.0.1", port))
             self._listener.listen(1024)
             self._listener.setblocking(False)
@@ -389,8 +410,17 @@ class Collector:
         self._error: str | None = None
         self._data_lost = False
         self._capture: Capture | None = None
+        self._family = family
         self._sel = selectors.DefaultSelector()
         self._sel.register(self._listener, selectors.EVENT_READ, None)
+        # Faults: commands run by the receive thread, woken through a socket pair.
+        self._commands: queue.SimpleQueue = queue.SimpleQueue()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._sel.register(self._wake_r, selectors.EVENT_READ, _WAKE)
+        self._rate: float | None = None  # bytes a second, None = as fast as it comes
+        self._tokens = 0.0
+        self._tokens_at = 0.0
         self._thread = threading.Thread(target=self._run, name="parbench-collector", daemon=True)
         self._thread.start()
 
@@ -411,9 +441,9 @@ class Collector:
     def connections(self) -> int:
         return len(self._conns)
 
-    def _read(self, c: _Conn) -> bool:
+    def _read(self, c: _Conn, limit: int | None = None) -> bool:
         try:
-            data = c.sock.recv(self.RECV_BYTES)
+            data = c.sock.recv(self.RECV_BYTES if limit is None else max(1, min(limit, self.RECV_BYTES)))
         except (BlockingIOError, InterruptedError):
             return False
         except OSError:
@@ -471,7 +501,7 @@ class Collector:
         c.size = len(rest)
 
     def _accept(self) -> None:
-        while True:
+        while self._listener is not None:
             try:
                 s, _ = self._listener.accept()
             except (BlockingIOError, InterruptedError):
@@ -489,18 +519,38 @@ class Collector:
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
+                budget = self._read_budget()
+                if budget is not None and budget < 1:
+                    # Slow: no reading until the budget refills; commands and
+                    # new connections are still served.
+                    time.sleep(min(0.01, (1 - budget) / self._rate))
+                    for key, _ in self._sel.select(0):
+                        if key.data is None:
+                            self._accept()
+                        elif key.data is _WAKE:
+                            self._run_commands()
+                    continue
                 for key, _ in self._sel.select(0.05):
                     if key.data is None:
                         self._accept()
-                    else:
+                    elif key.data is _WAKE:
+                        self._run_commands()
+                    elif budget is None:
                         self._read(key.data)
+                    elif budget >= 1:
+                        before = self._bytes
+                        self._read(key.data, int(budget))
+                        budget -= self._bytes - before
+                        self._tokens -= self._bytes - before
             # drain whatever is already readable, without waiting for more
             deadline = time.monotonic() + 2.0
             while time.monotonic() < deadline:
                 events = self._sel.select(0)
                 progressed = False
                 for key, _ in events:
-                    if key.data is None:
+                    if key.data is _WAKE:
+                        self._run_commands()
+                    elif key.data is None:
                         n_before = len(self._conns)
                         self._accept()
                         progressed = progressed or len(self._conns) > n_before
@@ -511,6 +561,123 @@ class Collector:
         except Exception as e:  # noqa: BLE001 - reported through stop()
             self._error = f"collector failed: {e!r}"
             self._data_lost = True
+
+    # ---------------------------------------------------------------- faults
+
+    def go_down(self, timeout: float = 5.0) -> dict:
+        """Stop listening and close every connection (after reading what its
+        kernel already holds).  Returns what was done: ``connections``
+        closed, ``in_flight_bytes`` the target had handed to them that the
+        collector's kernel had not acknowledged yet (None without /proc)."""
+        return self._command("down", timeout)
+
+    def come_up(self, timeout: float = 5.0) -> dict:
+        """Listen again on the same port."""
+        return self._command("up", timeout)
+
+    def reset_connections(self, timeout: float = 5.0) -> dict:
+        """Close every connection with a TCP reset (after reading what its
+        kernel already holds); the listener stays.  Returns as ``go_down``."""
+        return self._command("reset", timeout)
+
+    def set_read_rate(self, bytes_per_s: float | None) -> None:
+        """Read at most ``bytes_per_s`` bytes a second over all connections
+        (None: as fast as data comes).  For the slowness to reach the
+        target, make the collector with a small ``rcvbuf``: the kernel's
+        own buffers (tens of MB with autotuning, and an advertised window
+        never shrinks) would otherwise absorb the backlog."""
+        self._tokens, self._tokens_at = 0.0, time.monotonic()
+        self._rate = float(bytes_per_s) if bytes_per_s else None
+
+    def _read_budget(self) -> float | None:
+        rate = self._rate
+        if rate is None:
+            return None
+        now = time.monotonic()
+        # at most a tenth of a second's worth saved up
+        self._tokens = min(self._tokens + (now - self._tokens_at) * rate, max(1.0, rate / 10))
+        self._tokens_at = now
+        return self._tokens
+
+    def _command(self, name: str, timeout: float) -> dict:
+        done = threading.Event()
+        result: dict = {}
+        self._commands.put((name, done, result))
+        try:
+            self._wake_w.send(b"x")
+        except OSError:
+            pass
+        if not done.wait(timeout):
+            raise RuntimeError(f"the collector did not carry out {name!r} within {timeout:g}s")
+        if "error" in result:
+            raise RuntimeError(result["error"])
+        return result
+
+    def _run_commands(self) -> None:
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+        while True:
+            try:
+                name, done, result = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                if name == "up":
+                    self._listen_again()
+                else:
+                    result.update(self._close_all(reset=name == "reset", stop_listening=name == "down"))
+            except Exception as exc:  # noqa: BLE001 - reported to the caller
+                result["error"] = f"{name}: {exc}"
+            done.set()
+
+    def _close_all(self, reset: bool, stop_listening: bool) -> dict:
+        if self._listener is not None:
+            self._accept()  # a connection the kernel completed would be reset unread with the listener
+            if stop_listening:
+                self._sel.unregister(self._listener)
+                self._listener.close()
+                self._listener = None
+        open_conns = [c for c in self._conns if c.open]
+        in_flight = tcp_queues.queued(self.port)
+        for c in open_conns:
+            # What the kernel acknowledged is read; right after, the close:
+            # what arrives in between is the only loss the collector causes.
+            while c.open and self._read(c):
+                pass
+            if not c.open:
+                continue
+            self._sel.unregister(c.sock)
+            if reset:
+                c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            c.sock.close()
+            c.open = False
+        return {"connections": len(open_conns),
+                "in_flight_bytes": in_flight.to_port if in_flight is not None else None}
+
+    def _listen_again(self) -> None:
+        if self._listener is not None:
+            return
+        deadline = time.monotonic() + 5.0
+        while True:
+            sock = socket.socket(self._family, socket.SOCK_STREAM)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if self.rcvbuf:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.rcvbuf)
+                sock.bind((self.host if self.host != "localhost" else "127.0.0.1", self.port))
+                sock.listen(1024)
+                sock.setblocking(False)
+                break
+            except OSError as exc:
+                sock.close()
+                if time.monotonic() >= deadline:
+                    raise RuntimeError(f"cannot listen on port {self.port} again: {exc}") from None
+                time.sleep(0.05)
+        self._listener = sock
+        self._sel.register(sock, selectors.EVENT_READ, None)
 
     def stop(self, timeout: float = 5.0) -> Capture:
         """Stop listening, read what is already buffered, close everything and
@@ -527,7 +694,10 @@ class Collector:
             for c in self._conns:
                 if c.open:
                     c.sock.close()
-            self._listener.close()
+            if self._listener is not None:
+                self._listener.close()
+            self._wake_r.close()
+            self._wake_w.close()
             self._sel.close()
         except OSError:
             pass

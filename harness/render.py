@@ -129,6 +129,20 @@ def config_version(version: str | None) -> tuple[int, int]:
     return Version.parse(version).major_minor
 
 
+#: time-reopen() for every implementation: a lost destination connection is
+#: retried after it (syslog-ng's default, 60 s, is longer than a whole run)
+TIME_REOPEN_S = 1
+
+
+def with_global_options(text: str, options: list[str]) -> str:
+    """``text`` (a rendered config) with an ``options { ... };`` block of
+    ``options`` (already config syntax) right after its ``@version`` line."""
+    first, _, rest = text.partition("\n")
+    if not first.startswith("@version"):
+        raise ValueError(f"a rendered config starts with its @version line, not {first[:60]!r}")
+    return f"{first}\noptions {{ {'; '.join(options)}; }};\n{rest}"
+
+
 def _version_line(version: str | None) -> str:
     major, minor = config_version(version)
     return f"@version: {major}.{minor}"

@@ -56,6 +56,18 @@ Run object
                            which and why
     target_notes           list[str]: findings about the target (options left out, kills,
                            collector errors, the version profile and why)
+    faults                 list (empty without [faults]), one object per fault as it happened:
+                           {"kind", "at_s", "for_s", "bytes_per_s": as in the scenario,
+                            "started_s", "ended_s": seconds after sending started (null: never),
+                            "connections": connections it broke, "in_flight_bytes": bytes the
+                            kernel held in them at the break or kill, "recover_s": from its
+                            end until every message sent before it had arrived,
+                            "error": null | why it could not be applied}
+    fault_promise          null | {"max_lost": int | null (null: losses allowed, counted),
+                            "why": str, "parts": [str]}: the loss the faults allow
+                           (``harness.faults.promise``)
+    target_accounting      null | the implementation's own count of its messages, as it
+                           reports them: {"received", "written", "dropped", "queued_at_exit", ...}
     target_version         str | null
     stderr_tail            str: tail of the target's stderr (kept for failed runs)
     error                  str | null: why the run could not complete
@@ -82,7 +94,8 @@ from typing import Any
 
 from parbench.errors import InputFileError
 from parbench.harness.checks import VERDICTS, Anomaly, CheckResult
-from parbench.harness.scenario import ORDERINGS, Expectation
+from parbench.harness.faults import AppliedFault, Promise
+from parbench.harness.scenario import FAULT_KINDS, ORDERINGS, Expectation
 
 SCHEMA = "parbench.results/2"
 SCHEMA_V1 = "parbench.results/1"
@@ -151,6 +164,9 @@ class Run:
     target_version: str | None = None
     stderr_tail: str = ""
     error: str | None = None
+    faults: list[AppliedFault] = field(default_factory=list)
+    fault_promise: Promise | None = None
+    target_accounting: dict[str, Any] | None = None
 
     @property
     def passed(self) -> bool:
@@ -170,6 +186,9 @@ class Run:
             "partition_processed": self.partition_processed, "partition_predicted": self.partition_predicted,
             "profile": self.profile, "target_notes": list(self.target_notes),
             "target_version": self.target_version, "stderr_tail": self.stderr_tail, "error": self.error,
+            "faults": [a.to_json() for a in self.faults],
+            "fault_promise": self.fault_promise.to_json() if self.fault_promise is not None else None,
+            "target_accounting": self.target_accounting,
         })
 
 
@@ -386,7 +405,27 @@ def _run(r: _Fields, v1: bool) -> Run:
         target_version=r.string("target_version", None, nullable=True),
         stderr_tail=r.string("stderr_tail", ""),
         error=r.string("error", nullable=True),
+        faults=[_fault(_Fields(r.source, f"{r.key('faults')}[{i}]", doc)) for i, doc in enumerate(r.array("faults", []))],
+        fault_promise=_promise(r),
+        target_accounting=None if r.get("target_accounting", None) is None else dict(r.sub("target_accounting").table),
     )
+
+
+def _fault(f: _Fields) -> AppliedFault:
+    kind = f.choice("kind", FAULT_KINDS)
+    for name in ("at_s", "for_s", "started_s", "ended_s", "recover_s"):
+        f.number(name, None, nullable=True)
+    for name in ("bytes_per_s", "connections", "in_flight_bytes"):
+        f.integer(name, None, nullable=True, lo=0)
+    f.string("error", None, nullable=True)
+    return AppliedFault.from_json({**f.table, "kind": kind})
+
+
+def _promise(r: _Fields) -> Promise | None:
+    if r.get("fault_promise", None) is None:
+        return None
+    p = r.sub("fault_promise")
+    return Promise(p.integer("max_lost", nullable=True, lo=0), p.string("why"), p.strings("parts", []))
 
 
 def _witnesses(f: _Fields, name: str) -> list[dict[str, Any]]:

@@ -26,7 +26,7 @@ import tempfile
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -36,7 +36,8 @@ from parbench import interrupts
 from parbench.harness import metrics
 from parbench.harness.balance import key_counts, predicted_partitions
 from parbench.harness.checks import check
-from parbench.harness.collector import Collector, parse_capture
+from parbench.harness.collector import SLOW_RCVBUF, Collector, parse_capture
+from parbench.harness.faults import RESTART_TIMEOUT_S, AppliedFault, FaultInjector, promise, recovery_s
 from parbench.harness.results import Run
 from parbench.harness.targets.base import TargetError, TargetPlan
 from parbench.harness.targets.registry import get_target, impl_label, kind_of
@@ -162,7 +163,8 @@ def run_once(scenario: Any, impl: str, partitions: int, repeat: int, workdir: Pa
         run.profile = reference_profile
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    collector = target = report = capture = None
+    collector = target = report = capture = injector = None
+    applied: list[AppliedFault] = []
     send_result = None
     t_start = time.monotonic()
     try:
@@ -170,22 +172,33 @@ def run_once(scenario: Any, impl: str, partitions: int, repeat: int, workdir: Pa
         total = expected_total(plan, scenario.workload)
         if on_total:
             on_total(total)
-        collector = Collector()
+        faults = tuple(getattr(scenario, "faults", ()) or ())
+        collector = Collector(rcvbuf=SLOW_RCVBUF if any(f.kind == "destination_slow" for f in faults) else None)
         target = target_factory(impl, profile=reference_profile)
-        deadline_s = _send_deadline_s(scenario.workload, total)
+        faults_s = max((f.end_s for f in faults), default=0.0)
+        deadline_s = _send_deadline_s(scenario.workload, total) + faults_s
         # Once started, the target runs at most: sending, the quiescence
         # grace, and its stop.
         target_plan = TargetPlan(scenario=scenario, partitions=partitions,
                                  deadline_s=deadline_s + QUIESCE_GRACE_S + STOP_TIMEOUT_S)
         host, port = target.start(target_plan, collector.port, workdir, timeout=START_TIMEOUT_S)
         t_start = time.monotonic()
+        if faults:
+            injector = FaultInjector(faults, collector, target, (host, port)).start()
         with _ReceivedPoller(collector, on_received):
-            send_result = send(plan, host, port, deadline_s=deadline_s)
+            send_result = send(plan, host, port, deadline_s=deadline_s,
+                               reconnect=injector.address if injector is not None and injector.restarts else None)
             sent = int(send_result.total_sent)
             if on_total:
                 on_total(sent)
+            if injector is not None:
+                # Every fault is played (and over) before quiescence counts.
+                injector.wait(max(0.0, t_start + faults_s - time.monotonic()) + RESTART_TIMEOUT_S)
             _wait_quiescent(collector, sent, idle_s, t_start + deadline_s + QUIESCE_GRACE_S)
         run.sent = sent
+        if send_result.reconnects:
+            run.target_notes.append(f"sender: {sum(send_result.reconnects.values())} broken connection(s) opened "
+                                    "again")
         if send_result.errors:
             first = min(send_result.errors)
             run.target_notes.append(
@@ -202,6 +215,8 @@ def run_once(scenario: Any, impl: str, partitions: int, repeat: int, workdir: Pa
         (workdir / "run-error.txt").write_text(traceback.format_exc())
     finally:
         with interrupts.deferred():  # a signal now must not leave the target half stopped
+            if injector is not None:
+                applied = injector.stop()
             if target is not None:
                 try:
                     report = target.stop(timeout=STOP_TIMEOUT_S)
@@ -223,10 +238,15 @@ def run_once(scenario: Any, impl: str, partitions: int, repeat: int, workdir: Pa
             run.partition_processed = report.partition_processed
             run.target_notes += list(report.notes)
             run.target_version = report.version
+            run.target_accounting = report.accounting
             run.stderr_tail = report.stderr_tail or ""
             if report.exit_code not in (0, None) and run.error is None:
                 run.target_notes.append(f"target exited with status {report.exit_code}")
 
+    run.faults = applied
+    failed_faults = [a for a in applied if a.error]
+    if failed_faults and run.error is None:
+        run.error = f"a fault could not be applied as planned: {failed_faults[0].describe()}"
     evaluated = False
     if run.error is None and capture is not None:
         try:
@@ -277,8 +297,30 @@ def _evaluate(run: Run, scenario: Any, plan: Any, capture: Any, send_result: Any
     # sender stops early).
     expected = plan.expected_for(send_result.sent)
     run.checks = check(records, expected)
+    expectation = scenario.expect
+    bound = None
+    if run.faults:
+        recovery_s(run.faults, np.asarray(records.sent_ns), np.asarray(records.recv_ns))
+        line_bytes = capture.total_bytes / max(1, records.lines_total)
+        bound = promise(run.faults, scenario.pipeline.flow_control, scenario.pipeline.log_iw_size, line_bytes)
+        run.fault_promise = bound
+        if not expectation.loss_allowed:
+            # The promise says how many may be lost; the other anomalies stay prohibited.
+            expectation = replace(expectation, loss_allowed=True)
+            run.expectation = expectation
     run.verdict, run.verdict_reasons = run.checks.verdict(
-        scenario.expect, incomplete=_capture_trouble(capture) if capture.data_lost else None)
+        expectation, incomplete=_capture_trouble(capture) if capture.data_lost else None)
+    if bound is not None and not scenario.expect.loss_allowed:
+        lost = run.checks.count("lost")
+        if bound.max_lost is not None and lost > bound.max_lost:
+            run.verdict = "fail"
+            run.verdict_reasons.append(f"lost {lost:,} messages under the faults, more than the {bound.max_lost:,} "
+                                       f"the implementation may lose ({bound.why})")
+        silent = unaccounted(run.checks.count("lost"), run.target_accounting)
+        if bound.max_lost is None and silent:
+            run.verdict = "fail"
+            run.verdict_reasons.append(f"lost {silent:,} messages more than the implementation counted as dropped "
+                                       f"or still queued ({_accounting_text(run.target_accounting)})")
     sent_ns = np.asarray(records.sent_ns)
     recv_ns = np.asarray(records.recv_ns)
     run.received = int(sent_ns.size)
@@ -289,6 +331,18 @@ def _evaluate(run: Run, scenario: Any, plan: Any, capture: Any, send_result: Any
     run.latency_ms = metrics.latency_ms(sent_ns, recv_ns, scenario.sweep.warmup_s)
     run.partition_predicted = predicted_partitions(
         scenario, partitions, key_counts(records.key, len(scenario.workload.keys)))
+
+
+def unaccounted(lost: int, accounting: dict | None) -> int:
+    """Messages lost beyond what the implementation's own counters explain
+    (dropped, or still queued when it stopped); 0 when it keeps no count."""
+    if not accounting or "dropped" not in accounting:
+        return 0
+    return max(0, int(lost) - int(accounting.get("dropped", 0)) - int(accounting.get("queued_at_exit", 0)))
+
+
+def _accounting_text(accounting: dict | None) -> str:
+    return ", ".join(f"{k} {v:,}" for k, v in (accounting or {}).items() if isinstance(v, int))
 
 
 class _Progress:

@@ -108,9 +108,11 @@ def interruptible() -> Iterator[None]:
 @contextmanager
 def deferred() -> Iterator[None]:
     """Inside ``interruptible()``: a signal during the block is raised when
-    the block ends normally (left pending when an exception leaves it)."""
+    the block ends normally (left pending when an exception leaves it).
+    Signals reach the main thread only, so in any other thread the block
+    runs as it is."""
     catcher = _catcher
-    if catcher is None or not catcher.raising:
+    if catcher is None or not catcher.raising or threading.current_thread() is not threading.main_thread():
         yield
         return
     catcher.raising = False

@@ -62,6 +62,9 @@ class TargetReport:
     stderr_tail: str = ""
     notes: list[str] = field(default_factory=list)  # findings worth a line in the report
     version: str | None = None  # implementation version, when known
+    # The implementation's own count of its messages, when it keeps one:
+    # {"received", "written", "dropped", "queued_at_exit", ...} (None: it does not).
+    accounting: dict[str, Any] | None = None
     # Set when what the target did means the run cannot pass whatever the
     # checks say (it left processes running); the runner makes it the run's error.
     failure: str | None = None
@@ -81,6 +84,15 @@ class Target(abc.ABC):
     @abc.abstractmethod
     def stop(self, timeout: float = 15.0) -> TargetReport:
         """Stop what start() started (gracefully, then by force) and report."""
+
+    def restart(self, timeout: float = 30.0) -> tuple[str, int]:
+        """Kill the implementation at once (SIGKILL: what it held in memory
+        is lost, as in a crash) and start it again with the same plan and
+        output port; return the address to send to once it is ready again
+        (the same port when the kind can keep it).  TargetError when it
+        cannot start again, or when the kind cannot be restarted (the
+        default)."""
+        raise TargetError(f"{self.name}: this kind of implementation cannot be restarted")
 
     def reference_profile(self) -> str | None:
         """The reference's version profile that models this implementation,

@@ -102,15 +102,19 @@ class ManagedProcess:
         except (ProcessLookupError, PermissionError):
             pass
 
-    def stop(self, timeout: float) -> None:
-        """SIGTERM to the group, wait, SIGKILL what remains; always reaps."""
+    def stop(self, timeout: float, *, graceful: bool = True) -> None:
+        """SIGTERM to the group, wait, SIGKILL what remains; always reaps.
+        ``graceful=False``: SIGKILL at once (a crash: what it held is lost)."""
         if self.proc is None:
             return
         rusage_cpu = rusage_rss = None
         try:
             if self.sampler:
                 self.sampler.sample()
-            if self.proc.returncode is None:
+            if self.proc.returncode is None and not graceful:
+                self._signal_group(signal.SIGKILL)
+                code, rusage_cpu, rusage_rss = reap_with_rusage(self.proc, 5.0)
+            elif self.proc.returncode is None:
                 self._signal_group(signal.SIGTERM)
                 code, rusage_cpu, rusage_rss = reap_with_rusage(self.proc, timeout)
                 if code is None:
@@ -134,6 +138,14 @@ class ManagedProcess:
                 reaper.leftovers(self.token, self.proc.pid, self._start_ticks))
             self.exit_code = self.proc.returncode
             self.cpu_seconds, self.peak_rss_bytes = summarize_usage(self.sampler, rusage_cpu, rusage_rss)
+
+
+def usage_of(processes: list[ManagedProcess]) -> tuple[float | None, int | None]:
+    """(CPU seconds, peak RSS) of a target that ran as several processes in
+    turn (restarted): CPU adds up, the peak is the largest."""
+    cpus = [p.cpu_seconds for p in processes if p.cpu_seconds is not None]
+    rss = [p.peak_rss_bytes for p in processes if p.peak_rss_bytes is not None]
+    return (sum(cpus) if cpus else None, max(rss) if rss else None)
 
 
 def listening_inodes(port: int) -> set[str]:
@@ -170,32 +182,40 @@ def owns_socket(pid: int, inodes: set[str]) -> bool | None:
 
 
 def stop_and_report(process: ManagedProcess, notes: list[str], timeout: float,
-                    killed_note: str = "killed") -> TargetReport:
+                    killed_note: str = "killed", earlier: list[ManagedProcess] | None = None) -> TargetReport:
     """Stop ``process`` (SIGTERM, then SIGKILL after ``timeout``) and report
-    what every process target can: CPU, peak RSS, exit code, stderr tail."""
+    what every process target can: CPU, peak RSS, exit code, stderr tail.
+    ``earlier``: the processes of the target killed before (restarts)."""
     process.stop(timeout)
     notes = list(notes)
     if process.killed:
         notes.append(f"did not exit within {timeout:g}s of SIGTERM; {killed_note}")
-    notes += leftover_notes(process)
-    return TargetReport(cpu_seconds=process.cpu_seconds, peak_rss_bytes=process.peak_rss_bytes,
+    every = [*(earlier or []), process]
+    notes += leftover_notes(every)
+    cpu, rss = usage_of(every)
+    return TargetReport(cpu_seconds=cpu, peak_rss_bytes=rss,
                         exit_code=process.exit_code, stderr_tail=process.stderr_tail(), notes=notes,
-                        failure=leftover_failure(process))
+                        failure=leftover_failure(every))
 
 
-def leftover_notes(process: ManagedProcess) -> list[str]:
+def _processes(process: ManagedProcess | list[ManagedProcess]) -> list[ManagedProcess]:
+    return process if isinstance(process, list) else [process]
+
+
+def leftover_notes(process: ManagedProcess | list[ManagedProcess]) -> list[str]:
     """One note per process of the target that outlived it (and was killed)."""
     return [f"a process of the target was still running after the target stopped, outside its process "
-            f"group: {text}; killed" for text in process.leftovers]
+            f"group: {text}; killed" for p in _processes(process) for text in p.leftovers]
 
 
-def leftover_failure(process: ManagedProcess) -> str | None:
+def leftover_failure(process: ManagedProcess | list[ManagedProcess]) -> str | None:
     """The run's error when processes of the target outlived it, else None."""
-    if not process.leftovers:
+    texts = [text for p in _processes(process) for text in p.leftovers]
+    if not texts:
         return None
-    n = len(process.leftovers)
+    n = len(texts)
     return (f"{n} process{'es' if n > 1 else ''} of the target still running after the target stopped "
-            f"(killed): {'; '.join(process.leftovers)}")
+            f"(killed): {'; '.join(texts)}")
 
 
 def wait_for_port(host: str, port: int, timeout: float, process: ManagedProcess) -> None:

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from parbench.harness.render import config_notes, render_config
+from parbench.harness.render import TIME_REOPEN_S, config_notes, render_config, with_global_options
 from parbench.harness.targets.base import Target, TargetError, TargetPlan, TargetReport
 from parbench.harness.targets.kind import ImplSpec, TargetKind
 from parbench.harness.targets.process import ManagedProcess, stop_and_report
@@ -47,8 +47,11 @@ class ReferenceTarget(Target):
         # service's default (one per CPU).
         self.workers = workers
         self._process: ManagedProcess | None = None
+        self._killed: list[ManagedProcess] = []  # processes before a restart
         self._counters_path: Path | None = None
         self._notes: list[str] = []
+        self._launch_args: tuple | None = None  # (plan, out_port, workdir, max_seconds) of start()
+        self._port = 0
         # What the reference models is its profile; the service names the
         # one it ran in its counters (see stop()).
         self.version = profile
@@ -78,19 +81,39 @@ class ReferenceTarget(Target):
               max_seconds: float | None = None) -> tuple[str, int]:
         workdir = Path(workdir)
         workdir.mkdir(parents=True, exist_ok=True)
+        self._notes += config_notes(plan.scenario, plan.partitions, "reference", self.profile)
+        if max_seconds is None:
+            max_seconds = self.max_seconds_for(plan, timeout)
+        self._launch_args = (plan, out_port, workdir, max_seconds)
+        host, self._port = self._launch(timeout, in_port=0)
+        return host, self._port
+
+    def restart(self, timeout: float = 30.0) -> tuple[str, int]:
+        """SIGKILL, then ``parbench serve`` again on the same port."""
+        if self._process is None or self._launch_args is None:
+            raise TargetError("reference: restart before start")
+        self._process.stop(0, graceful=False)
+        self._killed.append(self._process)
+        return self._launch(timeout, in_port=self._port)
+
+    def _launch(self, timeout: float, in_port: int) -> tuple[str, int]:
+        plan, out_port, workdir, max_seconds = self._launch_args
         conf = workdir / "reference.conf"
         ready = workdir / "ready.json"
         self._counters_path = workdir / "counters.json"
         for stale in (ready, self._counters_path):
             stale.unlink(missing_ok=True)
-        conf.write_text(render_config(plan.scenario, plan.partitions, out_port, dialect="reference",
-                                      version=self.profile))
-        self._notes += config_notes(plan.scenario, plan.partitions, "reference", self.profile)
-        if max_seconds is None:
-            max_seconds = self.max_seconds_for(plan, timeout)
+        text = render_config(plan.scenario, plan.partitions, out_port, in_port=in_port, dialect="reference",
+                             version=self.profile)
+        if getattr(plan.scenario, "faults", ()):
+            # A broken destination connection is retried after time-reopen()
+            # (60 s by default); only fault runs break it.
+            text = with_global_options(text, [f"time-reopen({TIME_REOPEN_S})"])
+        conf.write_text(text)
         workers = self.workers or getattr(plan.scenario.pipeline, "workers", None)
+        label = f"reference-{len(self._killed)}" if self._killed else "reference"
         self._process = ManagedProcess(self.command(conf, ready, self._counters_path, max_seconds, workers),
-                                       workdir, "reference")
+                                       workdir, label)
         self._process.start()
         deadline = time.monotonic() + timeout
         while True:
@@ -117,7 +140,11 @@ class ReferenceTarget(Target):
         process = self._process
         if process is None:
             return TargetReport(notes=list(self._notes))
-        report = stop_and_report(process, self._notes, timeout, killed_note="killed (no counters)")
+        report = stop_and_report(process, self._notes, timeout, killed_note="killed (no counters)",
+                                 earlier=self._killed)
+        if self._killed:
+            report.notes.append(f"restarted {len(self._killed)} time(s) (SIGKILL); the counters are the last "
+                                "process's only")
         counters = None
         if self._counters_path is not None and self._counters_path.exists():
             try:
@@ -130,6 +157,8 @@ class ReferenceTarget(Target):
             report.partition_processed = _partition_totals(counters, "parallelized_processed_events_total")
             report.partition_assigned = _partition_totals(counters, "parallelized_assigned_events_total")
         report.counters = counters
+        accounting = (counters or {}).get("accounting")
+        report.accounting = dict(accounting) if isinstance(accounting, dict) else None
         report.version = (counters or {}).get("profile") or self.profile
         return report
 
