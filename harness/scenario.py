@@ -609,6 +609,11 @@ def apply_quick(s: Scenario) -> Scenario:
     q = s.sweep.quick
     wl = s.workload
     conns = q.connections or wl.connections
+    if s.faults and not (q.messages_per_connection or q.duration_s or q.connections):
+        # A fault acts on the messages in flight at its time: the workload
+        # keeps its length (the timeline), only the sweep shrinks.
+        parts = q.partitions or tuple(sorted({min(s.sweep.partitions), max(s.sweep.partitions)}))
+        return replace(s, sweep=replace(s.sweep, partitions=parts, repeats=1, warmup_s=0.0))
     if q.duration_s is not None:
         wl = replace(wl, connections=conns, duration_s=q.duration_s, messages_per_connection=None)
     else:
