@@ -153,7 +153,7 @@ class Expectation:
 FAULT_KINDS = ("destination_down", "destination_slow", "connection_reset", "target_restart")
 #: faults that act on the collector for a while (their windows may not overlap)
 WINDOW_FAULTS = ("destination_down", "destination_slow")
-MAX_FAULT_TIME_S = 3600.0
+MAX_FAULT_TIME_S = 3600
 
 
 @dataclass(frozen=True)

@@ -158,7 +158,8 @@ class ReferenceTarget(Target):
             report.partition_assigned = _partition_totals(counters, "parallelized_assigned_events_total")
         report.counters = counters
         accounting = (counters or {}).get("accounting")
-        report.accounting = dict(accounting) if isinstance(accounting, dict) else None
+        # After a restart the counters are the last process's only: no account of the run.
+        report.accounting = dict(accounting) if isinstance(accounting, dict) and not self._killed else None
         report.version = (counters or {}).get("profile") or self.profile
         return report
 
