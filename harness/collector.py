@@ -442,6 +442,8 @@ class Collector:
         return len(self._conns)
 
     def _read(self, c: _Conn, limit: int | None = None) -> bool:
+        if not c.open:  # closed by a fault earlier in the same batch of events
+            return False
         try:
             data = c.sock.recv(self.RECV_BYTES if limit is None else max(1, min(limit, self.RECV_BYTES)))
         except (BlockingIOError, InterruptedError):

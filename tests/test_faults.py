@@ -279,3 +279,25 @@ def test_records_keep_their_streams_across_a_reconnection():
         capture = collector.stop()
     records = parse_capture(capture)
     assert records.lines_total == 3 and len(capture.streams) == 2
+
+
+def test_a_reset_between_two_events_of_one_select_leaves_the_collector_running():
+    """A fault closes connections from the receive thread while the same
+    batch of events still holds them: they are skipped, not read."""
+    collector = Collector()
+    try:
+        writers = [_connect(collector.port) for _ in range(8)]
+        for _ in range(30):
+            for w in writers:
+                try:
+                    w.sendall(b"z\n" * 100)
+                except OSError:
+                    pass
+            collector.reset_connections()
+            writers = [_connect(collector.port) for _ in range(8)]
+        for w in writers:
+            w.close()
+        assert collector.error is None
+    finally:
+        capture = collector.stop()
+    assert not capture.data_lost and capture.errors == []
