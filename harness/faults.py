@@ -15,12 +15,20 @@ Before the collector breaks a connection it reads what its kernel already
 acknowledged; just before a break or a kill, the bytes the kernel still held
 in the affected connections are measured (``harness.tcp_queues``).
 
-What an implementation promises (``promise``) is stated per fault, the same
-for every implementation; a run is checked against it:
+What an implementation promises (``promise``) is stated per fault; a run
+is checked against it:
 
-* with flow control, a slow or unreachable destination stops the source:
-  nothing may be lost (``destination_slow``, ``destination_down``,
-  ``connection_reset``);
+* with flow control, a slow destination stops the source: nothing may be
+  lost (``destination_slow``);
+* with flow control, a destination that goes down or resets a connection
+  loses nothing that the implementation still holds; what it had already
+  handed to the kernel for a connection that then broke is another matter.
+  TCP acknowledges to the kernel, not to the program: an implementation
+  that counts a message delivered once written (syslog-ng, AxoSyslog) may
+  lose what was in its socket's send buffer at the break, at most the
+  kernel's largest send buffer (``tcp_wmem``) per broken connection.  One
+  that keeps what the peer's TCP has not acknowledged and sends it again
+  (the reference: ``TargetKind.keeps_unacknowledged``) may lose nothing;
 * a SIGKILL loses what the process held: with flow control at most its
   source window (``log_iw_size`` messages read and not yet delivered) plus
   what the kernel held in its input connections at the kill (measured), so
@@ -52,6 +60,9 @@ from parbench.harness.scenario import Fault
 COLLECTOR_TIMEOUT_S = 10.0
 #: how long a restarted target may take to be ready again
 RESTART_TIMEOUT_S = 30.0
+#: how long after a break or kill a message may still have been lost to it
+#: (written into the broken connection before the reset came back)
+BREAK_SLACK_S = 0.1
 
 
 @dataclass
@@ -62,6 +73,7 @@ class AppliedFault:
     started_s: float | None = None
     ended_s: float | None = None
     end_ns: int | None = None  # time.time_ns() at its end, to measure recovery from
+    start_ns: int | None = None  # time.time_ns() at its start
     connections: int | None = None  # connections it broke
     in_flight_bytes: int | None = None  # what the kernel held in them at the break
     error: str | None = None
@@ -76,8 +88,9 @@ class AppliedFault:
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> "AppliedFault":
         fault = Fault(doc["kind"], float(doc["at_s"]), float(doc.get("for_s") or 0.0), doc.get("bytes_per_s"))
-        return cls(fault, doc.get("started_s"), doc.get("ended_s"), None, doc.get("connections"),
-                   doc.get("in_flight_bytes"), doc.get("error"), doc.get("recover_s"))
+        return cls(fault, started_s=doc.get("started_s"), ended_s=doc.get("ended_s"),
+                   connections=doc.get("connections"), in_flight_bytes=doc.get("in_flight_bytes"),
+                   error=doc.get("error"), recover_s=doc.get("recover_s"))
 
     def describe(self) -> str:
         text = self.fault.describe()
@@ -149,6 +162,7 @@ class FaultInjector:
     def _begin(self, applied: AppliedFault) -> None:
         kind = applied.fault.kind
         applied.started_s = self._now()
+        applied.start_ns = time.time_ns()
         if kind == "destination_down":
             self._down = True
             self._record(applied, self.collector.go_down(COLLECTOR_TIMEOUT_S))
@@ -215,38 +229,110 @@ class FaultInjector:
 @dataclass
 class Promise:
     """What the implementation promises under a run's faults: at most
-    ``max_lost`` messages lost (None: no bound, losses are counted)."""
+    ``max_lost`` messages lost (None: no bound, losses are counted), each
+    sent before ``sent_before_ns`` (a fault can only cost messages the
+    implementation had by then; None: no such limit)."""
 
     max_lost: int | None
     why: str
     parts: list[str] = field(default_factory=list)
+    sent_before_ns: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"max_lost": self.max_lost, "why": self.why, "parts": list(self.parts)}
 
 
-def promise(applied: list[AppliedFault], flow_control: bool, log_iw_size: int, line_bytes: float) -> Promise:
+def send_buffer_max() -> int:
+    """The largest send buffer the kernel gives a TCP socket (``tcp_wmem``)."""
+    try:
+        with open("/proc/sys/net/ipv4/tcp_wmem") as fh:
+            return int(fh.read().split()[2])
+    except (OSError, ValueError, IndexError):
+        return 4 << 20  # Linux's default
+
+
+def promise(applied: list[AppliedFault], flow_control: bool, log_iw_size: int, line_bytes: float,
+            keeps_unacknowledged: bool = False, send_buffer_bytes: int | None = None,
+            written_unreceived: int | None = None) -> Promise:
     """The loss a run may show under ``applied`` faults (see the module's
     docstring); ``line_bytes``: bytes of one message on the wire, to turn
-    bytes held in the kernel into messages."""
-    kinds = sorted({a.fault.kind for a in applied})
+    bytes held in the kernel into messages; ``keeps_unacknowledged``: the
+    implementation sends again what a broken connection's peer did not
+    acknowledge; ``written_unreceived``: messages the implementation
+    counted as written that never arrived, when it keeps that count: then
+    exactly those may be lost to broken connections, instead of a full
+    send buffer's worth per connection."""
     if not flow_control:
         return Promise(None, "without flow control an implementation drops what it cannot deliver: losses are "
                              "allowed, counted and reported")
+    line = max(1.0, line_bytes)
     parts: list[str] = []
+    whys: list[str] = []
     bound = 0
+    latest = None
     for a in applied:
-        if a.fault.kind != "target_restart" or a.started_s is None:
+        if a.started_s is None:
             continue
-        kernel = math.ceil((a.in_flight_bytes or 0) / max(1.0, line_bytes)) + (a.connections or 0)
-        bound += log_iw_size + kernel
-        parts.append(f"restart at {a.started_s:.2f}s: up to {log_iw_size:,} held (log_iw_size) + {kernel:,} "
-                     f"in its input connections' kernel buffers")
+        kind = a.fault.kind
+        costs = kind == "target_restart" or (
+            kind in ("destination_down", "connection_reset") and a.connections and not keeps_unacknowledged)
+        if costs and a.start_ns is not None:
+            latest = max(latest or 0, a.start_ns + int(BREAK_SLACK_S * 1e9))
+        if kind == "target_restart":
+            kernel = math.ceil((a.in_flight_bytes or 0) / line) + (a.connections or 0)
+            bound += log_iw_size + kernel
+            parts.append(f"restart at {a.started_s:.2f}s: up to {log_iw_size:,} held (log_iw_size) + {kernel:,} "
+                         f"in its input connections' kernel buffers")
+            whys.append("a SIGKILL loses at most what the process held (its source window) and what the kernel "
+                        "held in its input connections")
+        elif kind in ("destination_down", "connection_reset") and a.connections and not keeps_unacknowledged:
+            whys.append("a broken connection loses what was written into it and not yet acknowledged: the "
+                        "implementation counts a message delivered once the kernel took it")
+            if written_unreceived is not None:
+                continue  # bounded by the implementation's own count, below
+            buffered = math.ceil((send_buffer_bytes or send_buffer_max()) / line) + 1
+            bound += buffered * a.connections
+            parts.append(f"{kind.replace('_', ' ')} at {a.started_s:.2f}s: up to {buffered:,} written into each "
+                         f"of {a.connections} connection(s) it broke (a full kernel send buffer)")
+    if written_unreceived is not None and whys and not all(w.startswith("a SIGKILL") for w in whys):
+        bound += max(0, written_unreceived)
+        parts.append(f"broken connections: the {max(0, written_unreceived):,} messages the implementation counted "
+                     "as written and the destination never received")
     if not parts:
+        kinds = sorted({a.fault.kind for a in applied})
         return Promise(0, f"with flow control nothing may be lost under {', '.join(kinds)}")
-    why = "with flow control, a SIGKILL loses at most what the process held (its source window) and what " \
-          "the kernel held in its input connections"
-    return Promise(bound, why, parts)
+    return Promise(bound, "with flow control, " + "; ".join(dict.fromkeys(whys)), parts, latest)
+
+
+def lost_messages(records: Any, expected: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(connection, cseq) of every message sent and never received."""
+    n_conn = expected.n_connections
+    conn = np.asarray(records.conn, dtype=np.int64)
+    cseq = np.asarray(records.cseq, dtype=np.int64)
+    ok = conn < n_conn
+    conn, cseq = conn[ok], cseq[ok]
+    ok = cseq < expected.sent[conn]
+    got = np.zeros(expected.total, dtype=bool)
+    got[expected.offsets[conn[ok]] + cseq[ok]] = True
+    missing = np.flatnonzero(~got)
+    lost_conn = np.searchsorted(expected.offsets, missing, side="right") - 1
+    return lost_conn, missing - expected.offsets[lost_conn]
+
+
+def unexplained_losses(promised: Promise, records: Any, expected: Any, sent_at: Callable) -> tuple[int, str]:
+    """Lost messages no fault can have cost (first handed over after the
+    last break or kill, plus ``BREAK_SLACK_S``): (how many, the first)."""
+    if promised.sent_before_ns is None:
+        return 0, ""
+    conn, cseq = lost_messages(records, expected)
+    if not len(conn):
+        return 0, ""
+    at = sent_at(conn, cseq)
+    late = np.flatnonzero(at > promised.sent_before_ns)
+    if not len(late):
+        return 0, ""
+    first = late[np.argmin(at[late])]
+    return len(late), f"conn={int(conn[first])}, cseq={int(cseq[first])}"
 
 
 def recovery_s(applied: list[AppliedFault], sent_ns: np.ndarray, recv_ns: np.ndarray) -> None:

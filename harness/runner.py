@@ -37,7 +37,14 @@ from parbench.harness import metrics
 from parbench.harness.balance import key_counts, predicted_partitions
 from parbench.harness.checks import check
 from parbench.harness.collector import SLOW_RCVBUF, Collector, parse_capture
-from parbench.harness.faults import RESTART_TIMEOUT_S, AppliedFault, FaultInjector, promise, recovery_s
+from parbench.harness.faults import (
+    RESTART_TIMEOUT_S,
+    AppliedFault,
+    FaultInjector,
+    promise,
+    recovery_s,
+    unexplained_losses,
+)
 from parbench.harness.results import Run
 from parbench.harness.targets.base import TargetError, TargetPlan
 from parbench.harness.targets.registry import get_target, impl_label, kind_of
@@ -302,7 +309,10 @@ def _evaluate(run: Run, scenario: Any, plan: Any, capture: Any, send_result: Any
     if run.faults:
         recovery_s(run.faults, np.asarray(records.sent_ns), np.asarray(records.recv_ns))
         line_bytes = capture.total_bytes / max(1, records.lines_total)
-        bound = promise(run.faults, scenario.pipeline.flow_control, scenario.pipeline.log_iw_size, line_bytes)
+        written = (run.target_accounting or {}).get("written")
+        bound = promise(run.faults, scenario.pipeline.flow_control, scenario.pipeline.log_iw_size, line_bytes,
+                        keeps_unacknowledged=kind_of(run.impl).keeps_unacknowledged,
+                        written_unreceived=None if written is None else int(written) - len(records))
         run.fault_promise = bound
         if not expectation.loss_allowed:
             # The promise says how many may be lost; the other anomalies stay prohibited.
@@ -316,6 +326,13 @@ def _evaluate(run: Run, scenario: Any, plan: Any, capture: Any, send_result: Any
             run.verdict = "fail"
             run.verdict_reasons.append(f"lost {lost:,} messages under the faults, more than the {bound.max_lost:,} "
                                        f"the implementation may lose ({bound.why})")
+        elif bound.max_lost is not None and lost:
+            late, first = unexplained_losses(bound, records, expected, send_result.sent_at)
+            if late:
+                run.verdict = "fail"
+                run.verdict_reasons.append(
+                    f"{late:,} of the {lost:,} lost messages were sent after the last break or kill (first: "
+                    f"{first}): no fault explains them")
         silent = unaccounted(run.checks.count("lost"), run.target_accounting)
         if bound.max_lost is None and silent:
             run.verdict = "fail"

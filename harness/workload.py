@@ -170,6 +170,22 @@ class SendResult:
     timed_out: bool = False  # the deadline stopped the sender early
     # Connections broken and opened again (``reconnect``): connection -> count.
     reconnects: dict[int, int] = field(default_factory=dict)
+    # When each message was first handed over: per connection, the first
+    # message index of every chunk rendered and its time.time_ns() (see sent_at).
+    chunk_starts: list[np.ndarray] = field(default_factory=list)
+    chunk_ns: list[np.ndarray] = field(default_factory=list)
+
+    def sent_at(self, conn: np.ndarray, cseq: np.ndarray) -> np.ndarray:
+        """time.time_ns() at which message ``cseq`` of connection ``conn``
+        was first handed over (its chunk's time; 0 when never)."""
+        out = np.zeros(len(conn), dtype=np.int64)
+        for c in np.unique(conn):
+            if c >= len(self.chunk_starts) or not len(self.chunk_starts[c]):
+                continue
+            mine = conn == c
+            at = np.searchsorted(self.chunk_starts[c], cseq[mine], side="right") - 1
+            out[mine] = np.where(at >= 0, self.chunk_ns[c][np.maximum(at, 0)], 0)
+        return out
 
     @property
     def total_sent(self) -> int:
@@ -230,6 +246,9 @@ def send(plan: WorkloadPlan, host: str, port: int, *, deadline_s: float = 300.0,
         chunk_rows = max(1, min(chunk_rows, int(rate / 100) or 1))
     conns: list[_Conn] = []
     reconnects: dict[int, int] = {}
+    log_starts: list[list[int]] = [[] for _ in range(n_conn)]
+    log_ns: list[list[int]] = [[] for _ in range(n_conn)]
+    first_sent_end = [0] * n_conn
     sel = selectors.DefaultSelector()
     t_first: int | None = None
     t_last: int | None = None
@@ -339,6 +358,10 @@ def send(plan: WorkloadPlan, host: str, port: int, *, deadline_s: float = 300.0,
                     if t_first is None:
                         t_first = stamp
                     rows = render_connection(plan, cn.idx, cn.next, n, send_ns=stamp, out=cn.buf)
+                    if cn.next >= first_sent_end[cn.idx]:  # a message sent again keeps its first time
+                        log_starts[cn.idx].append(cn.next)
+                        log_ns[cn.idx].append(stamp)
+                        first_sent_end[cn.idx] = cn.next + len(rows)
                     cn.next += len(rows)
                     cn.pending = memoryview(rows).cast("B")
                     cn.pending_start = 0
@@ -383,4 +406,6 @@ def send(plan: WorkloadPlan, host: str, port: int, *, deadline_s: float = 300.0,
             if sent[cn.idx] < planned[cn.idx] and cn.idx not in errors and timed_out:
                 errors.setdefault(cn.idx, f"deadline of {deadline_s}s reached after {sent[cn.idx]} of {planned[cn.idx]} messages")
     return SendResult(sent=sent, planned=planned, t_first_ns=t_first, t_last_ns=t_last, errors=errors,
-                      timed_out=timed_out, reconnects=reconnects)
+                      timed_out=timed_out, reconnects=reconnects,
+                      chunk_starts=[np.asarray(x, dtype=np.int64) for x in log_starts],
+                      chunk_ns=[np.asarray(x, dtype=np.int64) for x in log_ns])

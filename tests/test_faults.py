@@ -66,8 +66,23 @@ def _applied(kind: str, **kw) -> AppliedFault:
 
 
 @pytest.mark.parametrize("kind", ["destination_down", "destination_slow", "connection_reset"])
-def test_with_flow_control_a_destination_fault_allows_no_loss(kind):
-    assert promise([_applied(kind, in_flight_bytes=5000, connections=1)], True, 1000, 250).max_lost == 0
+def test_with_flow_control_an_implementation_that_sends_unacknowledged_data_again_may_lose_nothing(kind):
+    applied = [_applied(kind, in_flight_bytes=5000, connections=1)]
+    assert promise(applied, True, 1000, 250, keeps_unacknowledged=True).max_lost == 0
+
+
+def test_a_slow_destination_allows_no_loss_to_anyone():
+    assert promise([_applied("destination_slow")], True, 1000, 250).max_lost == 0
+
+
+@pytest.mark.parametrize("kind", ["destination_down", "connection_reset"])
+def test_a_break_may_cost_what_was_written_into_the_connection(kind):
+    applied = [_applied(kind, connections=2, start_ns=5_000_000_000)]
+    loose = promise(applied, True, 1000, 250, send_buffer_bytes=25_000)
+    assert loose.max_lost == 2 * (100 + 1)  # a full send buffer per broken connection
+    assert loose.sent_before_ns == 5_100_000_000  # and only what was sent before the break
+    counted = promise(applied, True, 1000, 250, send_buffer_bytes=25_000, written_unreceived=7)
+    assert counted.max_lost == 7  # exactly what the implementation counted written and never arrived
 
 
 def test_a_restart_allows_the_source_window_and_what_the_kernel_held():
@@ -221,13 +236,35 @@ def test_a_restarted_relay_loses_at_most_what_it_held_and_the_sender_reconnects(
     assert run.received > 3000  # both processes forwarded
 
 
-def test_a_relay_that_gives_up_on_its_destination_fails_the_no_loss_promise(tmp_path):
-    """The relay writes with sendall and never reconnects: when its
-    destination goes down the rest is lost, and the check says so."""
-    (run,) = run_sweep(_scenario({"destination_down": {"at_s": 0.5, "for_s": 0.5}}), [_relay()],
-                       show_progress=False, workroot=tmp_path).runs
+def test_a_relay_that_drops_everything_after_its_destination_broke_fails(tmp_path):
+    """The relay never reconnects and goes on reading, forwarding nothing:
+    the messages sent after the break are lost, and no break explains that."""
+    (run,) = run_sweep(_scenario({"destination_down": {"at_s": 0.5, "for_s": 0.5}}),
+                       [_relay("--drop-when-destination-fails")], show_progress=False, workroot=tmp_path).runs
     assert run.faults[0].error is None and run.faults[0].connections == 1
-    assert run.checks.count("lost") > 0
+    assert run.sent == 6000 and run.checks.count("lost") > 3000
+    assert run.checks.count("lost") <= run.fault_promise.max_lost  # within a send buffer per connection ...
+    assert run.verdict == "fail"  # ... but sent after the break
+    assert any("were sent after the last break or kill" in reason and "no fault explains them" in reason
+               for reason in run.verdict_reasons), run.verdict_reasons
+
+
+def test_a_loss_an_implementation_cannot_have_written_fails_a_promise_of_none(tmp_path):
+    """The same relay as a kind that sends again what a broken connection
+    did not deliver: it may lose nothing at all."""
+    from parbench.harness.targets import registry
+    from parbench.harness.targets.command import CommandKind
+
+    class Resending(CommandKind):
+        name = "resending-relay"
+        syntax = "resending-relay:ARGV"
+        keeps_unacknowledged = True
+
+    with registry.registered(Resending()):
+        impl = _relay("--drop-when-destination-fails").replace("command:", "resending-relay:", 1)
+        (run,) = run_sweep(_scenario({"connection_reset": {"at_s": 0.5}}), [impl], show_progress=False,
+                           workroot=tmp_path).runs
+    assert run.fault_promise.max_lost == 0
     assert run.verdict == "fail"
     assert any("more than the 0 the implementation may lose" in reason for reason in run.verdict_reasons)
 

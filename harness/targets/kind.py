@@ -101,6 +101,10 @@ class TargetKind(abc.ABC):
     #: its targets answer ``Target.reference_profile()`` (they model a
     #: version of syslog-ng); the runner asks them when choosing the profile
     gives_reference_profile: ClassVar[bool] = False
+    #: it keeps what it wrote to a destination connection until the peer's
+    #: TCP acknowledged it, and sends that again after a break: a broken
+    #: connection costs it nothing (``harness.faults.promise``)
+    keeps_unacknowledged: ClassVar[bool] = False
 
     def check_argument(self, argument: str | None) -> str | None:
         """ARG as typed after ``KIND:`` (None: no ``:``) -> the argument to

@@ -169,6 +169,9 @@ class ReferenceKind(TargetKind):
     syntax = "reference"
     summary = "the embedded reference parallelizer (parbench serve)"
     runs_reference_profile = True
+    # parbench serve sends again what a broken destination connection's peer
+    # did not acknowledge (TCP_INFO), so a break loses nothing.
+    keeps_unacknowledged = True
 
     def make(self, spec: ImplSpec, *, profile: str | None = None) -> ReferenceTarget:
         target = ReferenceTarget(profile=profile)
