@@ -74,6 +74,10 @@ class AppliedFault:
     ended_s: float | None = None
     end_ns: int | None = None  # time.time_ns() at its end, to measure recovery from
     start_ns: int | None = None  # time.time_ns() at its start
+    # time.time_ns() once the break or kill had happened (the collector closed
+    # the connections; the target was killed and is back): the last moment
+    # a message can have been lost to it
+    broke_ns: int | None = None
     connections: int | None = None  # connections it broke
     in_flight_bytes: int | None = None  # what the kernel held in them at the break
     error: str | None = None
@@ -166,11 +170,13 @@ class FaultInjector:
         if kind == "destination_down":
             self._down = True
             self._record(applied, self.collector.go_down(COLLECTOR_TIMEOUT_S))
+            applied.broke_ns = time.time_ns()
         elif kind == "destination_slow":
             self._slow = True
             self.collector.set_read_rate(applied.fault.bytes_per_s)
         elif kind == "connection_reset":
             self._record(applied, self.collector.reset_connections(COLLECTOR_TIMEOUT_S))
+            applied.broke_ns = time.time_ns()
             self._ended(applied)
         elif kind == "target_restart":
             port = self.address()[1]
@@ -181,6 +187,9 @@ class FaultInjector:
             with self._lock:
                 self._address = address
             self._ended(applied)
+            # Until the new process listens, what the sender hands over goes
+            # into the dead connections.
+            applied.broke_ns = applied.end_ns
 
     def _end(self, applied: AppliedFault) -> None:
         if applied.fault.kind == "destination_down":
@@ -276,8 +285,8 @@ def promise(applied: list[AppliedFault], flow_control: bool, log_iw_size: int, l
         kind = a.fault.kind
         costs = kind == "target_restart" or (
             kind in ("destination_down", "connection_reset") and a.connections and not keeps_unacknowledged)
-        if costs and a.start_ns is not None:
-            latest = max(latest or 0, a.start_ns + int(BREAK_SLACK_S * 1e9))
+        if costs and a.broke_ns is not None:
+            latest = max(latest or 0, a.broke_ns + int(BREAK_SLACK_S * 1e9))
         if kind == "target_restart":
             kernel = math.ceil((a.in_flight_bytes or 0) / line) + (a.connections or 0)
             bound += log_iw_size + kernel

@@ -77,7 +77,7 @@ def test_a_slow_destination_allows_no_loss_to_anyone():
 
 @pytest.mark.parametrize("kind", ["destination_down", "connection_reset"])
 def test_a_break_may_cost_what_was_written_into_the_connection(kind):
-    applied = [_applied(kind, connections=2, start_ns=5_000_000_000)]
+    applied = [_applied(kind, connections=2, start_ns=4_900_000_000, broke_ns=5_000_000_000)]
     loose = promise(applied, True, 1000, 250, send_buffer_bytes=25_000)
     assert loose.max_lost == 2 * (100 + 1)  # a full send buffer per broken connection
     assert loose.sent_before_ns == 5_100_000_000  # and only what was sent before the break
