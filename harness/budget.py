@@ -61,7 +61,9 @@ class MemoryPlan:
         return self.plan_bytes + max(self.build_bytes, self.sender_bytes + self.collect_bytes)
 
 
-def planned_memory(workload: Any) -> MemoryPlan:
+def planned_memory(workload: Any, *, collect: bool = True) -> MemoryPlan:
+    """What a run of ``workload`` takes; ``collect=False``: sending only
+    (``parbench send``: no collector, no checks)."""
     per_connection = planned_messages(workload)
     messages = int(workload.connections) * per_connection
     n_keys = len(workload.keys)
@@ -74,7 +76,7 @@ def planned_memory(workload: Any) -> MemoryPlan:
         plan_bytes=messages * (key_bytes + 4) + n_keys * framed,
         build_bytes=per_connection * PLAN_BUILD_BYTES_PER_MESSAGE,
         sender_bytes=int(workload.connections) * chunk_rows * framed,
-        collect_bytes=messages * COLLECT_AND_CHECK_BYTES_PER_MESSAGE + 2 * COMPACT_BYTES,
+        collect_bytes=messages * COLLECT_AND_CHECK_BYTES_PER_MESSAGE + 2 * COMPACT_BYTES if collect else 0,
     )
 
 
@@ -143,10 +145,10 @@ def human(n: float) -> str:
     return f"{n:.1f} TiB"
 
 
-def check_fits(scenario: Any) -> MemoryPlan:
+def check_fits(scenario: Any, *, collect: bool = True) -> MemoryPlan:
     """The scenario's memory plan; ScenarioError (exit 2, with the figures)
     when it would not fit under ``memory_limit()``."""
-    plan = planned_memory(scenario.workload)
+    plan = planned_memory(scenario.workload, collect=collect)
     try:
         limit, source = memory_limit()
     except ValueError as exc:
@@ -161,5 +163,6 @@ def check_fits(scenario: Any) -> MemoryPlan:
         scenario.path, key,
         f"expected a workload whose run fits in memory: {plan.messages:,} messages "
         f"({wl.connections:,} connections x {planned_messages(wl):,}) need about {human(plan.peak_bytes)} in "
-        f"the harness (plan, sender, collector and checks, about {per_message:.0f} bytes a message), more "
+        f"the harness ({'plan, sender, collector and checks' if collect else 'plan and sender'}, about "
+        f"{per_message:.0f} bytes a message), more "
         f"than the {human(limit)} it may use ({source}); about {fits:,} messages would fit")

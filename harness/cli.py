@@ -18,6 +18,7 @@ import click
 from parbench import interrupts
 from parbench.errors import Interrupted, RunFailure, UsageError
 from parbench.harness.targets.registry import impl_help, kind_of, parse_impls
+from parbench.reference.profiles import PROFILES
 
 
 def parse_partitions(text: str) -> list[int]:
@@ -50,9 +51,10 @@ class _ImplOption(click.Option):
 @click.option("--quick", is_flag=True, help="A few thousand messages, at most two partition counts, one repeat.")
 @click.option("--out", "out_dir", default="reports", show_default=True, type=click.Path(file_okay=False),
               help="Where reports/<scenario>/<timestamp>/ go.")
-@click.option("--profile", default=None,
-              help="Reference version profile. Default: the one modelling the detected syslog-ng when the sweep "
-                   "runs --impl syslog-ng, else the scenario's pipeline.profile.")
+@click.option("--profile", type=click.Choice(sorted(PROFILES)), default=None,
+              help="Reference version profile. Default: the one modelling the detected syslog-ng / AxoSyslog when "
+                   "the sweep runs one (one reference run per profile when they need several), else the "
+                   "scenario's pipeline.profile.")
 @click.option("--syslog-ng", "syslog_ng", metavar="PATH", type=click.Path(),
               help="Your own syslog-ng / AxoSyslog binary (or install prefix) for the syslog-ng implementation "
                    "(same as --impl syslog-ng:PATH).")
@@ -60,15 +62,23 @@ class _ImplOption(click.Option):
 @click.option("--trust-scenario", is_flag=True,
               help="Let the scenario files' sweep.implementations name programs to run (command:ARGV, "
                    "syslog-ng:PATH); without it only --impl may.")
+@click.option("--junit-xml", "junit_path", type=click.Path(dir_okay=False), default=None,
+              help="Also write JUnit XML: one test case per run; a failure carries its reasons and witnesses.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print a machine-readable summary (JSON, with each results.json path) on stdout; "
+                   "the human lines go to stderr.")
 def run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, syslog_ng, no_progress,
-        trust_scenario) -> None:
+        trust_scenario, junit_path, as_json) -> None:
     """Run SCENARIO files against implementations; check every message and write reports.
+
+    In a GitHub Actions job ($GITHUB_STEP_SUMMARY set) a Markdown summary is
+    appended to the job summary.
 
     Example: parbench run scenarios/chatty-single-sender.toml --quick
     """
     with interrupts.handled():
         _run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, syslog_ng, no_progress,
-             trust_scenario)
+             trust_scenario=trust_scenario, junit_path=junit_path, as_json=as_json)
 
 
 def with_syslog_ng_path(specs: list[str], path: str | None) -> list[str]:
@@ -89,8 +99,8 @@ def untrusted_programs(specs: list[str]) -> list[tuple[int, str]]:
             if kind_of(spec).names_a_program(spec)]
 
 
-def _run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, syslog_ng, no_progress,
-         trust_scenario=False) -> None:
+def _run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, syslog_ng, no_progress, *,
+         trust_scenario: bool = False, junit_path: str | None = None, as_json: bool = False) -> None:
     from parbench.harness.budget import check_fits
     from parbench.harness.scenario import apply_quick, load_scenario
     from parbench.harness.targets.base import TargetError
@@ -103,12 +113,6 @@ def _run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, sy
             partitions = parse_partitions(partitions_text)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-    if profile is not None:
-        from parbench.reference.profiles import PROFILES
-
-        if profile not in PROFILES:
-            raise UsageError(f"--profile: unknown profile {profile!r}; known: {', '.join(sorted(PROFILES))}")
-
     loaded = []
     for path in scenarios:
         scenario = load_scenario(path)
@@ -145,7 +149,12 @@ def _run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, sy
     from parbench.harness.results import Results, ScenarioInfo
     from parbench.harness.runner import run_sweep
 
+    from parbench.harness import run_summary
+    from parbench.harness.junit import write_junit_xml
+
     failed: list[str] = []
+    done: list[run_summary.SweepDone] = []
+    interrupted_at = interrupted_by = None
     for scenario, chosen in zip(loaded, chosen_by_scenario):
         with interrupts.interruptible():
             outcome = run_sweep(scenario, chosen, partitions, repeats, profile=profile,
@@ -155,17 +164,38 @@ def _run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, sy
         directory = report_dir(Path(out_dir), scenario.name)
         results.write(directory / "results.json")
         write_report(results, directory)
-        if outcome.profile:
-            click.echo(f"{scenario.name}: reference version profile {outcome.profile} ({outcome.profile_reason})")
+        done.append(run_summary.SweepDone(results, directory, outcome.profile))
+        # with --json, stdout holds the JSON document only
+        if outcome.profile_reasons:
+            for name, reason in outcome.profile_reasons.items():
+                click.echo(f"{scenario.name}: reference[{name}] runs version profile {name} ({reason})", err=as_json)
+        elif outcome.profile:
+            click.echo(f"{scenario.name}: reference version profile {outcome.profile} ({outcome.profile_reason})",
+                       err=as_json)
         passed = sum(r.passed for r in outcome.runs)
-        click.echo(f"{scenario.name}: {passed}/{len(outcome.runs)} runs pass; report: {directory / 'report.md'}")
+        click.echo(f"{scenario.name}: {passed}/{len(outcome.runs)} runs pass; report: {directory / 'report.md'}",
+                   err=as_json)
         signum = interrupts.pending()
         if outcome.interrupted or signum is not None:
-            name = signal.Signals(signum or signal.SIGINT).name
-            raise Interrupted(f"interrupted ({name}): partial results written to {directory / 'results.json'}",
-                              signum or signal.SIGINT)
+            interrupted_at, interrupted_by = directory / "results.json", signum or signal.SIGINT
+            break
         if passed != len(outcome.runs) or not outcome.runs:
             failed.append(f"{scenario.name} ({len(outcome.runs) - passed} of {len(outcome.runs)} runs did not pass)"
                           if outcome.runs else f"{scenario.name} (no runs)")
+    if junit_path:
+        try:
+            write_junit_xml([(d.results, d.results_path) for d in done], junit_path)
+        except OSError as exc:
+            raise UsageError(f"--junit-xml {junit_path}: cannot write: {exc.strerror or exc}") from None
+    try:
+        run_summary.append_step_summary(done)
+    except OSError as exc:
+        click.echo(f"parbench run: note: cannot append to ${run_summary.STEP_SUMMARY_ENV}: "
+                   f"{exc.strerror or exc}", err=True)
+    if as_json:
+        click.echo(run_summary.summary_json(done, junit_path))
+    if interrupted_at is not None:
+        raise Interrupted(f"interrupted ({signal.Signals(interrupted_by).name}): partial results written to "
+                          f"{interrupted_at}", interrupted_by)
     if failed:
         raise RunFailure("not every run met its expectation: " + "; ".join(failed))

@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from parbench.errors import RunFailure
 from parbench.harness import tcp_queues
 from parbench.harness.wire import TRAILER_LEN, decode_trailers
 
@@ -741,7 +742,17 @@ class Collector:
 
 
 def write_capture(capture: Capture, path: str | Path) -> None:
-    """Concatenate the streams into one file of lines (for ``parbench check``)."""
+    """Concatenate the streams into one file of lines (for ``parbench check``).
+
+    A stream the collector compacted while receiving (more than its
+    ``compact_bytes``) no longer holds the raw lines of its parsed blocks, so
+    such a capture is refused rather than written without them; run
+    ``parbench collect`` (which writes lines as they arrive) for captures of
+    that size."""
+    compacted = sum(b.n_lines for s in capture.streams for b in s.parsed)
+    if compacted:
+        raise RunFailure(f"cannot write the capture to {path}: {compacted} lines were parsed while receiving "
+                         "and their raw bytes are gone (use parbench collect for captures this large)")
     tmp = f"{path}.tmp"
     with open(tmp, "wb") as f:
         for s in capture.streams:

@@ -174,13 +174,21 @@ def render_config(
     dialect: str = "reference",
     version: str | None = None,
 ) -> str:
-    """The config text: one loopback network source, optional parallelize(),
-    optional cost stage, one loopback tcp destination writing ``$MSG\\n``."""
+    """The config text: one loopback source (network(), or syslog() for
+    octet-counted framing), optional parallelize(), optional cost stage,
+    one loopback tcp destination writing ``$MSG\\n``."""
     if dialect not in DIALECTS:
         raise ValueError(f"unknown config dialect {dialect!r}; expected one of {', '.join(DIALECTS)}")
     workload = scenario.workload
     pipeline = scenario.pipeline
 
+    # Framing belongs to the source driver, never to the bytes: tcp() and
+    # network() read newline-terminated text only; RFC 6587 octet counting
+    # is the syslog() driver's (which also parses RFC 5424, falling back to
+    # RFC 3164 for other lines: the same result for both formats parbench
+    # generates).
+    octet_counted = getattr(workload, "framing", "newline") == "octet-counted"
+    driver = "syslog" if octet_counted else "network"
     src_opts = [
         'ip("127.0.0.1")',
         f"port({_int(in_port, 'in_port')})",
@@ -195,17 +203,15 @@ def render_config(
     if getattr(pipeline, "log_fetch_limit", None) is not None:
         src_opts.append(f"log-fetch-limit({_int(pipeline.log_fetch_limit, 'log_fetch_limit')})")
     src_opts += ["keep-hostname(yes)", "use-dns(no)"]
-    if workload.format == "rfc5424":
+    if workload.format == "rfc5424" and not octet_counted:
         src_opts.append("flags(syslog-protocol)")
-    # Octet-counted framing needs no option: syslog-ng's tcp sources detect
-    # RFC 6587 octet counting per connection.
 
     lines = [
         _version_line(version),
         "# rendered by parbench (harness/render.py) for scenario " + quote(scenario.name, dialect),
         "",
         "source s_parbench {",
-        "    network(" + " ".join(src_opts) + ");",
+        f"    {driver}(" + " ".join(src_opts) + ");",
         "};",
         "",
     ]

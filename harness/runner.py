@@ -47,7 +47,8 @@ from parbench.harness.faults import (
 )
 from parbench.harness.results import Run
 from parbench.harness.targets.base import TargetError, TargetPlan
-from parbench.harness.targets.registry import get_target, impl_label, kind_of
+from parbench.harness.targets.kind import LABEL_RE, ImplSpec
+from parbench.harness.targets.registry import get_target, impl_label, kind_of, parse_impl
 from parbench.harness.workload import build_plan, send
 from parbench.interrupts import signal_of
 
@@ -68,6 +69,9 @@ class SweepOutcome:
     # (None when the sweep runs no reference).
     profile: str | None = None
     profile_reason: str = ""
+    # When the real implementations need several profiles: why each (the
+    # reference then runs once per profile, as reference:PROFILE).
+    profile_reasons: dict[str, str] = field(default_factory=dict)
 
 
 def choose_reference_profile(scenario: Any, impls: list[str], profile: str | None = None, *,
@@ -103,6 +107,47 @@ def choose_reference_profile(scenario: Any, impls: list[str], profile: str | Non
             reason += f" (instead of the scenario's pipeline.profile {scenario_profile}; --profile overrides)"
         return detected, reason
     return scenario_profile, fallback_reason
+
+
+def profiles_needed(impls: list[str], *, target_factory: Callable[..., Any] = get_target) -> dict[str, list[str]]:
+    """Profile -> the versions of the sweep's real implementations that it
+    models, in the order the implementations come; implementations that
+    cannot tell are left out (``choose_reference_profile`` says why)."""
+    needed: dict[str, list[str]] = {}
+    for spec in impls:
+        if not kind_of(spec).gives_reference_profile:
+            continue
+        try:
+            target = target_factory(spec)
+            detected = target.reference_profile()
+        except Exception:  # TargetError, an unsupported version (ValueError)
+            continue
+        if detected is not None:
+            needed.setdefault(detected, []).append(target.version or str(spec))
+    return needed
+
+
+def split_reference_by_profile(impls: list[str], needed: dict[str, list[str]]) -> tuple[list[str], dict[str, str]]:
+    """With real implementations needing several profiles, every reference
+    spec that names no profile becomes one spec per profile
+    (``reference:PROFILE``, labelled ``reference[PROFILE]``), so each real
+    implementation is compared with the reference modelling it.  Returns the
+    specs and, per profile, why it runs."""
+    if len(needed) < 2:
+        return list(impls), {}
+    out: list[str] = []
+    for impl in impls:
+        spec = parse_impl(impl)
+        if not kind_of(spec).runs_reference_profile or spec.argument is not None:
+            out.append(impl)
+            continue
+        for profile in needed:
+            name = f"{spec.name}-{profile}" if spec.name else None
+            if name is not None and not LABEL_RE.fullmatch(name):
+                name = None
+            out.append(ImplSpec(kind=spec.kind, argument=profile, name=name).text)
+    reasons = {profile: f"picked for the detected {', '.join(versions)}" for profile, versions in needed.items()}
+    return out, reasons
 
 
 def run_order(impls: list[str], partitions: list[int], repeats: int) -> list[tuple[str, int, int]]:
@@ -167,7 +212,8 @@ def run_once(scenario: Any, impl: str, partitions: int, repeat: int, workdir: Pa
     run = Run(impl, int(partitions), int(repeat), expectation=scenario.expect)
     reference_profile = profile or getattr(scenario.pipeline, "profile", None)
     if kind_of(impl).runs_reference_profile:
-        run.profile = reference_profile
+        # reference:PROFILE runs its own profile
+        run.profile = parse_impl(impl).argument or reference_profile
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     collector = target = report = capture = injector = None
@@ -243,10 +289,13 @@ def run_once(scenario: Any, impl: str, partitions: int, repeat: int, workdir: Pa
             run.cpu_seconds = report.cpu_seconds
             run.peak_rss_bytes = report.peak_rss_bytes
             run.partition_processed = report.partition_processed
+            run.partition_assigned = report.partition_assigned
             run.target_notes += list(report.notes)
             run.target_version = report.version
             run.target_accounting = report.accounting
             run.stderr_tail = report.stderr_tail or ""
+            run.stderr_head = report.stderr_head or ""
+            run.batch_histograms = report.batch_histograms
             if report.exit_code not in (0, None) and run.error is None:
                 run.target_notes.append(f"target exited with status {report.exit_code}")
 
@@ -265,7 +314,7 @@ def run_once(scenario: Any, impl: str, partitions: int, repeat: int, workdir: Pa
     if run.error is None and report is not None and report.failure:
         # The checks above still describe what arrived; the run cannot pass.
         run.error = report.failure
-    if evaluated and capture.data_lost and run.verdict != "pass":
+    if evaluated and run.error is None and capture.data_lost and run.verdict != "pass":
         # The checks still describe what arrived and the verdict weighed the
         # missing output; the figures are incomplete, so the run is no sample.
         run.error = f"the collector lost output, so the capture is incomplete: {_capture_trouble(capture)}"
@@ -434,6 +483,10 @@ def run_sweep(scenario: Any, impls: list[str], partitions: list[int] | None = No
     if any(kind_of(impl).runs_reference_profile for impl in impls):
         outcome.profile, outcome.profile_reason = choose_reference_profile(
             scenario, list(impls), profile, target_factory=target_factory)
+        if not profile:
+            impls, outcome.profile_reasons = split_reference_by_profile(
+                list(impls), profiles_needed(list(impls), target_factory=target_factory))
+            order = run_order(list(impls), parts, reps)
         profile = outcome.profile
     tmp = Path(tempfile.mkdtemp(prefix=f"parbench-{_safe(scenario.name)}-", dir=workroot))
     keep = False
@@ -451,7 +504,9 @@ def run_sweep(scenario: Any, impls: list[str], partitions: list[int] | None = No
                     outcome.interrupted = True
                     break
                 if run.profile is not None and outcome.profile_reason:
-                    run.target_notes.insert(0, f"version profile {outcome.profile}: {outcome.profile_reason}")
+                    reason = outcome.profile_reasons.get(run.profile) or (
+                        "named in the spec" if parse_impl(impl).argument else outcome.profile_reason)
+                    run.target_notes.insert(0, f"version profile {run.profile}: {reason}")
                 outcome.runs.append(run)
                 progress.finished(run)
                 if run.error:

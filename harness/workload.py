@@ -15,9 +15,10 @@ import heapq
 import math
 import selectors
 import socket
+import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -168,6 +169,7 @@ class SendResult:
     t_last_ns: int | None  # time.time_ns() after the last send
     errors: dict[int, str] = field(default_factory=dict)  # connection -> what went wrong
     timed_out: bool = False  # the deadline stopped the sender early
+    stopped: bool = False  # ``stop`` was set before everything was sent
     # Connections broken and opened again (``reconnect``): connection -> count.
     reconnects: dict[int, int] = field(default_factory=dict)
     # When each message was first handed over: per connection, the first
@@ -217,7 +219,8 @@ RECONNECT_MAX_S = 0.5
 
 def send(plan: WorkloadPlan, host: str, port: int, *, deadline_s: float = 300.0,
          progress: Callable[[int], None] | None = None, connect_timeout: float = 5.0,
-         chunk_bytes: int = SEND_CHUNK_BYTES,
+         chunk_bytes: int = SEND_CHUNK_BYTES, connections: Sequence[int] | None = None,
+         stop: threading.Event | None = None,
          reconnect: Callable[[], tuple[str, int]] | None = None) -> SendResult:
     """Send every connection's messages concurrently (one thread, non-blocking
     sockets, so thousands of connections work), honouring the per-connection
@@ -230,7 +233,10 @@ def send(plan: WorkloadPlan, host: str, port: int, *, deadline_s: float = 300.0,
     opened again to the address ``reconnect()`` gives, retried until the
     deadline, and goes on with its first message not completely handed to
     the kernel (a message cut by the break is sent again whole; what the
-    kernel had taken is counted as sent: if the break lost it, it is lost)."""
+    kernel had taken is counted as sent: if the break lost it, it is lost).
+    ``connections``: send only these connection indices of the plan (a shard;
+    default all).  ``stop``: when set, finish the chunks in flight and send
+    no more (``stopped``); what was sent until then is in ``sent``."""
     wl = plan.workload
     n_conn = plan.n_connections
     planned = plan.messages_per_connection.copy()
@@ -253,10 +259,13 @@ def send(plan: WorkloadPlan, host: str, port: int, *, deadline_s: float = 300.0,
     t_first: int | None = None
     t_last: int | None = None
     timed_out = False
+    stopped = False
     reported = 0
     last_report = 0.0
     try:
-        for c in range(n_conn):
+        for c in (range(n_conn) if connections is None else connections):
+            if stop is not None and stop.is_set():
+                break  # the send loop below marks it stopped
             if time.monotonic() > hard_stop:
                 errors[c] = "not connected: deadline reached while connecting"
                 timed_out = True
@@ -270,6 +279,8 @@ def send(plan: WorkloadPlan, host: str, port: int, *, deadline_s: float = 300.0,
             conns.append(_Conn(c, s))
         t0 = time.monotonic()
         end_time = t0 + wl.duration_s if wl.duration_s is not None else math.inf
+        if stop is not None and stop.is_set():
+            stopped, end_time = True, -math.inf
         # (wake time, connection index, conn) of rate-limited connections ahead of schedule
         sleeping: list[tuple[float, int, _Conn]] = []
         for cn in conns:
@@ -324,6 +335,15 @@ def send(plan: WorkloadPlan, host: str, port: int, *, deadline_s: float = 300.0,
             if now >= hard_stop:
                 timed_out = True
                 break
+            if stop is not None and not stopped and stop.is_set():
+                # finish the chunks in flight (a message cut in half would
+                # reach the server as a malformed one), start no new ones
+                stopped = True
+                end_time = -math.inf
+                while sleeping:
+                    _, _, cn = heapq.heappop(sleeping)
+                    if cn.wake >= 0:
+                        sel.register(cn.sock, selectors.EVENT_WRITE, cn)
             while sleeping and sleeping[0][0] <= now:
                 _, _, cn = heapq.heappop(sleeping)
                 if cn.wake >= 0:
@@ -406,6 +426,6 @@ def send(plan: WorkloadPlan, host: str, port: int, *, deadline_s: float = 300.0,
             if sent[cn.idx] < planned[cn.idx] and cn.idx not in errors and timed_out:
                 errors.setdefault(cn.idx, f"deadline of {deadline_s}s reached after {sent[cn.idx]} of {planned[cn.idx]} messages")
     return SendResult(sent=sent, planned=planned, t_first_ns=t_first, t_last_ns=t_last, errors=errors,
-                      timed_out=timed_out, reconnects=reconnects,
+                      timed_out=timed_out, stopped=stopped, reconnects=reconnects,
                       chunk_starts=[np.asarray(x, dtype=np.int64) for x in log_starts],
                       chunk_ns=[np.asarray(x, dtype=np.int64) for x in log_ns])

@@ -70,7 +70,7 @@ def test_pytest_benchmark_files(tmp_path):
     (["bench_base.json", "bench_nodata.json"], "bench_nodata.json: benchmarks[0].stats.data: no raw timings"),
     (["results_base.json", "bench_slow.json"], "same kind"),
     (["results_base.json", "missing.json"], "missing.json: cannot read"),
-    (["results_base.json", "results_slow.json", "--metric", "nope"], "--metric nope: unknown"),
+    (["results_base.json", "results_slow.json", "--metric", "nope"], "Invalid value for '--metric': 'nope' is not one of"),
 ])
 def test_bad_input_exits_2_with_one_line(args, expected):
     paths = [str(fixture(a)) if a.endswith(".json") else a for a in args]

@@ -59,6 +59,13 @@ def test_a_syslog_ng_path_from_a_scenario_file_is_refused(tmp_path):
     assert f"{scenario}: sweep.implementations[0]: " in done.stderr and "--trust-scenario" in done.stderr
 
 
+def test_an_axosyslog_path_from_a_scenario_file_is_refused_a_version_is_not(tmp_path):
+    done = _parbench(tmp_path, str(_write(tmp_path, "axosyslog:/bin/true")))
+    assert done.returncode == 2 and "sweep.implementations[0]: refusing" in done.stderr, done.stderr
+    done = _parbench(tmp_path, str(_write(tmp_path, "axosyslog:4.27.0")))
+    assert "refusing" not in done.stderr  # a build parbench made: not runnable here, but not refused for trust
+
+
 def test_trust_scenario_runs_the_scenario_command(tmp_path):
     scenario = _write(tmp_path, f"command:{sys.executable} {RELAY} --listen {{in_port}} --forward {{out_port}}")
     done = _parbench(tmp_path, str(scenario), "--trust-scenario")

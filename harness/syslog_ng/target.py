@@ -12,8 +12,16 @@ a free loopback port and retries with another one when the bind fails (some
 other process took it in between).  Ready = the port accepts connections and
 it is syslog-ng's own listening socket.  Stop = SIGTERM, SIGKILL after the
 timeout.  Before stopping, ``syslog-ng-ctl stats`` is read: AxoSyslog exposes
-``parallelized_{assigned,processed}_events_total`` per partition; syslog-ng 4.8
-exposes no per-partition counters, and the report says so.
+``parallelized_{assigned,processed}_events_total`` per partition and the
+batch-size histograms; syslog-ng 4.8 exposes no per-partition counters, and
+the report says so.
+
+Start-up log: once ready, the head of stderr is read.  A line saying that
+parallelize() is off (``FEATURE_OFF_LINES``: an ivykis without
+``iv_work_pool_submit_continuation()``) fails the start with that line; other
+start-up warnings (the partition limit) become report notes.  At the end, a
+non-zero ``parallelize_failed_events_total`` (messages that bypassed the
+partitions) fails the run.
 
 Which syslog-ng: ``SyslogNgTarget(path)`` / ``--impl syslog-ng:PATH``, else
 ``$PARBENCH_SYSLOG_NG``, else the private root of ``parbench install syslog-ng``,
@@ -24,6 +32,7 @@ declares the ``syslog-ng[:PATH]`` spec to the registry.
 """
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import time
@@ -32,7 +41,12 @@ from typing import TYPE_CHECKING, Any
 
 from parbench.harness.render import TIME_REOPEN_S, config_notes, render_config, with_global_options
 from parbench.harness.syslog_ng.installation import ENV_SYSLOG_NG, Installation, locate_syslog_ng
-from parbench.harness.syslog_ng.stats import parse_prometheus_partitions, parse_stats_csv
+from parbench.harness.syslog_ng.stats import (
+    parse_prometheus_failed,
+    parse_prometheus_histograms,
+    parse_prometheus_partitions,
+    parse_stats_csv,
+)
 from parbench.harness.syslog_ng.version import Version
 from parbench.harness.targets.base import Target, TargetError, TargetPlan, TargetReport, TargetUnavailable
 from parbench.harness.targets.kind import Availability, ImplSpec, TargetKind
@@ -54,6 +68,41 @@ CTL_TIMEOUT_S = 5.0
 # syslog-ng's default log-msg-size(); longer messages would be split.
 DEFAULT_LOG_MSG_SIZE = 65536
 NO_PARTITION_COUNTERS_NOTE = "syslog-ng 4.8 exposes no per-partition counters"
+#: start-up lines meaning parallelize() does not run at all, whatever the
+#: config says (lib/logscheduler.c, built without an ivykis that has
+#: iv_work_pool_submit_continuation())
+FEATURE_OFF_LINES = (re.compile(r"Unable to parallelize"),)
+#: other start-up lines worth a note (the partition limit, any warning)
+NOTABLE_LINES = re.compile(r"warning|error|parallelize", re.I)
+#: lines before this one are the start-up log
+STARTED_LINE = re.compile(r"syslog-ng starting up")
+MAX_STARTUP_NOTES = 5
+STARTUP_LOG_WAIT_S = 3.0
+
+
+def startup_lines(stderr_head: str) -> list[str]:
+    """The start-up part of a syslog-ng stderr (``-e``): everything up to
+    and including "syslog-ng starting up", or all of it when that line is
+    not there yet."""
+    lines = [line.strip() for line in stderr_head.splitlines() if line.strip()]
+    for index, line in enumerate(lines):
+        if STARTED_LINE.search(line):
+            return lines[: index + 1]
+    return lines
+
+
+def feature_off_line(stderr_head: str) -> str | None:
+    """The start-up line saying parallelize() is off, if any."""
+    for line in startup_lines(stderr_head):
+        if any(pattern.search(line) for pattern in FEATURE_OFF_LINES):
+            return line
+    return None
+
+
+def startup_warnings(stderr_head: str) -> list[str]:
+    """Start-up lines worth a report note (warnings, the partition limit)."""
+    return [line for line in startup_lines(stderr_head)
+            if NOTABLE_LINES.search(line) and not STARTED_LINE.search(line)][:MAX_STARTUP_NOTES]
 
 
 def render_syslog_ng_config(scenario: Any, partitions: int, out_port: int, in_port: int, version: str) -> str:
@@ -165,6 +214,7 @@ class SyslogNgTarget(Target):
             self._process.start()
             if self._wait_ready(in_port, deadline):
                 self._conf, self._workdir, self._in_port = conf, workdir, in_port
+                self._check_startup(plan.partitions)
                 return "127.0.0.1", in_port
             tail = self._process.stderr_tail()
             self._process.stop(5.0)
@@ -193,6 +243,48 @@ class SyslogNgTarget(Target):
             raise TargetError(f"syslog-ng exited with status {self._process.proc.returncode} when started again "
                               f"after SIGKILL; stderr tail:\n{self._process.stderr_tail() or '(empty)'}")
         return "127.0.0.1", self._in_port
+
+    def _check_startup(self, partitions: int) -> None:
+        """Fail the start when the start-up log says parallelize() is off;
+        note the other start-up warnings."""
+        # The socket may listen before init has finished logging; the
+        # "starting up" line comes after every start-up warning.
+        give_up = time.monotonic() + STARTUP_LOG_WAIT_S
+        head = self._process.stderr_head()
+        while not STARTED_LINE.search(head) and self._process.alive() and time.monotonic() < give_up:
+            time.sleep(0.02)
+            head = self._process.stderr_head()
+        off = feature_off_line(head) if partitions else None
+        if off is not None:
+            raise TargetError(f"{self.version}: parallelize() is off, the run would not test it: {off}")
+        self._notes += [f"start-up: {line}" for line in startup_warnings(head)]
+
+    def start_config(self, config_text: str, listen_ports, workdir: Path, timeout: float = 30.0,
+                     deadline_s: float | None = None) -> None:
+        """Run ``config_text`` as it is (no options added: the caller's text
+        is what runs).  The ports are the caller's: unlike ``start``, a port
+        taken meanwhile is an error, not a retry."""
+        install = self.installation()
+        workdir = Path(workdir).absolute()
+        workdir.mkdir(parents=True, exist_ok=True)
+        self._control = workdir / "syslog-ng.ctl"
+        conf = workdir / "syslog-ng.conf"
+        conf.write_text(config_text)
+        for stale in ("syslog-ng.persist", "syslog-ng.ctl", "syslog-ng.pid"):
+            (workdir / stale).unlink(missing_ok=True)
+        self._process = ManagedProcess(self.command(conf, workdir), workdir, "syslog-ng")
+        self._process.start()
+        deadline = time.monotonic() + timeout
+        for port in listen_ports:
+            if not self._wait_ready(int(port), deadline):
+                raise TargetError(
+                    f"{install.version} exited with status {self._process.proc.poll()} before it was ready; "
+                    f"config {conf}; stderr tail:\n{self._process.stderr_tail() or '(empty)'}")
+
+    @property
+    def pid(self) -> int | None:
+        process = self._process
+        return process.proc.pid if process is not None and process.alive() else None
 
     def _wait_ready(self, port: int, deadline: float) -> bool:
         """True once syslog-ng itself listens on ``port`` and accepts a connection;
@@ -248,6 +340,12 @@ class SyslogNgTarget(Target):
             partitions = parse_prometheus_partitions(prom_text)
             if partitions is not None:
                 counters["parallelized"] = partitions
+            histograms = parse_prometheus_histograms(prom_text)
+            if histograms is not None:
+                counters["histograms"] = histograms
+            failed = parse_prometheus_failed(prom_text)
+            if failed is not None:
+                counters["parallelize_failed_events_total"] = failed
         return counters
 
     def stop(self, timeout: float = 15.0) -> TargetReport:
@@ -278,8 +376,19 @@ class SyslogNgTarget(Target):
             has_counters = self.version is not None and Version.parse(self.version).has_partition_counters
             notes.append(NO_PARTITION_COUNTERS_NOTE if not has_counters
                          else f"{self.version}: no parallelized_* metrics found in syslog-ng-ctl stats")
+        failure = leftover_failure(every)
+        bypassed = counters.get("parallelize_failed_events_total") or 0
+        if self._partitions and bypassed and failure is None:
+            failure = (f"{self.version}: {bypassed} messages bypassed parallelize() "
+                       "(parallelize_failed_events_total), so it was not tested for them")
+        head = process.stderr_head()
+        if self._partitions and failure is None and feature_off_line(head):
+            failure = f"{self.version}: parallelize() is off: {feature_off_line(head)}"
         cpu, rss = usage_of(every)
         return TargetReport(
+            stderr_head=head,
+            batch_histograms=counters.get("histograms"),
+            failure=failure,
             cpu_seconds=cpu,
             peak_rss_bytes=rss,
             partition_processed=partitioned["processed"] if partitioned else None,
@@ -289,7 +398,6 @@ class SyslogNgTarget(Target):
             stderr_tail=process.stderr_tail(),
             notes=notes,
             version=self.version,
-            failure=leftover_failure(every),
             accounting=accounting if not self._killed else None,
         )
 
@@ -301,6 +409,7 @@ class SyslogNgKind(TargetKind):
                f"${ENV_SYSLOG_NG}, else the private install, else $PATH)")
     argument = "optional"
     gives_reference_profile = True
+    runs_config_text = True
 
     def names_a_program(self, spec: ImplSpec) -> bool:
         return spec.argument is not None  # PATH: a binary of the spec's choosing

@@ -105,6 +105,9 @@ class TargetKind(abc.ABC):
     #: TCP acknowledged it, and sends that again after a break: a broken
     #: connection costs it nothing (``harness.faults.promise``)
     keeps_unacknowledged: ClassVar[bool] = False
+    #: its targets implement ``Target.start_config``: they run a
+    #: configuration text in syslog-ng's language as it is (``parbench diff``)
+    runs_config_text: ClassVar[bool] = False
 
     def check_argument(self, argument: str | None) -> str | None:
         """ARG as typed after ``KIND:`` (None: no ``:``) -> the argument to

@@ -18,7 +18,7 @@ from typing import Any
 
 from parbench.harness.render import TIME_REOPEN_S, config_notes, render_config, with_global_options
 from parbench.harness.targets.base import Target, TargetError, TargetPlan, TargetReport
-from parbench.harness.targets.kind import ImplSpec, TargetKind
+from parbench.harness.targets.kind import BadArgument, ImplSpec, TargetKind
 from parbench.harness.targets.process import ManagedProcess, stop_and_report
 
 #: --max-seconds when the plan has no deadline
@@ -36,6 +36,16 @@ def _partition_totals(counters: dict[str, Any], field: str) -> list[int] | None:
         return [int(p[field]) for p in parts]
     except (KeyError, TypeError, ValueError, AttributeError):
         return None
+
+
+def _batch_histograms(counters: dict[str, Any]) -> dict[str, Any] | None:
+    """The first parallelize()'s batch-size histograms, named as AxoSyslog's."""
+    paths = counters.get("parallelize") or []
+    if not paths or not isinstance(paths[0], dict):
+        return None
+    found = {name: paths[0][name] for name in ("parallelized_batch_size", "parallelized_input_batch_size")
+             if isinstance(paths[0].get(name), dict)}
+    return found or None
 
 
 class ReferenceTarget(Target):
@@ -85,8 +95,7 @@ class ReferenceTarget(Target):
         if max_seconds is None:
             max_seconds = self.max_seconds_for(plan, timeout)
         self._launch_args = (plan, out_port, workdir, max_seconds)
-        host, self._port = self._launch(timeout, in_port=0)
-        return host, self._port
+        return self._start_rendered(timeout, in_port=0)
 
     def restart(self, timeout: float = 30.0) -> tuple[str, int]:
         """SIGKILL, then ``parbench serve`` again on the same port."""
@@ -94,15 +103,11 @@ class ReferenceTarget(Target):
             raise TargetError("reference: restart before start")
         self._process.stop(0, graceful=False)
         self._killed.append(self._process)
-        return self._launch(timeout, in_port=self._port)
+        return self._start_rendered(timeout, in_port=self._port)
 
-    def _launch(self, timeout: float, in_port: int) -> tuple[str, int]:
+    def _start_rendered(self, timeout: float, in_port: int) -> tuple[str, int]:
         plan, out_port, workdir, max_seconds = self._launch_args
         conf = workdir / "reference.conf"
-        ready = workdir / "ready.json"
-        self._counters_path = workdir / "counters.json"
-        for stale in (ready, self._counters_path):
-            stale.unlink(missing_ok=True)
         text = render_config(plan.scenario, plan.partitions, out_port, in_port=in_port, dialect="reference",
                              version=self.profile)
         if getattr(plan.scenario, "faults", ()):
@@ -111,6 +116,32 @@ class ReferenceTarget(Target):
             text = with_global_options(text, [f"time-reopen({TIME_REOPEN_S})"])
         conf.write_text(text)
         workers = self.workers or getattr(plan.scenario.pipeline, "workers", None)
+        source = self._launch(conf, workdir, timeout, max_seconds, workers)[0]
+        self._port = int(source["port"])
+        return str(source.get("ip", "127.0.0.1")), self._port
+
+    def start_config(self, config_text: str, listen_ports, workdir: Path, timeout: float = 30.0,
+                     deadline_s: float | None = None) -> None:
+        workdir = Path(workdir)
+        workdir.mkdir(parents=True, exist_ok=True)
+        conf = workdir / "reference.conf"
+        conf.write_text(config_text)
+        max_seconds = FALLBACK_MAX_SECONDS if deadline_s is None else \
+            math.ceil(timeout + float(deadline_s) + MAX_SECONDS_MARGIN_S)
+        sources = self._launch(conf, workdir, timeout, max_seconds, self.workers)
+        bound = {int(source["port"]) for source in sources}
+        missing = sorted(set(map(int, listen_ports)) - bound)
+        if missing:
+            raise TargetError(f"reference: the configuration listens on {sorted(bound)}, "
+                              f"not on {', '.join(map(str, missing))}")
+
+    def _launch(self, conf: Path, workdir: Path, timeout: float, max_seconds: float,
+                workers: int | None) -> list[dict[str, Any]]:
+        """Start ``parbench serve -f conf``; the sources of its ready file."""
+        ready = workdir / "ready.json"
+        self._counters_path = workdir / "counters.json"
+        for stale in (ready, self._counters_path):
+            stale.unlink(missing_ok=True)
         label = f"reference-{len(self._killed)}" if self._killed else "reference"
         self._process = ManagedProcess(self.command(conf, ready, self._counters_path, max_seconds, workers),
                                        workdir, label)
@@ -120,8 +151,10 @@ class ReferenceTarget(Target):
             if ready.exists():
                 try:
                     info = json.loads(ready.read_text())
-                    source = info["sources"][0]
-                    return str(source.get("ip", "127.0.0.1")), int(source["port"])
+                    sources = [dict(source, port=int(source["port"])) for source in info["sources"]]
+                    if not sources:
+                        raise ValueError("no source listens")
+                    return sources
                 except (ValueError, KeyError, IndexError, TypeError) as exc:
                     raise TargetError(f"reference: unreadable ready file {ready}: {exc}") from None
             if not self._process.alive():
@@ -135,6 +168,11 @@ class ReferenceTarget(Target):
                     f"stderr tail:\n{self._process.stderr_tail() or '(empty)'}"
                 )
             time.sleep(0.02)
+
+    @property
+    def pid(self) -> int | None:
+        process = self._process
+        return process.proc.pid if process is not None and process.alive() else None
 
     def stop(self, timeout: float = 15.0) -> TargetReport:
         process = self._process
@@ -156,6 +194,7 @@ class ReferenceTarget(Target):
         if counters:
             report.partition_processed = _partition_totals(counters, "parallelized_processed_events_total")
             report.partition_assigned = _partition_totals(counters, "parallelized_assigned_events_total")
+            report.batch_histograms = _batch_histograms(counters)
         report.counters = counters
         accounting = (counters or {}).get("accounting")
         # After a restart the counters are the last process's only: no account of the run.
@@ -166,15 +205,32 @@ class ReferenceTarget(Target):
 
 class ReferenceKind(TargetKind):
     name = "reference"
-    syntax = "reference"
-    summary = "the embedded reference parallelizer (parbench serve)"
+    syntax = "reference[:PROFILE]"
+    summary = ("the embedded reference parallelizer (parbench serve), under the sweep's version "
+               "profile or PROFILE")
+    argument = "optional"
     runs_reference_profile = True
     # parbench serve sends again what a broken destination connection's peer
     # did not acknowledge (TCP_INFO), so a break loses nothing.
     keeps_unacknowledged = True
+    runs_config_text = True
+
+    def check_argument(self, argument: str | None) -> str | None:
+        from parbench.reference.profiles import PROFILES
+
+        argument = super().check_argument(argument)
+        if argument is not None and argument not in PROFILES:
+            raise BadArgument(self.syntax, f"unknown profile {argument!r}; known profiles: "
+                                           f"{', '.join(sorted(PROFILES))}")
+        return argument
+
+    def label(self, spec: ImplSpec) -> str:
+        """``reference[PROFILE]`` for a spec that names its profile."""
+        return self.name if spec.argument is None else f"{self.name}[{spec.argument}]"
 
     def make(self, spec: ImplSpec, *, profile: str | None = None) -> ReferenceTarget:
-        target = ReferenceTarget(profile=profile)
+        """A profile in the spec wins over the sweep's."""
+        target = ReferenceTarget(profile=spec.argument or profile)
         target.name = spec.text
         return target
 
