@@ -76,4 +76,8 @@ def test_a_fault_scenario_holds_its_promise(tmp_path, path, impl):
     if run.target_accounting and "received" in run.target_accounting:
         acct = run.target_accounting
         assert acct["received"] == acct["written"] + acct["dropped"] + acct.get("queued_at_exit", 0)
-        assert acct["written"] == run.received
+        # What arrived was written; what was written and lost went down with a broken connection,
+        # which only an implementation that sends unacknowledged lines again never loses.
+        assert acct["written"] >= run.received
+        if impl == "reference":
+            assert acct["written"] == run.received
