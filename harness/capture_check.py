@@ -19,6 +19,7 @@ import numpy as np
 
 from parbench.errors import UsageError
 from parbench.harness import checks
+from parbench.harness.budget import check_fits
 from parbench.harness.collector import Capture, Records, Stream, parse_capture
 from parbench.harness.scenario import Expectation, Scenario, load_scenario
 from parbench.harness.wire import Expected
@@ -95,6 +96,7 @@ def check_parbench(capture: Capture, scenario: Scenario | str | None = None, *,
         if given is None:
             raise UsageError("--scenario: required (or --expect files from parbench send --expect-out)")
         effective, sent_arr = given, None
+    check_fits(effective)
     plan = build_plan(effective.workload)
     records = parse_capture(capture)
     n_conn = plan.n_connections

@@ -203,6 +203,7 @@ def send_budget_s(workload: Any, connections: int) -> float:
               help="No progress bar (loggen's -Q); the summary line is still printed.")
 def send(scenario_spec, to, allow_remote, rate, interval, number, size, connections, syslog_proto, no_framing,
          fmt, framing, stream, inet, shard_text, expect_out, summary_format, timeout, no_progress) -> None:
+    from parbench.harness.budget import check_fits
     from parbench.harness.scenario import load_scenario
     from parbench.harness.sent_file import SentRecord, apply_overrides
     from parbench.harness.shard import parse_shard
@@ -218,6 +219,7 @@ def send(scenario_spec, to, allow_remote, rate, interval, number, size, connecti
         base, rate=rate, interval=interval, number=number, size=size, connections=connections,
         syslog_proto=syslog_proto, no_framing=no_framing, fmt=fmt, framing=framing)
     scenario = apply_overrides(base, overrides)
+    check_fits(scenario, collect=False)
     wl = scenario.workload
     plan = build_plan(wl)
     mine = shard.connections(wl.connections) if shard else range(wl.connections)

@@ -7,6 +7,7 @@ import in one never affects the others and ``parbench --help`` stays fast.
 from __future__ import annotations
 
 import importlib
+import signal
 
 import click
 
@@ -30,7 +31,8 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
 class LazyGroup(click.Group):
     def invoke(self, ctx: click.Context):
         # The one place a ParbenchError becomes a line on stderr and an exit status.
-        from parbench.errors import EXIT_INTERRUPTED, EXIT_USAGE, ParbenchError
+        from parbench.errors import EXIT_USAGE, ParbenchError
+        from parbench.interrupts import signal_of
 
         try:
             return super().invoke(ctx)
@@ -46,9 +48,10 @@ class LazyGroup(click.Group):
             message = " ".join(exc.format_message().split())
             click.echo(f"{command}: {message} (see {command} --help)", err=True)
             ctx.exit(EXIT_USAGE)
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            ctx.exit(EXIT_INTERRUPTED)
+        except KeyboardInterrupt as exc:
+            signum = signal_of(exc)
+            click.echo(f"interrupted ({signal.Signals(signum).name})", err=True)
+            ctx.exit(128 + signum)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(SUBCOMMANDS)

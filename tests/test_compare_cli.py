@@ -179,3 +179,19 @@ def test_an_old_baseline_compares_with_a_new_results_file(tmp_path):
     result = invoke("compare", fixture("results_base.json"), current)
     assert result.exit_code == 1, result.output
     assert "4 regressions" in result.output
+
+
+@pytest.mark.parametrize("nest", ["[" * 100_000 + "]" * 100_000,
+                                  '{"schema": "parbench.results/2", "x": ' + '{"a": ' * 50_000 + "1" + "}" * 50_001])
+def test_deeply_nested_json_is_one_line_and_exit_2(tmp_path, nest):
+    import subprocess
+    import sys
+
+    deep = tmp_path / "deep.json"
+    deep.write_text(nest)
+    for args in (["compare", deep, deep], ["compare", fixture("results_base.json"), deep], ["history", tmp_path]):
+        done = subprocess.run([sys.executable, "-m", "parbench", *map(str, args)], capture_output=True, text=True,
+                              timeout=60, cwd=tmp_path)
+        assert done.returncode == 2, done.stderr
+        (line,) = done.stderr.strip().splitlines()
+        assert f"{deep}: " in line and "nested" in line and "Traceback" not in done.stderr

@@ -92,6 +92,9 @@ class AxoSyslogKind(TargetKind):
             raise BadArgument(self.syntax, f"{argument!r} is neither a version such as 4.27.0 nor a path")
         return argument
 
+    def names_a_program(self, spec: ImplSpec) -> bool:
+        return spec.argument is not None and is_path(spec.argument)  # a build parbench made is not named
+
     def make(self, spec: ImplSpec, *, profile: str | None = None) -> SyslogNgTarget:
         try:
             install = locate_axosyslog(spec.argument)

@@ -73,8 +73,12 @@ class TargetReport:
     # {"parallelized_batch_size": {"sum", "count", "buckets": {"1": n, ...}},
     #  "parallelized_input_batch_size": {...}} (see reference.histogram).
     batch_histograms: dict[str, Any] | None = None
-    # Set when what the target saw means the run cannot pass (the feature
-    # under test was off for some messages); the runner makes it the run's error.
+    # The implementation's own count of its messages, when it keeps one:
+    # {"received", "written", "dropped", "queued_at_exit", ...} (None: it does not).
+    accounting: dict[str, Any] | None = None
+    # Set when what the target saw or did means the run cannot pass (the
+    # feature under test was off for some messages, it left processes
+    # running); the runner makes it the run's error.
     failure: str | None = None
 
 
@@ -93,6 +97,14 @@ class Target(abc.ABC):
     def stop(self, timeout: float = 15.0) -> TargetReport:
         """Stop what start() started (gracefully, then by force) and report."""
 
+    def restart(self, timeout: float = 30.0) -> tuple[str, int]:
+        """Kill the implementation at once (SIGKILL: what it held in memory
+        is lost, as in a crash) and start it again with the same plan and
+        output port; return the address to send to once it is ready again
+        (the same port when the kind can keep it).  TargetError when it
+        cannot start again, or when the kind cannot be restarted (the
+        default)."""
+        raise TargetError(f"{self.name}: this kind of implementation cannot be restarted")
     @property
     def pid(self) -> int | None:
         """Process id of the running implementation (what it writes into
