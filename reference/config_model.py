@@ -25,6 +25,11 @@ class GlobalOptions:
     log_msg_size: int = 65536
     log_fetch_limit: int = 10
     log_iw_size: int = 1000
+    # The destination queue bound that matters without flow control
+    # (messages beyond it are dropped, counted).
+    log_fifo_size: int = 10000
+    # Seconds between attempts to reach a destination that is down.
+    time_reopen: int = 60
     stats_level: int | None = None  # accepted, not used
 
 
@@ -68,6 +73,9 @@ class DestinationDriver:
     port: int | None = None  # tcp/network
     path: str | None = None  # file
     template: str | None = None  # None = syslog-ng's default line format
+    # None = inherit from options {} (log_fifo_size, time_reopen).
+    log_fifo_size: int | None = None
+    time_reopen: int | None = None
 
 
 @dataclass

@@ -20,6 +20,9 @@ from, or narrows, syslog-ng (docs/semantics.md, "Configuration language"):
   every source driver that does not set them itself (the model has no
   global field for them).  ``stats-freq() dns-cache() threaded()`` and
   ``chain-hostnames(no)`` are accepted and have no effect.
+* ``time-reopen()`` and ``log-fifo-size()`` are read globally and from
+  every destination driver; ``file()`` accepts ``time-reopen()`` and
+  ignores it (the reference does not reopen files).
 * ``flags(no-parse)`` is rejected: ``reference.message`` always parses the
   syslog header.
 * Named templates, ``@include``/``@define``, filters, rewrites, junctions and
@@ -84,9 +87,12 @@ SOURCE_OPTIONS = (
 SOURCE_FLAGS = ("syslog-protocol", "no-hostname", "expect-hostname", "store-legacy-msghdr",
                 "dont-store-legacy-msghdr")
 GLOBAL_OPTIONS = (
-    "log-msg-size", "log-fetch-limit", "log-iw-size", "stats", "stats-level",
-    "keep-hostname", "use-dns", "use-fqdn",
+    "log-msg-size", "log-fetch-limit", "log-iw-size", "log-fifo-size", "time-reopen", "stats",
+    "stats-level", "keep-hostname", "use-dns", "use-fqdn",
 )
+# Options of every destination driver (syslog-ng: log-fifo-size() of any
+# destination driver, time-reopen() of the writer options).
+DESTINATION_QUEUE_OPTIONS = ("log-fifo-size", "time-reopen")
 # Accepted in options {} for compatibility with real configs, with no effect
 # on the reference (it does no DNS and keeps no statistics files).
 IGNORED_GLOBAL_OPTIONS = ("stats-freq", "dns-cache", "threaded", "chain-hostnames")
@@ -255,6 +261,10 @@ class _Builder:
                 g.log_fetch_limit = self.int_value(item, 1)
             elif name == "log-iw-size":
                 g.log_iw_size = self.int_value(item, 1)
+            elif name == "log-fifo-size":
+                g.log_fifo_size = self.int_value(item, 1, 2**31 - 1)
+            elif name == "time-reopen":
+                g.time_reopen = self.int_value(item, 1, 2**31 - 1)
             elif name == "stats-level":
                 g.stats_level = self.int_value(item, 0, 4)
             elif name == "stats":
@@ -376,11 +386,12 @@ class _Builder:
             if not str(first.value):
                 raise self.error(first, "empty file name; expected a path")
             drv.path = str(first.value)
-            supported: tuple[str, ...] = ("template",)
+            supported: tuple[str, ...] = ("template",) + DESTINATION_QUEUE_OPTIONS
         else:
             drv.host = self.loopback(first, "destination host")
             drv.port = 514
-            supported = ("port", "template") + (("transport",) if opt.name == "network" else ())
+            supported = ("port", "template") + (("transport",) if opt.name == "network" else ()) \
+                + DESTINATION_QUEUE_OPTIONS
         for sub in self.only_options(opt, skip_first=1):
             n = sub.name
             if n == "template":
@@ -398,6 +409,10 @@ class _Builder:
                 tok = self.str_value(sub, "transport")
                 if str(tok.value).lower() != "tcp":
                     raise self.error(tok, f"unsupported transport '{tok.value}'; supported: tcp")
+            elif n == "log-fifo-size":
+                drv.log_fifo_size = self.int_value(sub, 1, 2**31 - 1)
+            elif n == "time-reopen":
+                drv.time_reopen = self.int_value(sub, 1, 2**31 - 1)
             else:
                 raise self.unknown(sub, f"option of the {opt.name}() destination", supported)
         return drv

@@ -19,7 +19,11 @@ Threads, as in the real thing:
   destination worker).  A message holds its source window slot until its
   destination takes it: with ``flags(flow-control)`` until the writer has
   handed it to the sink; without, when it enters the destination queue (a
-  full queue then drops it, counted, as syslog-ng does).
+  full queue then drops it, counted, as syslog-ng does).  A sink may block
+  while its destination is slow or down: that is the back-pressure.
+* Every message routed to a destination is, at any time, exactly one of
+  written, dropped or queued, and ``counters()`` says how many of each; on
+  ``stop()`` what could not be delivered stays counted as queued.
 
 A connection reads from an ``InputSource`` (``reference.inputs``): the
 in-process ``MessageQueue`` by default, an accepted socket in the service.
@@ -52,16 +56,23 @@ from parbench.reference.histogram import Log2Histogram
 from parbench.reference.inputs import InputSource, Message, MessageQueue
 from parbench.reference.profiles import DEFAULT_PROFILE, Profile, get_profile, limit_partitions
 
-# syslog-ng's global log-fifo-size() default: the destination queue bound that
-# matters when flow control is off (messages beyond it are dropped).
-DEFAULT_LOG_FIFO_SIZE = 10000
 # A destination writer hands at most this many queued messages to its sink at
 # once (one render + one write per wake-up instead of one per batch).
 WRITER_MAX_MESSAGES = 8192
+# How often an idle destination writer looks at a sink that has lines its
+# destination has not acknowledged yet.
+IDLE_POLL_S = 0.1
 
 
 class Sink(Protocol):
-    def __call__(self, messages: list[Message]) -> None: ...
+    """Writes messages to a destination.  Returns how many it wrote, in
+    order (None = all); may block while the destination is slow or down.
+
+    Optional: ``stop_retrying()`` (shutdown began: give up on a destination
+    that is down instead of waiting to reconnect) and ``abort()`` (return
+    from a blocked write now); ``flush()`` and ``close()`` at the end."""
+
+    def __call__(self, messages: list[Message]) -> int | None: ...
 
 
 class EngineError(UsageError):
@@ -147,6 +158,7 @@ class WorkerPool(_IdleWaiter):
                 job()
             except BaseException as exc:  # a job must never kill a pool thread
                 self._on_error(exc)
+            job = None  # an idle thread keeps nothing of its last job (a closed connection)
             with lock:
                 self._pending -= 1
                 if self._pending == 0 and self._idle_waiters:
@@ -176,9 +188,18 @@ class DestinationQueue(_IdleWaiter):
 
     Items are ``(acknowledger, messages)``: the connection, or a _SharedAck
     when the batch went to several destinations.  With flow control the
-    window slots are released after the sink returned (written); without, at
-    enqueue time, and a full queue drops the excess (syslog-ng without
-    ``flags(flow-control)``).
+    window slots are released once the sink wrote the messages; without,
+    at enqueue time, and a full queue (``log-fifo-size()``, counting what
+    the writer holds but has not written yet) drops the excess, counted.
+
+    The sink may block (a slow or unreachable destination): that is the
+    back-pressure flow control relies on.  It returns how many of the
+    messages it wrote, in order (None: all of them); fewer only after it was
+    told to give up (``Sink.stop_retrying`` / ``Sink.abort``).  A sink that
+    raises has lost the batch: it is counted as dropped.
+
+    Every message pushed here is, at any time, exactly one of written,
+    dropped or queued (``queued_events``): the counters balance.
     """
 
     def __init__(self, name: str, sink: Sink, flow_control: bool, fifo_size: int,
@@ -187,8 +208,9 @@ class DestinationQueue(_IdleWaiter):
         self.sink = sink
         self.flow_control = flow_control
         self.fifo_size = fifo_size
+        self.paths: list[PathRuntime] = []  # the log paths that lead here
         self._items: collections.deque[tuple[Connection, list[Message]]] = collections.deque()
-        self._queued = 0
+        self._queued = 0  # in _items plus held by the writer, not yet written or dropped
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._idle_cond = self._cond  # the writer notifies idle waiters on the same condition
@@ -196,7 +218,11 @@ class DestinationQueue(_IdleWaiter):
         self._writer_waiting = False
         self._idle_waiters = 0
         self._stopping = False
+        self._retrying = True  # False once shutdown began: a sink that cannot deliver gives up
+        self._gave_up = False  # the sink gave up while stopping: the rest stays queued
         self._on_error = on_error
+        self._pending_resend = getattr(sink, "pending_resend", None)
+        self._needs_attention = getattr(sink, "needs_attention", None)
         self.written_events_total = 0
         self.dropped_events_total = 0
         self._thread = threading.Thread(target=self._loop, name=f"parbench-dest-{name}", daemon=True)
@@ -225,58 +251,152 @@ class DestinationQueue(_IdleWaiter):
         # Without flow control the destination "takes" the message on enqueue.
         conn.release(n)
 
+    def resend_pending(self) -> int:
+        """Messages the sink counted as written but must send again (their
+        connection broke before the destination acknowledged them)."""
+        return self._pending_resend() if self._pending_resend is not None else 0
+
+    def _sink_needs_attention(self) -> bool:
+        return self._needs_attention is not None and self._needs_attention()
+
     def _loop(self) -> None:
         cond = self._cond
         lock = self._lock
         items = self._items
         while True:
             with lock:
-                while not items:
+                settle = False
+                while not items or self._gave_up:
+                    if not self._gave_up and self.resend_pending():
+                        settle = True  # lines to send again, and no new batch to carry them
+                        break
                     self._busy = False
                     if self._idle_waiters:
                         cond.notify_all()
                     if self._stopping:
                         return
                     self._writer_waiting = True
-                    cond.wait()
+                    # A sink with unacknowledged lines is looked at now and
+                    # then, so that a broken connection is noticed while idle.
+                    polled = not cond.wait(IDLE_POLL_S if self._sink_needs_attention() else None)
                     self._writer_waiting = False
+                    if polled and not items and self._sink_needs_attention():
+                        settle = True
+                        break
                 self._busy = True
+            if settle:
+                self._settle()
+                continue
+            with lock:
                 taken: list[tuple[Connection, list[Message]]] = []
                 count = 0
                 while items and count < WRITER_MAX_MESSAGES:
                     item = items.popleft()
                     taken.append(item)
                     count += len(item[1])
-                self._queued -= count
             if len(taken) == 1:
                 messages = taken[0][1]
             else:
                 messages = [m for _, batch in taken for m in batch]
+            dropped = 0
             try:
-                self.sink(messages)
+                result = self.sink(messages)
+                written = count if result is None else max(0, min(count, int(result)))
             except BaseException as exc:
                 self._on_error(exc)
-                with cond:
-                    self.dropped_events_total += count
-            else:
-                with cond:
-                    self.written_events_total += count
-            if self.flow_control:
-                released: dict[Connection, int] = {}
-                for conn, batch in taken:
-                    released[conn] = released.get(conn, 0) + len(batch)
-                for conn, n in released.items():
+                written, dropped = 0, count
+            done = written + dropped
+            with lock:
+                self.written_events_total += written
+                self.dropped_events_total += dropped
+                self._queued -= done
+                if done < count:
+                    # The sink gave up (shutdown): what it did not write goes
+                    # back to the front of the queue, still counted as queued.
+                    self._gave_up = True
+                    items.extendleft(reversed(_tail(taken, done)))
+            if self.flow_control and done:
+                for conn, n in _head_counts(taken, done).items():
                     conn.release(n)
+            # An idle writer keeps nothing of its last batch (nor the connection).
+            taken = messages = item = conn = None
+
+    def _settle(self) -> None:
+        """An empty call: the sink forgets what was acknowledged and sends
+        again what a broken connection lost."""
+        before = self.resend_pending()
+        try:
+            self.sink([])
+        except BaseException as exc:
+            self._on_error(exc)
+        after = self.resend_pending()
+        if after and not self._retrying:
+            with self._lock:
+                self._gave_up = True
+        elif after and after >= before:
+            time.sleep(IDLE_POLL_S)  # no progress: do not spin
 
     def _busy_locked(self) -> bool:
-        return bool(self._items) or self._busy
+        return (bool(self._items) and not self._gave_up) or self._busy or (
+            not self._gave_up and self.resend_pending() > 0)
 
-    def stop(self, timeout: float) -> bool:
+    @property
+    def gave_up(self) -> bool:
+        """The sink gave up on messages it could not deliver while stopping."""
+        with self._lock:
+            return self._gave_up
+
+    def stop_retrying(self) -> None:
+        """Shutdown begins: a sink that cannot reach its destination gives up
+        instead of waiting to reconnect (syslog-ng does not wait for it either)."""
+        self._retrying = False
+        fn = getattr(self.sink, "stop_retrying", None)
+        if fn is not None:
+            fn()
+
+    def stop(self, timeout: float, abort: bool = False) -> bool:
+        """Stop the writer once the queue is written; with ``abort`` (the
+        drain time is over), make a blocked sink give up first."""
         with self._lock:
             self._stopping = True
             self._cond.notify_all()
+        if abort:
+            fn = getattr(self.sink, "abort", None)
+            if fn is not None:
+                fn()
         self._thread.join(timeout)
+        if self._thread.is_alive():
+            # Still blocked in the sink (a slow destination): it gives up now
+            # and returns how much it wrote.
+            abort = getattr(self.sink, "abort", None)
+            if abort is not None:
+                abort()
+            self._thread.join(2.0)
         return not self._thread.is_alive()
+
+
+def _head_counts(taken: list[tuple["Connection", list[Message]]], n: int) -> dict:
+    """Messages per acknowledger among the first ``n`` of ``taken``."""
+    counts: dict = {}
+    for conn, batch in taken:
+        if n <= 0:
+            break
+        k = min(n, len(batch))
+        counts[conn] = counts.get(conn, 0) + k
+        n -= k
+    return counts
+
+
+def _tail(taken: list[tuple["Connection", list[Message]]], n: int) -> list[tuple["Connection", list[Message]]]:
+    """``taken`` without its first ``n`` messages."""
+    out = []
+    for conn, batch in taken:
+        if n >= len(batch):
+            n -= len(batch)
+            continue
+        out.append((conn, batch[n:] if n else batch))
+        n = 0
+    return out
 
 
 # --------------------------------------------------------------------------
@@ -380,6 +500,11 @@ class PathRuntime:
         self.engine = engine
         self.index = index
         self.log_path = log_path
+        # Messages that entered this path, and those of them not yet handed
+        # to its destinations (staged, in a partition, in a drain job).
+        self.lock = threading.Lock()
+        self.received_events = 0
+        self.in_pipeline = 0
         profile = engine.profile
         self.before: list[Callable[[list], list]] = []
         self.after: list[Callable[[list], list]] = []
@@ -398,7 +523,10 @@ class PathRuntime:
                 (self.after if self.parallelize is not None else self.before).append(
                     CostWorker(element.cpu_us, element.latency_us))
             elif isinstance(element, Destination):
-                self.destinations.append(engine._destination_queue(element, log_path.flow_control))
+                queue = engine._destination_queue(element, log_path.flow_control)
+                self.destinations.append(queue)
+                if self not in queue.paths:
+                    queue.paths.append(self)
             else:
                 raise EngineError(f"{getattr(element, 'loc', '?')}: unsupported log path element "
                                   f"{type(element).__name__}")
@@ -449,6 +577,10 @@ class PathRuntime:
     # -- reader side -------------------------------------------------------
 
     def run_in_reader(self, conn: "Connection", batch: list[Message]) -> None:
+        n = len(batch)
+        with self.lock:
+            self.received_events += n
+            self.in_pipeline += n
         for stage in self.before:
             batch = stage(batch)
         if not self.partitions:
@@ -508,6 +640,10 @@ class PathRuntime:
                 dest.push(ack, batch)
         else:
             conn.release(n)
+        # After the push: a snapshot may count a message twice for a moment,
+        # never zero times.
+        with self.lock:
+            self.in_pipeline -= n
 
 
 # --------------------------------------------------------------------------
@@ -526,6 +662,22 @@ class SourceRuntime:
         self.received_events_total = 0
         self.window_full_suspensions_total = 0
         self.connections_total = 0
+        self.open_connections = 0
+        # Counted by the input (the service's sockets): messages replaced by
+        # syslog-ng's parse-error message, connections closed for broken
+        # framing, and, at exit, messages read off a connection but never
+        # taken into the pipeline.
+        self.parse_errors_total = 0
+        self.framing_errors_total = 0
+        self.unread_at_exit_events = 0
+
+    def add(self, counter: str, n: int = 1) -> None:
+        """Add to one of the input-side counters (parse_errors_total,
+        framing_errors_total)."""
+        if counter not in ("parse_errors_total", "framing_errors_total"):
+            raise KeyError(counter)
+        with self.lock:
+            setattr(self, counter, getattr(self, counter) + n)
 
     def limits(self, driver: SourceDriver | None = None) -> tuple[int, int]:
         """(window, fetch limit) of one connection accepted by ``driver``
@@ -740,7 +892,7 @@ class Engine:
                  sinks: Mapping[str, Sink] | None = None,
                  sink_factory: Callable[[Destination], Sink] | None = None,
                  drain_probe: Callable[[int, int | None, list[Message]], None] | None = None,
-                 log_fifo_size: int = DEFAULT_LOG_FIFO_SIZE) -> None:
+                 log_fifo_size: int | None = None) -> None:
         if profile is None:
             profile = DEFAULT_PROFILE
         self.profile = get_profile(profile) if isinstance(profile, str) else profile
@@ -792,13 +944,24 @@ class Engine:
                     raise EngineError(f"{dest.loc}: no sink for destination {key!r}")
                 sink = self._sink_factory(dest)
                 self._sinks[key] = sink
-            queue = DestinationQueue(key, sink, flow_control, self._log_fifo_size, self._record_error)
+            queue = DestinationQueue(key, sink, flow_control, self._fifo_size(dest), self._record_error)
             self._dest_queues[key] = queue
         elif flow_control and not queue.flow_control:
             # Shared by paths with and without flow control: the safer
             # (no-drop) behaviour wins.
             queue.flow_control = True
         return queue
+
+    def _fifo_size(self, dest: Destination) -> int:
+        """log-fifo-size() of a destination: the engine's override, else the
+        smallest of its drivers' (one queue serves them all), else the
+        global option."""
+        if self._log_fifo_size is not None:
+            return self._log_fifo_size
+        sizes = [d.log_fifo_size for d in dest.drivers if getattr(d, "log_fifo_size", None) is not None]
+        if sizes:
+            return min(sizes)
+        return self.config.options.log_fifo_size
 
     def _record_error(self, exc: BaseException) -> None:
         with self._errors_lock:
@@ -827,12 +990,15 @@ class Engine:
             self._connections.add(conn)
         with src.lock:
             src.connections_total += 1
+            src.open_connections += 1
         return conn
 
     def _connection_finished(self, conn: Connection) -> None:
         with self._lock:
             self._connections.discard(conn)
             self._all_finished.notify_all()
+        with conn.source.lock:
+            conn.source.open_connections -= 1
 
     # -- observation ----------------------------------------------------------------
 
@@ -888,44 +1054,88 @@ class Engine:
                     "received_events_total": src.received_events_total,
                     "window_full_suspensions_total": src.window_full_suspensions_total,
                     "connections_total": src.connections_total,
+                    "open_connections": src.open_connections,
+                    "parse_errors_total": src.parse_errors_total,
+                    "framing_errors_total": src.framing_errors_total,
+                    "unread_at_exit_events": src.unread_at_exit_events,
                 })
         destinations = []
         for q in self._dest_queues.values():
+            routed = in_pipeline = 0
+            for path in q.paths:
+                with path.lock:
+                    routed += path.received_events
+                    in_pipeline += path.in_pipeline
+            resend = q.resend_pending()
             with q._cond:
-                destinations.append({
+                entry = {
                     "destination": q.name,
-                    "written_events_total": q.written_events_total,
+                    "routed_events_total": routed,
+                    "written_events_total": q.written_events_total - resend,
                     "dropped_events_total": q.dropped_events_total,
-                })
+                    "queued_events": q._queued + in_pipeline + resend,
+                }
+            sink_counters = getattr(q.sink, "counters", None)
+            if sink_counters is not None:
+                entry.update(sink_counters())
+            destinations.append(entry)
+        received = sum(d["routed_events_total"] for d in destinations)
+        written = sum(d["written_events_total"] for d in destinations)
+        dropped = sum(d["dropped_events_total"] for d in destinations)
+        queued = sum(d["queued_events"] for d in destinations)
+        accounting = {"received": received, "written": written, "dropped": dropped,
+                      "queued_at_exit": queued, "unaccounted": received - written - dropped - queued}
         return {"profile": self.profile.name, "parallelize": parallelize,
-                "sources": sources, "destinations": destinations}
+                "sources": sources, "destinations": destinations, "accounting": accounting}
 
     # -- shutdown -------------------------------------------------------------------
 
     def drain(self, timeout: float) -> bool:
         """Wait until every connection is closed and fully acknowledged and
-        nothing is queued anywhere (bounded by ``timeout``)."""
+        nothing is queued anywhere (bounded by ``timeout``).  False when the
+        time ran out, or when a destination gave up on its messages (they can
+        never be acknowledged: waiting longer changes nothing)."""
         deadline = time.monotonic() + timeout
         with self._lock:
             while self._connections:
+                if self._given_up():
+                    return False
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
-                self._all_finished.wait(min(left, 0.5))
-        return self.wait_idle(max(0.0, deadline - time.monotonic()))
+                self._all_finished.wait(min(left, 0.1))
+        return self.wait_idle(max(0.0, deadline - time.monotonic())) and not self._given_up()
+
+    def _given_up(self) -> bool:
+        return any(q.gave_up for q in self._dest_queues.values())
 
     def stop(self, timeout: float = 10.0) -> bool:
         """Close every connection, drain in-flight work (bounded), flush and
-        close the sinks, join every thread.  Returns True when all drained."""
+        close the sinks, join every thread.  Returns True when all drained.
+
+        Whatever could not be delivered in time stays counted as queued
+        (``counters()``: every received message is written, dropped or
+        queued), and messages a connection had read but not yet taken in are
+        counted per source as ``unread_at_exit_events``."""
         if self._stopped:
             return True
         with self._lock:
             conns = list(self._connections)
         for conn in conns:
             conn.close()
+        for q in self._dest_queues.values():
+            q.stop_retrying()
         drained = self.drain(timeout)
         self._stopped = True
-        self._shutdown_threads(max(1.0, timeout / 4))
+        self._shutdown_threads(max(1.0, timeout / 4), abort=not drained)
+        with self._lock:
+            left = list(self._connections)
+        for conn in left:
+            unread = conn.input.buffered()
+            if unread:
+                with conn.source.lock:
+                    conn.source.unread_at_exit_events += unread
+            conn._finish()  # frees its input (the socket) even though not drained
         for sink in self._sinks.values():
             for method in ("flush", "close"):
                 fn = getattr(sink, method, None)
@@ -936,7 +1146,7 @@ class Engine:
                         self._record_error(exc)
         return drained
 
-    def _shutdown_threads(self, timeout: float) -> None:
+    def _shutdown_threads(self, timeout: float, abort: bool = False) -> None:
         self._pool.stop(timeout)
         for q in self._dest_queues.values():
-            q.stop(timeout)
+            q.stop(timeout, abort=abort)

@@ -50,6 +50,10 @@ class InputSource(Protocol):
     def at_end(self) -> bool:
         """No input will ever come again and nothing is buffered."""
 
+    def buffered(self) -> int:
+        """Complete messages buffered, not yet taken (counted at exit as
+        read but never taken in)."""
+
     def watch(self) -> None:
         """Nothing is buffered: call ``on_input`` when more arrives."""
 
@@ -131,6 +135,9 @@ class MessageQueue:
 
     def at_end(self) -> bool:
         return self._closed and not self._items
+
+    def buffered(self) -> int:
+        return len(self._items)
 
     def watch(self) -> None:
         """offer() announces new input itself."""

@@ -60,7 +60,7 @@ class Framer:
     """Incremental framer for one connection (see module docstring)."""
 
     __slots__ = ("max_msg_size", "trim_large_messages", "_buf", "_mode", "_frame_len",
-                 "_failed", "_skip")
+                 "_failed", "_skip", "_more", "_more_len")
 
     def __init__(self, max_msg_size: int, trim_large_messages: bool = False, framing: str = "text"):
         if max_msg_size < 1:
@@ -73,6 +73,11 @@ class Framer:
         self.trim_large_messages = trim_large_messages
         self._skip = 0
         self._buf = b""
+        # Chunks that complete nothing yet (no line end, frame still short),
+        # joined once when they do: a long message costs linear time, not
+        # one copy of everything so far per chunk.
+        self._more: list[bytes] = []
+        self._more_len = 0
         self._mode = framing
         self._frame_len: int | None = None
         self._failed: str | None = None
@@ -83,7 +88,25 @@ class Framer:
 
     @property
     def pending_bytes(self) -> int:
-        return len(self._buf)
+        return len(self._buf) + self._more_len
+
+    def _joined(self, data: bytes) -> bytes:
+        """Everything pending plus ``data``, as one buffer."""
+        if self._more:
+            buf = b"".join([self._buf, *self._more, data])
+            self._more = []
+            self._more_len = 0
+            return buf
+        return self._buf + data if self._buf else data
+
+    def _keep(self, data: bytes, need: int) -> bool:
+        """Set ``data`` aside when, with what is pending, it is still less
+        than ``need`` bytes."""
+        if len(self._buf) + self._more_len + len(data) < need:
+            self._more.append(data)
+            self._more_len += len(data)
+            return True
+        return False
 
     def feed(self, data: bytes) -> list[bytes]:
         if self._failed:
@@ -96,7 +119,7 @@ class Framer:
 
     def close(self) -> list[bytes]:
         """End of input: a pending partial line is delivered (text framing)."""
-        rest, self._buf = self._buf, b""
+        rest, self._buf = self._joined(b""), b""
         if self._mode == "text" and rest:
             rest = rest.rstrip(b"\r\n\x00")
             return [rest] if rest else []
@@ -106,7 +129,9 @@ class Framer:
         if b"\x00" in data:
             data = data.replace(b"\x00", b"\n")  # a NUL ends a message as a newline does
         limit = self.max_msg_size
-        buf = self._buf + data if self._buf else data
+        if b"\n" not in data and self._keep(data, limit):
+            return []
+        buf = self._joined(data)
         if b"\n" not in data:
             if len(buf) < limit:
                 self._buf = buf
@@ -133,7 +158,9 @@ class Framer:
         return lines
 
     def _feed_framed(self, data: bytes) -> list[bytes]:
-        buf = self._buf + data if self._buf else data
+        if self._frame_len is not None and not self._skip and self._keep(data, self._frame_len):
+            return []
+        buf = self._joined(data)
         out: list[bytes] = []
         pos = 0
         end = len(buf)

@@ -248,8 +248,24 @@ def test_ignored_and_rejected_globals():
     assert cfg.options.log_iw_size == 1000
     msg = error(with_log("source(s); destination(d);", "options { chain-hostnames(yes); };\n" + SRC + DST))
     assert msg.startswith("t.conf:2:27: chain-hostnames(yes) is not supported")
-    msg = error(with_log("source(s); destination(d);", "options { log-fifo-size(10); };\n" + SRC + DST))
-    assert msg.startswith("t.conf:2:11: unknown global option 'log-fifo-size()'; supported: log-msg-size(), ")
+    msg = error(with_log("source(s); destination(d);", "options { flush-lines(10); };\n" + SRC + DST))
+    assert msg.startswith("t.conf:2:11: unknown global option 'flush-lines()'; supported: log-msg-size(), ")
+
+
+def test_time_reopen_and_log_fifo_size_globally_and_per_destination_driver():
+    cfg, _ = parse(with_log("source(s); destination(d);", SRC + DST))
+    assert (cfg.options.time_reopen, cfg.options.log_fifo_size) == (60, 10000)  # syslog-ng's defaults
+    assert (cfg.destinations["d"].drivers[0].time_reopen, cfg.destinations["d"].drivers[0].log_fifo_size) == (None, None)
+    cfg, _ = parse(with_log("source(s); destination(d);", "options { time-reopen(1); log_fifo_size(500); };\n" + SRC
+                            + 'destination d { tcp("127.0.0.1" port(7) time-reopen(3) log-fifo-size(20));'
+                              ' file("/tmp/x" log-fifo-size(30)); };\n'))
+    assert (cfg.options.time_reopen, cfg.options.log_fifo_size) == (1, 500)
+    tcp, file = cfg.destinations["d"].drivers
+    assert (tcp.time_reopen, tcp.log_fifo_size, file.log_fifo_size) == (3, 20, 30)
+    assert error(with_log("source(s); destination(d);", "options { time-reopen(0); };\n" + SRC + DST)).startswith(
+        "t.conf:2:23: found 0 in time-reopen(); expected an integer 1..2147483647")
+    assert error(with_log("source(s); destination(d);", SRC + 'destination d { tcp("127.0.0.1" time-reopen(1.5)); };\n')
+                 ) == "t.conf:3:45: found 1.5 in time-reopen(); expected an integer"
 
 
 def test_more_error_positions():

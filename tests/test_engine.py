@@ -281,7 +281,13 @@ def test_counters_shape_and_totals():
     (src,) = counters["sources"]
     assert src == {"source": "in", "received_events_total": 300,
                    "window_full_suspensions_total": src["window_full_suspensions_total"],
-                   "connections_total": 1}
+                   "connections_total": 1, "open_connections": 0, "parse_errors_total": 0,
+                   "framing_errors_total": 0, "unread_at_exit_events": 0}
+    (dest,) = counters["destinations"]
+    assert dest == {"destination": "out", "routed_events_total": 300, "written_events_total": 300,
+                    "dropped_events_total": 0, "queued_events": 0}
+    assert counters["accounting"] == {"received": 300, "written": 300, "dropped": 0, "queued_at_exit": 0,
+                                      "unaccounted": 0}
 
 
 def test_cost_stage_runs_after_parallelize_and_keeps_batches():

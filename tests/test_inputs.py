@@ -58,6 +58,9 @@ class ScriptedInput:
     def at_end(self):
         return (self.eof or self.closed) and not self.buffer
 
+    def buffered(self):
+        return len(self.buffer)
+
     def watch(self):
         self.watches += 1
         threading.Timer(0.001, self.arrive).start()

@@ -34,6 +34,11 @@ TARGETS = [
      lambda b: b["extra_info"]["bytes_per_message"], "<=", 100),
     ("generation + sending vs syslog-ng's loggen, same run [ratio]", ("test_parbench_sender", "test_loggen_anchor"),
      None, ">=", 3.0),
+    ("framing a 64 MiB line vs a 16 MiB one (linear: 4) [time ratio]", ("test_long_line_framing_is_linear",),
+     lambda b: b["extra_info"]["ratio_64_to_16_mib"], "<=", 8),
+    ("a connection beside two floods vs alone, serve [time ratio]",
+     ("test_a_flood_slows_a_good_connection_only_by_its_share",),
+     lambda b: b["extra_info"]["slowdown_ratio"], "<=", 8),
 ]
 
 
