@@ -14,6 +14,8 @@ def bench_file(tmp_path, **overrides):
         "test_memory_per_tracked_message": {"bytes_per_message": 70},
         "test_parbench_sender": {"msgs_per_s": [3_000_000, 3_300_000, 3_100_000]},
         "test_loggen_anchor": {"msgs_per_s": [1_000_000, 900_000, 1_100_000]},
+        "test_long_line_framing_is_linear": {"ratio_64_to_16_mib": 4.6},
+        "test_a_flood_slows_a_good_connection_only_by_its_share": {"slowdown_ratio": 2.0},
     }
     figures.update(overrides)
     doc = {"benchmarks": [{"name": n, "extra_info": e} for n, e in figures.items() if e is not None]}
@@ -38,7 +40,9 @@ def test_each_kind_of_miss_is_caught(tmp_path):
     for name, info in [("test_dispatch_keyed[4]", {"msgs_per_s": 999_999}),
                        ("test_service_end_to_end_one_connection[$HOST]", {"msgs_per_s": 149_000}),
                        ("test_parse_and_check_a_captured_buffer", {"msgs_per_s": 2_999_999}),
-                       ("test_memory_per_tracked_message", {"bytes_per_message": 101})]:
+                       ("test_memory_per_tracked_message", {"bytes_per_message": 101}),
+                       ("test_long_line_framing_is_linear", {"ratio_64_to_16_mib": 8.5}),
+                       ("test_a_flood_slows_a_good_connection_only_by_its_share", {"slowdown_ratio": 9})]:
         assert targets.main(bench_file(tmp_path, **{name: info})) == 1, name
 
 
