@@ -50,8 +50,12 @@ class FaultyDestination:
 
     TICK = 0.05
 
-    def __init__(self, port: int | None = None, listening: bool = True) -> None:
+    def __init__(self, port: int | None = None, listening: bool = True, rcvbuf: int | None = None) -> None:
         self.port = port or free_port()
+        # A fixed receive buffer (no autotuning: Linux may otherwise grow it to
+        # tcp_rmem's maximum, 32 MiB on some machines) bounds what a stalled
+        # destination's kernel absorbs.
+        self.rcvbuf = rcvbuf
         self._lock = threading.Lock()  # guards _conns, _finished (read by the test thread)
         self._conns: dict[socket.socket, bytearray] = {}
         self._finished: list[bytes] = []  # data of connections that ended
@@ -191,6 +195,8 @@ class FaultyDestination:
             return
         server = socket.socket()
         server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if self.rcvbuf:
+            server.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.rcvbuf)
         deadline = time.monotonic() + 10
         while True:
             try:

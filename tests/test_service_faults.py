@@ -290,8 +290,10 @@ def test_sigterm_with_the_destination_down_accounts_for_every_message(tmp_path, 
 
 
 def test_without_flow_control_a_slow_destination_drops_only_when_the_queue_is_full(tmp_path):
-    count, size = 4000, 1024
-    with FaultyDestination() as dest:
+    # More than the kernel buffers between serve and a stalled destination
+    # hold (the writer's send buffer grows to tcp_wmem's 4 MiB maximum).
+    count, size = 12000, 1024
+    with FaultyDestination(rcvbuf=64 << 10) as dest:
         dest.rate(0)
         svc, port = start(tmp_path, conf(dest.port, flow_control=False, window=100, fifo=1000))
         try:
