@@ -52,13 +52,19 @@ class _ImplOption(click.Option):
 @click.option("--syslog-ng", "syslog_ng", metavar="PATH", type=click.Path(),
               help="Your own syslog-ng / AxoSyslog binary (or install prefix) for the syslog-ng implementation "
                    "(same as --impl syslog-ng:PATH).")
+@click.option("--variants", "variants_text", metavar="LIST",
+              help="Scenario variants to run, e.g. base,head: each [variants.NAME] of the scenario runs as a "
+                   "candidate labelled NAME, interleaved with the others ('base' = the scenario as written). "
+                   "Default: every variant the scenario defines.")
 @click.option("--no-progress", is_flag=True, help="No progress bar (e.g. in CI logs).")
-def run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, syslog_ng, no_progress) -> None:
+def run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, syslog_ng, variants_text,
+        no_progress) -> None:
     """Run SCENARIO files against implementations; check every message and write reports.
 
     Example: parbench run scenarios/chatty-single-sender.toml --quick
     """
-    _run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, syslog_ng, no_progress)
+    _run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, syslog_ng, no_progress,
+         variants_text)
 
 
 def with_syslog_ng_path(specs: list[str], path: str | None) -> list[str]:
@@ -73,7 +79,9 @@ def with_syslog_ng_path(specs: list[str], path: str | None) -> list[str]:
             for spec, text in zip(parsed, specs)]
 
 
-def _run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, syslog_ng, no_progress) -> None:
+def _run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, syslog_ng, no_progress,
+         variants_text=None) -> None:
+    from parbench.harness.candidates import parse_variant_names, sweep_candidates
     from parbench.harness.scenario import apply_quick, load_scenario
     from parbench.harness.targets.base import TargetError
     from parbench.harness.targets.kind import ImplSpecError
@@ -91,6 +99,7 @@ def _run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, sy
         if profile not in PROFILES:
             raise UsageError(f"--profile: unknown profile {profile!r}; known: {', '.join(sorted(PROFILES))}")
 
+    variant_names = parse_variant_names(variants_text) if variants_text is not None else None
     loaded = []
     for path in scenarios:
         scenario = load_scenario(path)
@@ -107,8 +116,8 @@ def _run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, sy
                              else f"{scenario.path}: sweep.implementations[{exc.index}]: {exc}") from None
         except ValueError as exc:
             raise UsageError(f"{scenario.path}: {exc}") from None
-        chosen_by_scenario.append(chosen)
-        for spec in chosen:
+        chosen_by_scenario.append(sweep_candidates(scenario, chosen, variant_names))
+        for spec in dict.fromkeys(chosen):
             try:
                 get_target(spec)
             except TargetError as exc:
