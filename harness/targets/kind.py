@@ -101,6 +101,10 @@ class TargetKind(abc.ABC):
     #: its targets answer ``Target.reference_profile()`` (they model a
     #: version of syslog-ng); the runner asks them when choosing the profile
     gives_reference_profile: ClassVar[bool] = False
+    #: it does the same work whatever is being changed (a relay that only
+    #: forwards): a cross-sweep ``parbench compare`` takes its runs in both
+    #: files as the measure of the machine's drift between the sweeps
+    calibration: ClassVar[bool] = False
 
     def check_argument(self, argument: str | None) -> str | None:
         """ARG as typed after ``KIND:`` (None: no ``:``) -> the argument to

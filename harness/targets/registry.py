@@ -157,6 +157,16 @@ def get_target(spec: str | ImplSpec, *, profile: str | None = None) -> Target:
     return _kinds[parsed.kind].make(parsed, profile=profile)
 
 
+def is_calibration(impl: str | ImplSpec) -> bool:
+    """Whether ``impl`` (a spec as recorded) is of a calibration kind
+    (``TargetKind.calibration``): a cross-sweep compare uses its runs to
+    estimate the machine's drift.  False for a spec no kind reads."""
+    try:
+        return bool(_kinds[parse_impl(impl).kind].calibration)
+    except ImplSpecError:
+        return False
+
+
 def full_label(spec: ImplSpec) -> str:
     """The NAME= label, else the kind's label of the spec (never cut)."""
     return spec.name or _kinds[spec.kind].label(spec)
