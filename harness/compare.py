@@ -741,7 +741,7 @@ def render_markdown(report: CompareReport) -> str:
         lines.extend(f"- {e}" for e in extra)
     if report.paired:
         method = (f"Method: each (partitions, repeat) slot pairs two adjacent runs; bootstrap ({DEFAULT_RESAMPLES} "
-                  "resamples of the pairs, seeded) interval of the 20 % trimmed mean of the log-ratios; a "
+                  "resamples of the pairs, seeded) interval of the median of the log-ratios; a "
                   "regression needs the whole interval on the bad side and a change of at least the threshold.")
     else:
         method = (f"Method: bootstrap ({DEFAULT_RESAMPLES} resamples, seeded) interval of the ratio of "

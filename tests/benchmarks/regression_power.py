@@ -157,36 +157,59 @@ def measure(args) -> int:
                              name=f"load-{'on' if load_on else 'off'}-{messages}")
             minutes = (time.monotonic() - started) / 60
             load_after = os.getloadavg()[0]
-            a = series(runs, "a")
-            for label in ["a2"] + [f"s{round(s * 100)}" for s in slowdowns]:
-                x = series(runs, label)
-                b_all, c_all = _pairs(a, x)
-                actual = math.expm1(float(np.median(np.log(c_all / b_all)))) if b_all.size else math.nan
-                for pairs in pair_counts:
-                    blocks = (len(a) // pairs)
-                    paired = [paired_verdict(a[i * pairs:(i + 1) * pairs], x[i * pairs:(i + 1) * pairs], seed=i)
-                              for i in range(blocks)]
-                    old = [old_verdict(a[i * pairs:(i + 1) * pairs], x[(i + 1) * pairs:(i + 2) * pairs], seed=i)
-                           for i in range(blocks - 1)]
-                    gate = None
-                    if label == "a2":
-                        gate = sum(any(paired_verdict(series(runs, "a", metric=m)[i * pairs:(i + 1) * pairs],
-                                                      series(runs, "a2", metric=m)[i * pairs:(i + 1) * pairs],
-                                                      cmp.RESULTS_METRICS[m], seed=i) == cmp.REGRESSION
-                                       for m in cmp.RESULTS_METRICS) for i in range(blocks))
-                    rows.append({
-                        "load": "on" if load_on else "off", "messages": messages, "pairs": pairs,
-                        "candidate": label, "planted": 0.0 if label == "a2" else float(label[1:]) / 100,
-                        "measured": actual, "paired_regressions": paired.count(cmp.REGRESSION),
-                        "paired_erratic": paired.count(cmp.ERRATIC), "paired_tries": len(paired),
-                        "old_regressions": old.count(cmp.REGRESSION), "old_erratic": old.count(cmp.ERRATIC),
-                        "old_tries": len(old), "paired_gate_false": gate,
-                        "loadavg": f"{load_before:.2f}->{load_after:.2f}", "minutes": minutes,
-                    })
+            rows += analyse(runs, "on" if load_on else "off", messages, pair_counts,
+                            f"{load_before:.2f}->{load_after:.2f}", minutes)
             print(f"# load {'on' if load_on else 'off'}, {messages} messages/run: {len(runs)} runs in "
                   f"{minutes:.1f} min, load average {load_before:.2f} -> {load_after:.2f}, "
                   f"a: {per_message_us:.2f} us/message", flush=True)
     (out / "table.json").write_text(json.dumps(rows, indent=1))
+    print_table(rows)
+    return 0
+
+
+def analyse(runs, load: str, messages: int, pair_counts, loadavg: str = "", minutes: float = math.nan):
+    """The table rows of one sweep: every candidate against ``a``, paired
+    within blocks of P repeats and old-style across consecutive blocks."""
+    rows = []
+    a = series(runs, "a")
+    others = sorted({r.label for r in runs} - {"a"}, key=lambda x: (x != "a2", float(x[1:]) if x != "a2" else 0))
+    for label in others:
+        x = series(runs, label)
+        b_all, c_all = _pairs(a, x)
+        actual = math.expm1(float(np.median(np.log(c_all / b_all)))) if b_all.size else math.nan
+        for pairs in pair_counts:
+            blocks = len(a) // pairs
+            paired = [paired_verdict(a[i * pairs:(i + 1) * pairs], x[i * pairs:(i + 1) * pairs], seed=i)
+                      for i in range(blocks)]
+            old = [old_verdict(a[i * pairs:(i + 1) * pairs], x[(i + 1) * pairs:(i + 2) * pairs], seed=i)
+                   for i in range(blocks - 1)]
+            gate = None
+            if label == "a2":
+                gate = sum(any(paired_verdict(series(runs, "a", metric=m)[i * pairs:(i + 1) * pairs],
+                                              series(runs, "a2", metric=m)[i * pairs:(i + 1) * pairs],
+                                              cmp.RESULTS_METRICS[m], seed=i) == cmp.REGRESSION
+                               for m in cmp.RESULTS_METRICS) for i in range(blocks))
+            rows.append({
+                "load": load, "messages": messages, "pairs": pairs,
+                "candidate": label, "planted": 0.0 if label == "a2" else float(label[1:]) / 100,
+                "measured": actual, "paired_regressions": paired.count(cmp.REGRESSION),
+                "paired_erratic": paired.count(cmp.ERRATIC), "paired_tries": len(paired),
+                "old_regressions": old.count(cmp.REGRESSION), "old_erratic": old.count(cmp.ERRATIC),
+                "old_tries": len(old), "paired_gate_false": gate, "loadavg": loadavg, "minutes": minutes,
+            })
+    return rows
+
+
+def reanalyse(args) -> int:
+    """The table again from the results files a measurement wrote (e.g. after
+    changing the method), without running anything."""
+    rows = []
+    for path in sorted(Path(args.reanalyse).glob("load-*-*.json")):
+        _, load, messages = path.stem.split("-")
+        runs = Results.load(path).runs
+        rows += analyse(runs, load, int(messages), sorted(int(p) for p in args.pairs.split(",")))
+    if not rows:
+        sys.exit(f"{args.reanalyse}: no load-*-*.json results files")
     print_table(rows)
     return 0
 
@@ -262,7 +285,10 @@ def main(argv=None) -> int:
     parser.add_argument("--check-pairs", type=int, default=10, help="--check: repeats per try")
     parser.add_argument("--check-partitions", default="0,2", help="--check: partition counts of the A/A sweep")
     parser.add_argument("--out", default="reports/regression-power", help="results files and table.json")
+    parser.add_argument("--reanalyse", metavar="DIR", help="print the table from the results files in DIR")
     args = parser.parse_args(argv)
+    if args.reanalyse:
+        return reanalyse(args)
     return check(args) if args.check else measure(args)
 
 
