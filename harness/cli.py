@@ -47,8 +47,9 @@ class _ImplOption(click.Option):
 @click.option("--out", "out_dir", default="reports", show_default=True, type=click.Path(file_okay=False),
               help="Where reports/<scenario>/<timestamp>/ go.")
 @click.option("--profile", default=None,
-              help="Reference version profile. Default: the one modelling the detected syslog-ng when the sweep "
-                   "runs --impl syslog-ng, else the scenario's pipeline.profile.")
+              help="Reference version profile. Default: the one modelling the detected syslog-ng / AxoSyslog when "
+                   "the sweep runs one (one reference run per profile when they need several), else the "
+                   "scenario's pipeline.profile.")
 @click.option("--syslog-ng", "syslog_ng", metavar="PATH", type=click.Path(),
               help="Your own syslog-ng / AxoSyslog binary (or install prefix) for the syslog-ng implementation "
                    "(same as --impl syslog-ng:PATH).")
@@ -137,7 +138,10 @@ def _run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, sy
         directory = report_dir(Path(out_dir), scenario.name)
         results.write(directory / "results.json")
         write_report(results, directory)
-        if outcome.profile:
+        if outcome.profile_reasons:
+            for name, reason in outcome.profile_reasons.items():
+                click.echo(f"{scenario.name}: reference[{name}] runs version profile {name} ({reason})")
+        elif outcome.profile:
             click.echo(f"{scenario.name}: reference version profile {outcome.profile} ({outcome.profile_reason})")
         passed = sum(r.passed for r in outcome.runs)
         click.echo(f"{scenario.name}: {passed}/{len(outcome.runs)} runs pass; report: {directory / 'report.md'}")

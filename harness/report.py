@@ -394,6 +394,8 @@ def write_markdown(results: Results, path: Path, figures: dict[str, str]) -> Pat
             lines += [f"### {_short_impl(r.label)}, partitions {r.partitions}, repeat {r.repeat}", ""]
             if r.error:
                 lines += ["```", r.error, "```", ""]
+            if r.stderr_head and r.stderr_head != r.stderr_tail:
+                lines += ["stderr head (start-up):", "", "```", r.stderr_head[:3000], "```", ""]
             if r.stderr_tail:
                 lines += ["stderr tail:", "", "```", r.stderr_tail[-3000:], "```", ""]
     witnesses = [(r, {name: a.witnesses for name, a in r.checks.anomalies.items() if a.witnesses})

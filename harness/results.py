@@ -53,6 +53,8 @@ Run object
     verdict_reasons        list[str]: why it did not pass (empty on pass)
     partition_processed    list[int] | null: messages processed per partition index,
                            as the target reports it
+    partition_assigned     list[int] | null: messages placed on each partition
+                           (AxoSyslog's parallelized_assigned_events_total), when exposed
     partition_predicted    list[int] | null: the same, predicted by g_str_hash(key) % N
                            from the keys that arrived (keyed scenarios only)
     profile                str | null: the reference's version profile this run used
@@ -65,6 +67,14 @@ Run object
                            collector errors, the version profile and why)
     target_version         str | null
     stderr_tail            str: tail of the target's stderr (kept for failed runs)
+    stderr_head            str: the first lines of the target's stderr, where start-up
+                           warnings are (the tail of a long run has lost them)
+    batch_histograms       object | null: parallelize() batch-size histograms, from the
+                           target (AxoSyslog, the reference):
+                           {"parallelized_batch_size": {"sum", "count", "buckets":
+                           {"1": n, "2": n, ..., "4096": n, "+Inf": n}},
+                           "parallelized_input_batch_size": {...}}; a bucket counts the
+                           values up to its bound above the previous one (not cumulative)
     error                  str | null: why the run could not complete
 
 ``parbench.results/1`` differs in: ``checks`` was flat (``lost``, ``duplicated``,
@@ -156,10 +166,13 @@ class Run:
     verdict_reasons: list[str] = field(default_factory=list)
     partition_processed: list[int] | None = None
     partition_predicted: list[int] | None = None
+    partition_assigned: list[int] | None = None
+    batch_histograms: dict[str, Any] | None = None
     profile: str | None = None
     target_notes: list[str] = field(default_factory=list)
     target_version: str | None = None
     stderr_tail: str = ""
+    stderr_head: str = ""
     error: str | None = None
 
     def __post_init__(self) -> None:
@@ -183,8 +196,10 @@ class Run:
                             "prohibited": list(e.prohibited)},
             "verdict": self.verdict, "verdict_reasons": list(self.verdict_reasons),
             "partition_processed": self.partition_processed, "partition_predicted": self.partition_predicted,
+            "partition_assigned": self.partition_assigned, "batch_histograms": self.batch_histograms,
             "profile": self.profile, "target_notes": list(self.target_notes),
-            "target_version": self.target_version, "stderr_tail": self.stderr_tail, "error": self.error,
+            "target_version": self.target_version, "stderr_tail": self.stderr_tail,
+            "stderr_head": self.stderr_head, "error": self.error,
         })
 
 
@@ -394,10 +409,13 @@ def _run(r: _Fields, v1: bool) -> Run:
         verdict_reasons=r.strings("verdict_reasons"),
         partition_processed=r.integers("partition_processed"),
         partition_predicted=r.integers("partition_predicted"),
+        partition_assigned=r.integers("partition_assigned") if "partition_assigned" in r.table else None,
+        batch_histograms=r.sub("batch_histograms").table if r.get("batch_histograms", None) is not None else None,
         profile=r.string("profile", None, nullable=True),
         target_notes=r.strings("target_notes"),
         target_version=r.string("target_version", None, nullable=True),
         stderr_tail=r.string("stderr_tail", ""),
+        stderr_head=r.string("stderr_head", ""),
         error=r.string("error", nullable=True),
     )
 

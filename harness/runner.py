@@ -28,7 +28,7 @@ import tempfile
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -36,12 +36,13 @@ import numpy as np
 
 from parbench.harness import metrics
 from parbench.harness.balance import key_counts, predicted_partitions
-from parbench.harness.candidates import as_candidates
+from parbench.harness.candidates import Candidate, as_candidates
 from parbench.harness.checks import check
 from parbench.harness.collector import Collector, parse_capture
 from parbench.harness.results import Run
 from parbench.harness.targets.base import TargetError, TargetPlan
-from parbench.harness.targets.registry import get_target, kind_of, shorten_label
+from parbench.harness.targets.kind import LABEL_RE, ImplSpec
+from parbench.harness.targets.registry import get_target, kind_of, parse_impl, shorten_label, spec_label
 from parbench.harness.workload import build_plan, send
 
 #: seconds without a new message before a run is considered finished early
@@ -61,6 +62,9 @@ class SweepOutcome:
     # (None when the sweep runs no reference).
     profile: str | None = None
     profile_reason: str = ""
+    # When the real implementations need several profiles: why each (the
+    # reference then runs once per profile, as reference:PROFILE).
+    profile_reasons: dict[str, str] = field(default_factory=dict)
 
 
 def choose_reference_profile(scenario: Any, impls: list[str], profile: str | None = None, *,
@@ -96,6 +100,66 @@ def choose_reference_profile(scenario: Any, impls: list[str], profile: str | Non
             reason += f" (instead of the scenario's pipeline.profile {scenario_profile}; --profile overrides)"
         return detected, reason
     return scenario_profile, fallback_reason
+
+
+def profiles_needed(impls: list[str], *, target_factory: Callable[..., Any] = get_target) -> dict[str, list[str]]:
+    """Profile -> the versions of the sweep's real implementations that it
+    models, in the order the implementations come; implementations that
+    cannot tell are left out (``choose_reference_profile`` says why)."""
+    needed: dict[str, list[str]] = {}
+    for spec in impls:
+        if not kind_of(spec).gives_reference_profile:
+            continue
+        try:
+            target = target_factory(spec)
+            detected = target.reference_profile()
+        except Exception:  # TargetError, an unsupported version (ValueError)
+            continue
+        if detected is not None:
+            needed.setdefault(detected, []).append(target.version or str(spec))
+    return needed
+
+
+def split_reference_by_profile(impls: list[str], needed: dict[str, list[str]]) -> tuple[list[str], dict[str, str]]:
+    """With real implementations needing several profiles, every reference
+    spec that names no profile becomes one spec per profile
+    (``reference:PROFILE``, labelled ``reference[PROFILE]``), so each real
+    implementation is compared with the reference modelling it.  Returns the
+    specs and, per profile, why it runs."""
+    if len(needed) < 2:
+        return list(impls), {}
+    out: list[str] = []
+    for impl in impls:
+        spec = parse_impl(impl)
+        if not kind_of(spec).runs_reference_profile or spec.argument is not None:
+            out.append(impl)
+            continue
+        for profile in needed:
+            name = f"{spec.name}-{profile}" if spec.name else None
+            if name is not None and not LABEL_RE.fullmatch(name):
+                name = None
+            out.append(ImplSpec(kind=spec.kind, argument=profile, name=name).text)
+    reasons = {profile: f"picked for the detected {', '.join(versions)}" for profile, versions in needed.items()}
+    return out, reasons
+
+
+def _split_candidates(candidates: list[Candidate], needed: dict[str, list[str]]
+                      ) -> tuple[list[Candidate], dict[str, str]]:
+    """``split_reference_by_profile`` for candidates: a reference candidate
+    becomes one per profile, labelled as the split spec is (a variant's
+    name in front)."""
+    out: list[Candidate] = []
+    reasons: dict[str, str] = {}
+    for c in candidates:
+        specs, why = split_reference_by_profile([c.impl], needed)
+        reasons.update(why)
+        if specs == [c.impl]:
+            out.append(c)
+            continue
+        for spec in specs:
+            label = spec_label(spec) if c.variant is None else f"{c.variant}:{spec_label(spec)}"
+            out.append(replace(c, impl=spec, label=label))
+    return out, reasons
 
 
 def run_order(impls: list[Any], partitions: list[int], repeats: int) -> list[tuple[Any, int, int]]:
@@ -162,7 +226,8 @@ def run_once(scenario: Any, impl: str, partitions: int, repeat: int, workdir: Pa
     run = Run(impl, int(partitions), int(repeat), expectation=scenario.expect)
     reference_profile = profile or getattr(scenario.pipeline, "profile", None)
     if kind_of(impl).runs_reference_profile:
-        run.profile = reference_profile
+        # reference:PROFILE runs its own profile
+        run.profile = parse_impl(impl).argument or reference_profile
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     collector = target = report = capture = None
@@ -223,9 +288,12 @@ def run_once(scenario: Any, impl: str, partitions: int, repeat: int, workdir: Pa
             run.cpu_seconds = report.cpu_seconds
             run.peak_rss_bytes = report.peak_rss_bytes
             run.partition_processed = report.partition_processed
+            run.partition_assigned = report.partition_assigned
             run.target_notes += list(report.notes)
             run.target_version = report.version
             run.stderr_tail = report.stderr_tail or ""
+            run.stderr_head = report.stderr_head or ""
+            run.batch_histograms = report.batch_histograms
             if report.exit_code not in (0, None) and run.error is None:
                 run.target_notes.append(f"target exited with status {report.exit_code}")
 
@@ -237,7 +305,10 @@ def run_once(scenario: Any, impl: str, partitions: int, repeat: int, workdir: Pa
         except Exception as exc:
             run.error = f"evaluating the capture failed: {type(exc).__name__}: {exc}"
             (workdir / "run-error.txt").write_text(traceback.format_exc())
-    if evaluated and capture.data_lost and run.verdict != "pass":
+    if run.error is None and report is not None and report.failure:
+        # The checks above still describe what arrived; the run cannot pass.
+        run.error = report.failure
+    if evaluated and run.error is None and capture.data_lost and run.verdict != "pass":
         # The checks still describe what arrived and the verdict weighed the
         # missing output; the figures are incomplete, so the run is no sample.
         run.error = f"the collector lost output, so the capture is incomplete: {_capture_trouble(capture)}"
@@ -366,6 +437,10 @@ def run_sweep(scenario: Any, impls: list[Any], partitions: list[int] | None = No
     if any(kind_of(impl).runs_reference_profile for impl in specs):
         outcome.profile, outcome.profile_reason = choose_reference_profile(
             scenario, specs, profile, target_factory=target_factory)
+        if not profile:
+            needed = profiles_needed(specs, target_factory=target_factory)
+            candidates, outcome.profile_reasons = _split_candidates(candidates, needed)
+            order = run_order(candidates, parts, reps)
         if profile is not None or any(kind_of(impl).gives_reference_profile for impl in specs):
             profile = outcome.profile
         # else each candidate runs its own scenario's pipeline.profile (a
@@ -386,7 +461,9 @@ def run_sweep(scenario: Any, impls: list[Any], partitions: list[int] | None = No
                     break
                 run.label, run.variant = candidate.label, candidate.variant
                 if run.profile is not None and outcome.profile_reason:
-                    run.target_notes.insert(0, f"version profile {run.profile}: {outcome.profile_reason}")
+                    reason = outcome.profile_reasons.get(run.profile) or (
+                        "named in the spec" if parse_impl(candidate.impl).argument else outcome.profile_reason)
+                    run.target_notes.insert(0, f"version profile {run.profile}: {reason}")
                 outcome.runs.append(run)
                 progress.finished(run)
                 if run.error:

@@ -98,7 +98,7 @@ class Parallelize:
     partitions: int | None = None  # None or 0 = bypass
     partition_key: str | None = None  # template text
     batch_size: int | None = None  # None = the profile's default
-    log_fetch_limit: int | None = None  # drain limit; None = profile default
+    log_fetch_limit: int | None = None  # drain limit; None = profile default, 0 = none
 
 
 @dataclass

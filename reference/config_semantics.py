@@ -444,7 +444,8 @@ class _Builder:
                 par.batch_size = self.int_value(sub, 0)
                 batch_opt = sub
             elif canon == "log-fetch-limit":
-                par.log_fetch_limit = self.int_value(sub, 1)
+                # 0 = no limit, as in AxoSyslog (a drain job empties its queue)
+                par.log_fetch_limit = self.int_value(sub, 0)
         if par.partitions is not None:
             assert partitions_tok is not None
             try:

@@ -48,6 +48,7 @@ from parbench.errors import UsageError
 from parbench.reference.config_model import (Config, CostStage, Destination, LogPath, Parallelize, Parser, Source,
                                              SourceDriver)
 from parbench.reference.cost import CostWorker
+from parbench.reference.histogram import Log2Histogram
 from parbench.reference.inputs import InputSource, Message, MessageQueue
 from parbench.reference.profiles import DEFAULT_PROFILE, Profile, get_profile, limit_partitions
 
@@ -435,6 +436,11 @@ class PathRuntime:
                 self.drain_limit = profile.default_drain_limit
             if self.drain_limit is not None and self.drain_limit <= 0:
                 self.drain_limit = None
+        # AxoSyslog's parallelized_input_batch_size (messages placed per
+        # reader job) and parallelized_batch_size (each batch handed over).
+        self.histogram_lock = threading.Lock()
+        self.input_batch_sizes = Log2Histogram()
+        self.batch_sizes = Log2Histogram()
         # Window units: a message holds one unit per log path it goes
         # through; within a path the unit is freed when the last of its
         # destinations took the message (see _SharedAck).
@@ -459,6 +465,9 @@ class PathRuntime:
         appenders = [s.append for s in staging]
         for msg, p in zip(batch, parts):
             appenders[p](msg)
+        if batch:
+            with self.histogram_lock:
+                self.input_batch_sizes.add(len(batch))
         self.hand_over(conn, staging)
 
     def hand_over(self, conn: "Connection", staging: list[list[Message]]) -> None:
@@ -472,10 +481,14 @@ class PathRuntime:
             if not staged:
                 continue
             if size and len(staged) > size:
-                for start in range(0, len(staged), size):
-                    partitions[p].hand_over(conn, staged[start:start + size])
+                batches = [staged[start:start + size] for start in range(0, len(staged), size)]
             else:
-                partitions[p].hand_over(conn, staged)
+                batches = [staged]
+            with self.histogram_lock:
+                for cut in batches:
+                    self.batch_sizes.add(len(cut))
+            for cut in batches:
+                partitions[p].hand_over(conn, cut)
 
     # -- drain side --------------------------------------------------------
 
@@ -857,11 +870,15 @@ class Engine:
                         "parallelized_processed_events_total": p.processed,
                         "batches_total": p.batches,
                     })
+            with path.histogram_lock:
+                histograms = {"parallelized_batch_size": path.batch_sizes.to_dict(),
+                              "parallelized_input_batch_size": path.input_batch_sizes.to_dict()}
             parallelize.append({
                 "log_path": path.index,
                 "partitions": len(path.partitions),
                 "key": path.parallelize.partition_key,
                 "partition": partitions,
+                **histograms,
             })
         sources = []
         for src in self.sources.values():

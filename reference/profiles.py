@@ -2,8 +2,11 @@
 
 Each difference between versions is a field here, never a version test in
 the code (docs/semantics.md, "Versions", has the table of which version does
-what, and where upstream).  A profile is chosen on the command line
-(``--profile``) and defaults to the newest AxoSyslog.
+what, and where upstream).  Each profile names the real versions it models
+(``models``) and those it was checked against by running them
+(``checked_against``; docs/axosyslog.md has the measured tables).  A profile
+is chosen on the command line (``--profile``) and defaults to the newest
+AxoSyslog.
 """
 from __future__ import annotations
 
@@ -13,6 +16,10 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Profile:
     name: str
+    # The real versions this profile models, and those it was checked
+    # against (the same per-partition counts, batch sizes, options, limit).
+    models: str
+    checked_against: tuple[str, ...]
     # Largest partitions()/workers() value the implementation runs; a larger
     # one is clamped with a warning, or rejected when clamp_partitions is False.
     max_partitions: int
@@ -34,10 +41,16 @@ class Profile:
     # Messages a partition drain job processes before yielding; None = no
     # limit (drains the FIFO until empty).
     default_drain_limit: int | None
+    # What the real implementation prints when it clamps partitions(N)
+    # ({specified}, {used}); None: it clamps silently, and the reference
+    # says so in its own words.
+    clamp_warning: str | None = None
 
 
 SYSLOG_NG_4_8 = Profile(
     name="syslog-ng-4.8",
+    models="syslog-ng 4.3 - 4.11 (4.11 also spells workers()), AxoSyslog up to 4.16",
+    checked_against=("syslog-ng 4.8.1",),
     max_partitions=16,
     # syslog-ng 4.8.1 (Debian 13) was seen here accepting partitions(17),
     # (32) and (64) without an error or a warning and delivering everything,
@@ -51,10 +64,16 @@ SYSLOG_NG_4_8 = Profile(
     key_with_batch_size=False,
     early_handover=False,
     default_drain_limit=None,
+    clamp_warning=None,
 )
 
 AXOSYSLOG_4_26 = Profile(
     name="axosyslog-4.26",
+    # 4.27.0 changed nothing in parallelize() (lib/logscheduler.c differs
+    # only in address bookkeeping) and measured the same, so no profile of
+    # its own.
+    models="AxoSyslog 4.26 and later",
+    checked_against=("axosyslog 4.26.0", "axosyslog 4.27.0"),
     max_partitions=32,
     clamp_partitions=True,
     accepts_worker_aliases=True,
@@ -65,6 +84,8 @@ AXOSYSLOG_4_26 = Profile(
     key_with_batch_size=True,
     early_handover=True,
     default_drain_limit=1000,
+    clamp_warning=("parallelize() currently supports up to {used} workers, falling back to the maximum "
+                   "supported; specified_workers='{specified}', used_workers='{used}'"),
 )
 
 def limit_partitions(profile: Profile, partitions: int) -> tuple[int, str | None]:
@@ -78,6 +99,8 @@ def limit_partitions(profile: Profile, partitions: int) -> tuple[int, str | None
         raise ValueError(
             f"found {partitions} partitions; profile {profile.name} accepts at most {profile.max_partitions}"
         )
+    if profile.clamp_warning is not None:
+        return profile.max_partitions, profile.clamp_warning.format(specified=partitions, used=profile.max_partitions)
     return profile.max_partitions, (
         f"partitions {partitions} is more than profile {profile.name} allows; clamped to {profile.max_partitions}"
     )

@@ -83,7 +83,11 @@ def test_bypass_runs_inline_in_order(partitions):
     sink, batches, counters = run(config(partitions), msgs(95))
     assert [m["SEQ"] for m in sink.got] == list(range(95))
     assert {p for p, _ in batches} == {None}
-    assert counters["parallelize"] == [{"log_path": 0, "partitions": 0, "key": None, "partition": []}]
+    (entry,) = counters["parallelize"]
+    assert {k: entry[k] for k in ("log_path", "partitions", "key", "partition")} == \
+        {"log_path": 0, "partitions": 0, "key": None, "partition": []}
+    # bypass hands nothing over (AxoSyslog registers the histograms anyway)
+    assert entry["parallelized_batch_size"]["count"] == entry["parallelized_input_batch_size"]["count"] == 0
 
 
 def test_path_without_parallelize_is_inline():
@@ -247,7 +251,7 @@ def test_partitions_clamped_to_the_profile_limit(capsys):
     engine = Engine(config(40, "$HOST"), "axosyslog-4.26", workers=1, sinks={"out": ListSink()})
     engine.stop(1)
     assert len(engine.paths[0].partitions) == 32
-    assert "clamped to 32" in capsys.readouterr().err
+    assert "used_workers='32'" in capsys.readouterr().err
     engine = Engine(config(17, "$HOST"), "syslog-ng-4.8", workers=1, sinks={"out": ListSink()})
     engine.stop(1)
     assert len(engine.paths[0].partitions) == 16
@@ -291,3 +295,25 @@ def test_cost_worker_validation_and_calibration():
     assert CostWorker(1.0, 0.0)(batch) is batch
     with pytest.raises(ValueError):
         CostWorker(-1.0)
+
+
+@pytest.mark.parametrize("key, batch_size", [("$HOST", 3), (None, 7), (None, 0)])
+def test_batch_size_histograms_count_every_batch_handed_over(key, batch_size):
+    """AxoSyslog's parallelized_batch_size / _input_batch_size, as the
+    reference counts them: one observation per batch a partition drains,
+    one per reader job that placed messages (at most log-fetch-limit())."""
+    sink, batches, counters = run(config(4, key, batch_size=batch_size, fetch=10), msgs(500, hosts=tuple(
+        f"h{i}".encode() for i in range(7))))
+    (entry,) = counters["parallelize"]
+    handed = entry["parallelized_batch_size"]
+    assert handed["sum"] == 500 and handed["count"] == len(batches)
+    assert handed["count"] == sum(p["batches_total"] for p in entry["partition"])
+    from parbench.reference.histogram import bucket_of
+
+    expected = collections.Counter(bucket_of(n) for _, n in batches)
+    assert [handed["buckets"][label] for label in handed["buckets"]] == [expected[i] for i in range(14)]
+    if batch_size:  # early hand-over: no batch longer than batch-size()
+        assert max(n for _, n in batches) <= batch_size
+    inputs = entry["parallelized_input_batch_size"]
+    assert inputs["sum"] == 500 and inputs["count"] >= 50  # fetch limit 10: at least 50 reader jobs
+    assert sum(v for label, v in inputs["buckets"].items() if label not in ("1", "2", "4", "8", "16")) == 0

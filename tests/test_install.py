@@ -142,7 +142,9 @@ def test_doctor_without_syslog_ng_exits_0_and_says_why(tmp_path):
     from parbench.harness.targets.registry import kinds
 
     listed = [line.split(":")[0] for line in result.output.splitlines() if not line.startswith(("  ", "data home"))]
-    assert listed == [kind.name for kind in kinds()] == ["reference", "syslog-ng", "command"]
+    assert listed == [kind.name for kind in kinds()] == ["reference", "syslog-ng", "axosyslog", "command"]
+    assert "axosyslog: not runnable, no AxoSyslog built in" in result.output
+    assert "parbench install axosyslog --source" in result.output
     assert f"data home: {tmp_path}" in result.output
 
 

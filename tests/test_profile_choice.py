@@ -162,3 +162,58 @@ def test_parbench_run_says_which_profile_and_why(tmp_path):
     assert "p: reference version profile syslog-ng-4.8 (given with --profile)" in result.output
     report = Path(result.output.split("report: ")[1].split()[0])
     assert Results.load(report.parent / "results.json").runs[0].profile == "syslog-ng-4.8"
+
+
+def multi_factory(versions: dict[str, str]):
+    """Fake real implementations by spec: {"syslog-ng": "syslog-ng 4.8.1", "axosyslog": "axosyslog 4.27.0"}."""
+    def make(spec: str, profile: str | None = None):
+        if spec in versions:
+            return FakeSyslogNg(versions[spec])
+        return get_target(spec, profile=profile)
+    return make
+
+
+def test_real_implementations_of_different_profiles_run_the_reference_once_per_profile(tmp_path):
+    """syslog-ng 4.8.1 and AxoSyslog 4.27.0 in one sweep: the reference runs
+    as reference[syslog-ng-4.8] and reference[axosyslog-4.26], each really
+    under its profile (the service's counters say which), each saying why."""
+    versions = {"syslog-ng": "syslog-ng 4.8.1", "axosyslog": "axosyslog 4.27.0"}
+    outcome = run_sweep(_scenario(), ["reference", "syslog-ng", "axosyslog"], show_progress=False,
+                        workroot=tmp_path, idle_s=1.0, target_factory=multi_factory(versions))
+    impls = [r.impl for r in outcome.runs]
+    assert impls == ["reference:syslog-ng-4.8", "reference:axosyslog-4.26", "syslog-ng", "axosyslog"]
+    by_impl = {r.impl: r for r in outcome.runs}
+    for profile, why in (("syslog-ng-4.8", "picked for the detected syslog-ng 4.8.1"),
+                         ("axosyslog-4.26", "picked for the detected axosyslog 4.27.0")):
+        run = by_impl[f"reference:{profile}"]
+        assert run.verdict == "pass", run.verdict_reasons
+        assert run.profile == profile and run.target_version == profile
+        assert f"version profile {profile}: {why}" in run.target_notes
+    assert outcome.profile_reasons == {"syslog-ng-4.8": "picked for the detected syslog-ng 4.8.1",
+                                       "axosyslog-4.26": "picked for the detected axosyslog 4.27.0"}
+    from parbench.harness.targets.registry import impl_label
+
+    assert impl_label("reference:axosyslog-4.26") == "reference[axosyslog-4.26]"
+
+
+def test_one_profile_or_an_explicit_one_keeps_a_single_reference():
+    from parbench.harness.runner import profiles_needed, split_reference_by_profile
+
+    same = multi_factory({"syslog-ng": "axosyslog 4.26.0", "axosyslog": "axosyslog 4.27.0"})
+    needed = profiles_needed(["reference", "syslog-ng", "axosyslog"], target_factory=same)
+    assert needed == {"axosyslog-4.26": ["axosyslog 4.26.0", "axosyslog 4.27.0"]}
+    assert split_reference_by_profile(["reference", "syslog-ng", "axosyslog"], needed) == (
+        ["reference", "syslog-ng", "axosyslog"], {})
+    two = {"syslog-ng-4.8": ["syslog-ng 4.8.1"], "axosyslog-4.26": ["axosyslog 4.27.0"]}
+    # a labelled reference keeps its label per profile; a reference naming its profile stays as it is
+    specs, _ = split_reference_by_profile(["ref=reference", "reference:syslog-ng-4.8", "syslog-ng"], two)
+    assert specs == ["ref-syslog-ng-4.8=reference:syslog-ng-4.8", "ref-axosyslog-4.26=reference:axosyslog-4.26",
+                     "reference:syslog-ng-4.8", "syslog-ng"]
+
+
+def test_explicit_profile_runs_one_reference(tmp_path):
+    versions = {"syslog-ng": "syslog-ng 4.8.1", "axosyslog": "axosyslog 4.27.0"}
+    outcome = run_sweep(_scenario(), ["reference", "syslog-ng", "axosyslog"], profile="axosyslog-4.26",
+                        show_progress=False, workroot=tmp_path, idle_s=1.0, target_factory=multi_factory(versions))
+    assert [r.impl for r in outcome.runs] == ["reference", "syslog-ng", "axosyslog"]
+    assert outcome.runs[0].profile == "axosyslog-4.26"

@@ -50,11 +50,17 @@ def test_specs_read_as_name_kind_and_argument(text, kind, argument, name):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("rsyslog", "expected reference, syslog-ng[:PATH] or command:ARGV, optionally as NAME=SPEC, got 'rsyslog'"),
-    ("refrence", "expected reference, syslog-ng[:PATH] or command:ARGV, optionally as NAME=SPEC, "
+    ("rsyslog", "expected reference[:PROFILE], syslog-ng[:PATH], axosyslog[:VERSION|PATH] or command:ARGV, "
+                "optionally as NAME=SPEC, got 'rsyslog'"),
+    ("refrence", "expected reference[:PROFILE], syslog-ng[:PATH], axosyslog[:VERSION|PATH] or command:ARGV, "
+     "optionally as NAME=SPEC, "
                  "got 'refrence'; did you mean 'reference'?"),
-    ("", "expected reference, syslog-ng[:PATH] or command:ARGV, optionally as NAME=SPEC, got ''"),
-    ("reference:4.8", "expected reference, got 'reference:4.8' (reference takes no ':' argument)"),
+    ("", "expected reference[:PROFILE], syslog-ng[:PATH], axosyslog[:VERSION|PATH] or command:ARGV, "
+           "optionally as NAME=SPEC, got ''"),
+    ("reference:4.8", "expected reference[:PROFILE], got 'reference:4.8' (unknown profile '4.8'; known profiles: "
+                      "axosyslog-4.26, syslog-ng-4.8)"),
+    ("axosyslog:latest", "expected axosyslog[:VERSION|PATH], got 'axosyslog:latest' ('latest' is neither a "
+                         "version such as 4.27.0 nor a path)"),
     ("syslog-ng:", "expected syslog-ng[:PATH], got 'syslog-ng:' (nothing after 'syslog-ng:')"),
     ("command:", "expected command:ARGV, got 'command:' (nothing after 'command:')"),
     ("command:relay {in_port} {out_port} {bogus}",
@@ -64,7 +70,8 @@ def test_specs_read_as_name_kind_and_argument(text, kind, argument, name):
      "expected command:ARGV with {in_port} and {out_port} in ARGV, got \"command:relay 'unclosed {in_port} "
      "{out_port}\" (cannot split \"relay 'unclosed {in_port} {out_port}\": No closing quotation)"),
     # a NAME starts with a letter; otherwise the whole text is taken for a KIND
-    ("9x=reference", "expected reference, syslog-ng[:PATH] or command:ARGV, optionally as NAME=SPEC, "
+    ("9x=reference", "expected reference[:PROFILE], syslog-ng[:PATH], axosyslog[:VERSION|PATH] or command:ARGV, "
+     "optionally as NAME=SPEC, "
                      "got '9x=reference'; did you mean 'reference'?"),
 ])
 def test_bad_specs_are_one_line_saying_what_was_expected(text, message):
@@ -97,9 +104,9 @@ def test_a_sweep_cannot_hold_two_specs_a_report_would_confuse():
 
 
 def test_the_kinds_say_what_the_runner_needs_to_know():
-    assert [k.name for k in kinds()][:3] == ["reference", "syslog-ng", "command"]
+    assert [k.name for k in kinds()][:4] == ["reference", "syslog-ng", "axosyslog", "command"]
     assert [k.name for k in kinds() if k.runs_reference_profile] == ["reference"]
-    assert [k.name for k in kinds() if k.gives_reference_profile] == ["syslog-ng"]
+    assert [k.name for k in kinds() if k.gives_reference_profile] == ["syslog-ng", "axosyslog"]
     assert kind_of("base=syslog-ng:/x") is get_kind("syslog-ng")
     for kind in kinds():
         assert f"{kind.syntax}: {kind.summary}" in impl_help()

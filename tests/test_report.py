@@ -226,7 +226,7 @@ def test_run_cli_passes_with_a_correct_relay_and_fails_with_a_lossy_one(tmp_path
 @pytest.mark.parametrize("args, message", [
     (["--partitions", "1,x"], "--partitions: 'x' is not a partition count"),
     (["--partitions", "64"], "expected comma-separated integers 0..32"),
-    (["--impl", "rsyslog"], "parbench run: --impl: expected reference, syslog-ng[:PATH] or command:ARGV, "
+    (["--impl", "rsyslog"], "parbench run: --impl: expected reference[:PROFILE], syslog-ng[:PATH], axosyslog[:VERSION|PATH] or command:ARGV, "
                             "optionally as NAME=SPEC, got 'rsyslog'\n"),
     (["--profile", "syslog-ng-9"], "--profile: unknown profile 'syslog-ng-9'"),
 ])

@@ -134,7 +134,8 @@ def test_minimal_file_gets_documented_defaults(tmp_path):
      "sweep.implementations[1]: expected command:ARGV with {in_port} and {out_port} in ARGV, "
      "got 'command:relay {in_port}' (no {out_port})"),
     ("[workload]\nmessages_per_connection = 10\n[sweep]\nimplementations = ['reference', 'syslogng']\n",
-     "sweep.implementations[1]: expected reference, syslog-ng[:PATH] or command:ARGV, optionally as NAME=SPEC, "
+     "sweep.implementations[1]: expected reference[:PROFILE], syslog-ng[:PATH], axosyslog[:VERSION|PATH] "
+     "or command:ARGV, optionally as NAME=SPEC, "
      "got 'syslogng'; did you mean 'syslog-ng'?"),
     ("[workload]\nmessages_per_connection = 10\n[sweep]\nimplementations = ['reference', 'a=syslog-ng', 'a=reference']\n",
      "sweep.implementations[2]: expected implementations a report can tell apart (give one a NAME= label), "

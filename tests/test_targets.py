@@ -53,7 +53,8 @@ def sink():
 def test_get_target_knows_reference_command_and_rejects_others():
     assert get_target("reference").name == "reference"
     assert get_target("command:echo {in_port} {out_port}").name == "command:echo {in_port} {out_port}"
-    with pytest.raises(ImplSpecError, match="^expected reference, syslog-ng\\[:PATH\\] or command:ARGV, "
+    with pytest.raises(ImplSpecError, match="^expected reference\\[:PROFILE\\], syslog-ng\\[:PATH\\], "
+                                            "axosyslog\\[:VERSION\\|PATH\\] or command:ARGV, "
                                             "optionally as NAME=SPEC, got 'rsyslog'$"):
         get_target("rsyslog")
     with pytest.raises(ImplSpecError, match="got 'command:cat' \\(no \\{in_port\\} and no \\{out_port\\}\\)$"):

@@ -12,8 +12,16 @@ a free loopback port and retries with another one when the bind fails (some
 other process took it in between).  Ready = the port accepts connections and
 it is syslog-ng's own listening socket.  Stop = SIGTERM, SIGKILL after the
 timeout.  Before stopping, ``syslog-ng-ctl stats`` is read: AxoSyslog exposes
-``parallelized_{assigned,processed}_events_total`` per partition; syslog-ng 4.8
-exposes no per-partition counters, and the report says so.
+``parallelized_{assigned,processed}_events_total`` per partition and the
+batch-size histograms; syslog-ng 4.8 exposes no per-partition counters, and
+the report says so.
+
+Start-up log: once ready, the head of stderr is read.  A line saying that
+parallelize() is off (``FEATURE_OFF_LINES``: an ivykis without
+``iv_work_pool_submit_continuation()``) fails the start with that line; other
+start-up warnings (the partition limit) become report notes.  At the end, a
+non-zero ``parallelize_failed_events_total`` (messages that bypassed the
+partitions) fails the run.
 
 Which syslog-ng: ``SyslogNgTarget(path)`` / ``--impl syslog-ng:PATH``, else
 ``$PARBENCH_SYSLOG_NG``, else the private root of ``parbench install syslog-ng``,
@@ -24,6 +32,7 @@ declares the ``syslog-ng[:PATH]`` spec to the registry.
 """
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import time
@@ -32,7 +41,12 @@ from typing import TYPE_CHECKING, Any
 
 from parbench.harness.render import config_notes, render_config
 from parbench.harness.syslog_ng.installation import ENV_SYSLOG_NG, Installation, locate_syslog_ng
-from parbench.harness.syslog_ng.stats import parse_prometheus_partitions, parse_stats_csv
+from parbench.harness.syslog_ng.stats import (
+    parse_prometheus_failed,
+    parse_prometheus_histograms,
+    parse_prometheus_partitions,
+    parse_stats_csv,
+)
 from parbench.harness.syslog_ng.version import Version
 from parbench.harness.targets.base import Target, TargetError, TargetPlan, TargetReport, TargetUnavailable
 from parbench.harness.targets.kind import Availability, ImplSpec, TargetKind
@@ -46,6 +60,41 @@ CTL_TIMEOUT_S = 5.0
 # syslog-ng's default log-msg-size(); longer messages would be split.
 DEFAULT_LOG_MSG_SIZE = 65536
 NO_PARTITION_COUNTERS_NOTE = "syslog-ng 4.8 exposes no per-partition counters"
+#: start-up lines meaning parallelize() does not run at all, whatever the
+#: config says (lib/logscheduler.c, built without an ivykis that has
+#: iv_work_pool_submit_continuation())
+FEATURE_OFF_LINES = (re.compile(r"Unable to parallelize"),)
+#: other start-up lines worth a note (the partition limit, any warning)
+NOTABLE_LINES = re.compile(r"warning|error|parallelize", re.I)
+#: lines before this one are the start-up log
+STARTED_LINE = re.compile(r"syslog-ng starting up")
+MAX_STARTUP_NOTES = 5
+STARTUP_LOG_WAIT_S = 3.0
+
+
+def startup_lines(stderr_head: str) -> list[str]:
+    """The start-up part of a syslog-ng stderr (``-e``): everything up to
+    and including "syslog-ng starting up", or all of it when that line is
+    not there yet."""
+    lines = [line.strip() for line in stderr_head.splitlines() if line.strip()]
+    for index, line in enumerate(lines):
+        if STARTED_LINE.search(line):
+            return lines[: index + 1]
+    return lines
+
+
+def feature_off_line(stderr_head: str) -> str | None:
+    """The start-up line saying parallelize() is off, if any."""
+    for line in startup_lines(stderr_head):
+        if any(pattern.search(line) for pattern in FEATURE_OFF_LINES):
+            return line
+    return None
+
+
+def startup_warnings(stderr_head: str) -> list[str]:
+    """Start-up lines worth a report note (warnings, the partition limit)."""
+    return [line for line in startup_lines(stderr_head)
+            if NOTABLE_LINES.search(line) and not STARTED_LINE.search(line)][:MAX_STARTUP_NOTES]
 
 
 def render_syslog_ng_config(scenario: Any, partitions: int, out_port: int, in_port: int, version: str) -> str:
@@ -137,6 +186,7 @@ class SyslogNgTarget(Target):
             self._process = ManagedProcess(self.command(conf, workdir), workdir, f"syslog-ng-{attempt}")
             self._process.start()
             if self._wait_ready(in_port, deadline):
+                self._check_startup(plan.partitions)
                 return "127.0.0.1", in_port
             tail = self._process.stderr_tail()
             self._process.stop(5.0)
@@ -148,6 +198,21 @@ class SyslogNgTarget(Target):
             self._notes.append(f"port {in_port} was taken before syslog-ng bound it; retried with another")
         raise TargetError(f"syslog-ng: could not bind a free loopback port in {BIND_ATTEMPTS} attempts; "
                           f"stderr tail:\n{last_error}")
+
+    def _check_startup(self, partitions: int) -> None:
+        """Fail the start when the start-up log says parallelize() is off;
+        note the other start-up warnings."""
+        # The socket may listen before init has finished logging; the
+        # "starting up" line comes after every start-up warning.
+        give_up = time.monotonic() + STARTUP_LOG_WAIT_S
+        head = self._process.stderr_head()
+        while not STARTED_LINE.search(head) and self._process.alive() and time.monotonic() < give_up:
+            time.sleep(0.02)
+            head = self._process.stderr_head()
+        off = feature_off_line(head) if partitions else None
+        if off is not None:
+            raise TargetError(f"{self.version}: parallelize() is off, the run would not test it: {off}")
+        self._notes += [f"start-up: {line}" for line in startup_warnings(head)]
 
     def _wait_ready(self, port: int, deadline: float) -> bool:
         """True once syslog-ng itself listens on ``port`` and accepts a connection;
@@ -203,6 +268,12 @@ class SyslogNgTarget(Target):
             partitions = parse_prometheus_partitions(prom_text)
             if partitions is not None:
                 counters["parallelized"] = partitions
+            histograms = parse_prometheus_histograms(prom_text)
+            if histograms is not None:
+                counters["histograms"] = histograms
+            failed = parse_prometheus_failed(prom_text)
+            if failed is not None:
+                counters["parallelize_failed_events_total"] = failed
         return counters
 
     def stop(self, timeout: float = 15.0) -> TargetReport:
@@ -229,7 +300,18 @@ class SyslogNgTarget(Target):
             has_counters = self.version is not None and Version.parse(self.version).has_partition_counters
             notes.append(NO_PARTITION_COUNTERS_NOTE if not has_counters
                          else f"{self.version}: no parallelized_* metrics found in syslog-ng-ctl stats")
+        failure = None
+        bypassed = counters.get("parallelize_failed_events_total") or 0
+        if self._partitions and bypassed:
+            failure = (f"{self.version}: {bypassed} messages bypassed parallelize() "
+                       "(parallelize_failed_events_total), so it was not tested for them")
+        head = process.stderr_head()
+        if self._partitions and failure is None and feature_off_line(head):
+            failure = f"{self.version}: parallelize() is off: {feature_off_line(head)}"
         return TargetReport(
+            stderr_head=head,
+            batch_histograms=counters.get("histograms"),
+            failure=failure,
             cpu_seconds=process.cpu_seconds,
             peak_rss_bytes=process.peak_rss_bytes,
             partition_processed=partitioned["processed"] if partitioned else None,

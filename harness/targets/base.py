@@ -60,8 +60,18 @@ class TargetReport:
     counters: dict[str, Any] | None = None  # raw counters as the target reported them
     exit_code: int | None = None
     stderr_tail: str = ""
+    # The start of stderr: start-up warnings, which the tail of a long run
+    # no longer holds.
+    stderr_head: str = ""
     notes: list[str] = field(default_factory=list)  # findings worth a line in the report
     version: str | None = None  # implementation version, when known
+    # AxoSyslog's batch-size histograms, when exposed:
+    # {"parallelized_batch_size": {"sum", "count", "buckets": {"1": n, ...}},
+    #  "parallelized_input_batch_size": {...}} (see reference.histogram).
+    batch_histograms: dict[str, Any] | None = None
+    # Set when what the target saw means the run cannot pass (the feature
+    # under test was off for some messages); the runner makes it the run's error.
+    failure: str | None = None
 
 
 class Target(abc.ABC):

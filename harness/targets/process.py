@@ -20,6 +20,8 @@ from parbench.harness.metrics import ProcSampler, reap_with_rusage, summarize_us
 from parbench.harness.targets.base import TargetError, TargetReport
 
 STDERR_TAIL_BYTES = 4000
+#: the start of stderr, where implementations say what they could not set up
+STDERR_HEAD_BYTES = 4000
 
 
 def free_loopback_port() -> int:
@@ -40,6 +42,19 @@ def tail_of(path: Path, limit: int = STDERR_TAIL_BYTES) -> str:
     text = data.decode("utf-8", "replace")
     if size > limit:
         text = "..." + text[text.find("\n") + 1 :] if "\n" in text else "..." + text
+    return text.strip()
+
+
+def head_of(path: Path, limit: int = STDERR_HEAD_BYTES) -> str:
+    """The first ``limit`` bytes of a file, cut at the last whole line."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(limit + 1)
+    except OSError:
+        return ""
+    text = data[:limit].decode("utf-8", "replace")
+    if len(data) > limit:
+        text = (text[: text.rfind("\n")] if "\n" in text else text) + "\n..."
     return text.strip()
 
 
@@ -77,6 +92,9 @@ class ManagedProcess:
 
     def stderr_tail(self) -> str:
         return tail_of(self.stderr_path)
+
+    def stderr_head(self) -> str:
+        return head_of(self.stderr_path)
 
     def _signal_group(self, sig: int) -> None:
         if self.proc is None:
@@ -159,7 +177,8 @@ def stop_and_report(process: ManagedProcess, notes: list[str], timeout: float,
     if process.killed:
         notes.append(f"did not exit within {timeout:g}s of SIGTERM; {killed_note}")
     return TargetReport(cpu_seconds=process.cpu_seconds, peak_rss_bytes=process.peak_rss_bytes,
-                        exit_code=process.exit_code, stderr_tail=process.stderr_tail(), notes=notes)
+                        exit_code=process.exit_code, stderr_tail=process.stderr_tail(),
+                        stderr_head=process.stderr_head(), notes=notes)
 
 
 def wait_for_port(host: str, port: int, timeout: float, process: ManagedProcess) -> None:

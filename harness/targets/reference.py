@@ -18,7 +18,7 @@ from typing import Any
 
 from parbench.harness.render import config_notes, render_config
 from parbench.harness.targets.base import Target, TargetError, TargetPlan, TargetReport
-from parbench.harness.targets.kind import ImplSpec, TargetKind
+from parbench.harness.targets.kind import BadArgument, ImplSpec, TargetKind
 from parbench.harness.targets.process import ManagedProcess, stop_and_report
 
 #: --max-seconds when the plan has no deadline
@@ -36,6 +36,16 @@ def _partition_totals(counters: dict[str, Any], field: str) -> list[int] | None:
         return [int(p[field]) for p in parts]
     except (KeyError, TypeError, ValueError, AttributeError):
         return None
+
+
+def _batch_histograms(counters: dict[str, Any]) -> dict[str, Any] | None:
+    """The first parallelize()'s batch-size histograms, named as AxoSyslog's."""
+    paths = counters.get("parallelize") or []
+    if not paths or not isinstance(paths[0], dict):
+        return None
+    found = {name: paths[0][name] for name in ("parallelized_batch_size", "parallelized_input_batch_size")
+             if isinstance(paths[0].get(name), dict)}
+    return found or None
 
 
 class ReferenceTarget(Target):
@@ -129,6 +139,7 @@ class ReferenceTarget(Target):
         if counters:
             report.partition_processed = _partition_totals(counters, "parallelized_processed_events_total")
             report.partition_assigned = _partition_totals(counters, "parallelized_assigned_events_total")
+            report.batch_histograms = _batch_histograms(counters)
         report.counters = counters
         report.version = (counters or {}).get("profile") or self.profile
         return report
@@ -136,12 +147,28 @@ class ReferenceTarget(Target):
 
 class ReferenceKind(TargetKind):
     name = "reference"
-    syntax = "reference"
-    summary = "the embedded reference parallelizer (parbench serve)"
+    syntax = "reference[:PROFILE]"
+    summary = ("the embedded reference parallelizer (parbench serve), under the sweep's version "
+               "profile or PROFILE")
+    argument = "optional"
     runs_reference_profile = True
 
+    def check_argument(self, argument: str | None) -> str | None:
+        from parbench.reference.profiles import PROFILES
+
+        argument = super().check_argument(argument)
+        if argument is not None and argument not in PROFILES:
+            raise BadArgument(self.syntax, f"unknown profile {argument!r}; known profiles: "
+                                           f"{', '.join(sorted(PROFILES))}")
+        return argument
+
+    def label(self, spec: ImplSpec) -> str:
+        """``reference[PROFILE]`` for a spec that names its profile."""
+        return self.name if spec.argument is None else f"{self.name}[{spec.argument}]"
+
     def make(self, spec: ImplSpec, *, profile: str | None = None) -> ReferenceTarget:
-        target = ReferenceTarget(profile=profile)
+        """A profile in the spec wins over the sweep's."""
+        target = ReferenceTarget(profile=spec.argument or profile)
         target.name = spec.text
         return target
 

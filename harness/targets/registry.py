@@ -29,6 +29,7 @@ from parbench.harness.targets.kind import (
 BUILTIN_KIND_MODULES = (
     "parbench.harness.targets.reference",
     "parbench.harness.syslog_ng.target",
+    "parbench.harness.syslog_ng.axosyslog",
     "parbench.harness.targets.command",
 )
 #: longest label a report shows before cutting it
