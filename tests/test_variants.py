@@ -150,3 +150,21 @@ def test_shipped_scenarios_still_load():
     folder = Path(__file__).resolve().parents[1] / "scenarios"
     for file in folder.glob("*.toml"):
         load_scenario(file)
+
+
+def test_a_sweep_needing_two_profiles_splits_each_variant_of_the_reference():
+    from parbench.harness.runner import _split_candidates
+
+    s = scenario("[variants.head]\npipeline.log_fetch_limit = 1000\n")
+    needed = {"syslog-ng-4.8": ["syslog-ng 4.8.1"], "axosyslog-4.26": ["AxoSyslog 4.27.0"]}
+    found, reasons = _split_candidates(sweep_candidates(s, ["reference"]), needed)
+    assert [(c.label, c.impl, c.variant) for c in found] == [
+        ("base:reference[syslog-ng-4.8]", "reference:syslog-ng-4.8", "base"),
+        ("base:reference[axosyslog-4.26]", "reference:axosyslog-4.26", "base"),
+        ("head:reference[syslog-ng-4.8]", "reference:syslog-ng-4.8", "head"),
+        ("head:reference[axosyslog-4.26]", "reference:axosyslog-4.26", "head")]
+    assert found[2].scenario.pipeline.log_fetch_limit == 1000
+    assert set(reasons) == set(needed)
+    # one profile needed: nothing to split
+    plain = sweep_candidates(scenario(), ["reference"])
+    assert _split_candidates(plain, {"syslog-ng-4.8": ["x"]})[0] == plain
