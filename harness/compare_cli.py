@@ -108,7 +108,8 @@ def _print_table(report: cmp.CompareReport) -> None:
 @click.option("--confidence", type=_Fraction(low_open=True), default="0.90", show_default=True,
               help="Confidence of the bootstrap interval of the change.")
 @click.option("--max-cv", type=float, default=cmp.DEFAULT_MAX_CV, show_default=True,
-              help="A side whose coefficient of variation exceeds this is 'erratic'.")
+              help="A side whose coefficient of variation exceeds this is 'erratic' (paired mode: the spread "
+                   "of the paired log-ratios, 1.4826 * MAD).")
 @click.option("--markdown", "markdown_path", type=click.Path(dir_okay=False),
               help="Also write the comparison as Markdown (for a pull-request comment).")
 @click.option("--metric", "metrics", multiple=True,
