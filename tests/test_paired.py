@@ -318,3 +318,17 @@ def test_paired_history_multiplies_the_changes_file_by_file(tmp_path):
     assert -13 < total < -5, line  # about -8.7 %, well beyond any single step
     assert "regressions in" not in line  # no single step crossed the gate
     assert "skipped 1 JSON file(s)" in result.output
+
+
+def test_results_record_label_and_variant_and_derive_the_label_for_older_files(tmp_path):
+    path = write_results(tmp_path / "r.json", {"head": ("head=syslog-ng:/opt/b", {0: [1.0]})})
+    doc = __import__("json").loads(path.read_text())
+    assert doc["runs"][0]["label"] == "head" and doc["runs"][0]["variant"] is None
+    for run in doc["runs"]:
+        del run["label"], run["variant"]
+    doc["runs"][0]["impl"] = "base=syslog-ng:/opt/a"
+    doc["runs"].append(dict(doc["runs"][0], impl="command:python3 /x/relay.py --listen {in_port} --forward {out_port}"))
+    doc["runs"].append(dict(doc["runs"][0], impl="mine=some-kind-not-loaded:3"))
+    loaded = Results.from_json(doc, "old.json")
+    assert [r.label for r in loaded.runs] == ["base", "command: python3 relay.py", "mine"]
+    assert [r.variant for r in loaded.runs] == [None, None, None]
