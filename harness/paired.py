@@ -14,7 +14,11 @@ Method, per partition count and metric (the verdict rule and its defaults are
 * erratic: the spread of the log-ratios, ``1.4826 * MAD`` (the standard
   deviation for normal data, and what the CV of a ratio is on the log scale),
   exceeds ``max_cv``: the two sides did not move together, so the machine
-  disturbed single runs more than pairing can cancel;
+  disturbed single runs more than pairing can cancel -- unless there are
+  enough pairs to pin the median down anyway: its standard error,
+  ``1.2533 * spread / sqrt(n)`` (for normal data), is at most
+  ``threshold / 2.326``, so that noise alone would reach the threshold less
+  than once in a hundred.  More pairs lift "erratic";
 * effect: the median of the log-ratios, as a change ``exp(.) - 1``.  It
   ignores a pair that one burst of load hit on one side only; on simulated
   disturbed pairs it alarmed less often than a trimmed mean or the
@@ -56,6 +60,11 @@ from parbench.harness.compare import (
 )
 from parbench.harness.results import Results
 
+#: a spread above max_cv still gets a verdict when the threshold is this many
+#: standard errors of the median away from 0 (the normal's 99th percentile)
+RESOLUTION_Z = 2.326
+#: standard error of a sample median over that of a mean, for normal data
+MEDIAN_SE_FACTOR = math.sqrt(math.pi / 2)
 # Upper bound on resamples x pairs materialised at once.
 _CHUNK_ELEMENTS = 4_000_000
 
@@ -130,8 +139,11 @@ def compare_pairs(baseline: np.ndarray, current: np.ndarray, metric: Metric, con
     if not positive:
         return result(ERRATIC, "a value is not positive; a ratio is meaningless")
     change = math.expm1(float(np.median(d)))
-    if spread > max_cv:
-        return result(ERRATIC, f"spread of the paired log-ratios is {spread:.3f} > {max_cv:g}", change)
+    standard_error = MEDIAN_SE_FACTOR * spread / math.sqrt(n)
+    if spread > max_cv and not (threshold > 0 and standard_error <= threshold / RESOLUTION_Z):
+        return result(ERRATIC, f"spread of the paired log-ratios is {spread:.3f} > {max_cv:g}, and {n} pairs "
+                      f"leave the median a standard error of {standard_error:.1%} "
+                      f"(> threshold / {RESOLUTION_Z}); more pairs lift this", change)
     low, high = bootstrap_paired_ci(d, confidence, resamples, seed)
     verdict, reason = judge(change, low, high, metric, threshold, confidence)
     return result(verdict, reason, change, low, high)

@@ -332,3 +332,15 @@ def test_results_record_label_and_variant_and_derive_the_label_for_older_files(t
     loaded = Results.from_json(doc, "old.json")
     assert [r.label for r in loaded.runs] == ["base", "command: python3 relay.py", "mine"]
     assert [r.variant for r in loaded.runs] == [None, None, None]
+
+
+def test_enough_pairs_lift_erratic():
+    """A spread above --max-cv is erratic at 10 pairs; at 200 pairs the
+    median is pinned down well enough for a verdict."""
+    rng = np.random.default_rng(12)
+    few = paired.compare_pairs(*drifting_pairs(rng, 10, change=-0.2, noise=0.1), THROUGHPUT)
+    assert few.verdict == cmp.ERRATIC and few.spread > 0.1 and "more pairs lift this" in few.reason
+    many = paired.compare_pairs(*drifting_pairs(rng, 200, change=-0.2, noise=0.1), THROUGHPUT)
+    assert many.spread > 0.1 and many.verdict == cmp.REGRESSION
+    aa = paired.compare_pairs(*drifting_pairs(rng, 200, noise=0.1), THROUGHPUT)
+    assert aa.spread > 0.1 and aa.verdict == cmp.NO_CHANGE
