@@ -221,10 +221,37 @@ def reanalyse(args) -> int:
         _, load, messages, *_ = path.stem.split("-")
         runs = Results.load(path).runs
         rows += analyse(runs, load, int(messages), sorted(int(p) for p in args.pairs.split(",")))
-    if not rows:
-        sys.exit(f"{args.reanalyse}: no load-*-*.json results files")
-    print_table(rows)
+    checks = {name: Path(args.reanalyse) / f"check-{name}.json" for name in ("aa", "slow")}
+    if not rows and not any(p.exists() for p in checks.values()):
+        sys.exit(f"{args.reanalyse}: no load-*-*.json or check-*.json results files")
+    if rows:
+        print_table(rows)
+    for name, path in checks.items():
+        if path.exists():
+            summarise_check(name, Results.load(path).runs, sorted(int(p) for p in args.pairs.split(",")))
     return 0
+
+
+def summarise_check(name: str, runs, pair_counts) -> None:
+    """A saved acceptance-check sweep cut into tries of P pairs: per P, the
+    tries the gate (any metric) calls a regression, and each metric's
+    verdicts (R regression, I improvement, E erratic)."""
+    base, current = ("a", "b") if name == "aa" else ("base", "slow")
+    partitions = sorted({r.partitions for r in runs})
+    print(f"\ncheck-{name}: {current} against {base}, partitions {partitions}, {len(runs)} runs")
+    for pairs in pair_counts:
+        tries = len(series(runs, base, partitions[0])) // pairs
+        verdicts = {}
+        for m in cmp.RESULTS_METRICS:
+            for p in partitions:
+                b, c = series(runs, base, p, m), series(runs, current, p, m)
+                verdicts[(m, p)] = [paired_verdict(b[i * pairs:(i + 1) * pairs], c[i * pairs:(i + 1) * pairs],
+                                                   cmp.RESULTS_METRICS[m], seed=i) for i in range(tries)]
+        gate = sum(any(v[i] == cmp.REGRESSION for v in verdicts.values()) for i in range(tries))
+        detail = "; ".join(
+            f"{m} p={p}: R{v.count(cmp.REGRESSION)} I{v.count(cmp.IMPROVEMENT)} E{v.count(cmp.ERRATIC)}"
+            for (m, p), v in verdicts.items())
+        print(f"  {pairs} pairs: gate regression in {gate}/{tries} tries ({detail})")
 
 
 def print_table(rows) -> None:
@@ -309,7 +336,8 @@ def main(argv=None) -> int:
     parser.add_argument("--slowdowns", default="5,10,20", help="planted slowdowns, percent")
     parser.add_argument("--cost-us", type=float, default=5.0, help="the base relay's CPU cost per message")
     parser.add_argument("--tries", type=int, default=20, help="--check: tries of each kind")
-    parser.add_argument("--check-pairs", type=int, default=10, help="--check: repeats per try")
+    parser.add_argument("--check-pairs", type=int, default=20,
+                        help="--check: repeats per try (the CI recipe's run length)")
     parser.add_argument("--check-partitions", default="0,2", help="--check: partition counts of the A/A sweep")
     parser.add_argument("--out", default="reports/regression-power", help="results files and table.json")
     parser.add_argument("--reanalyse", metavar="DIR", help="print the table from the results files in DIR")

@@ -1,6 +1,6 @@
 """The acceptance check of the paired regression gate, as a soak run
 (skipped by default; `pytest tests/benchmarks/test_regression_gate.py -m soak`,
-about half an hour).  The table of false-regression rates and power is
+about an hour on a 2-core machine).  The table of false-regression rates and power is
 `regression_power.py` in this directory (docs/regressions.md)."""
 from __future__ import annotations
 
