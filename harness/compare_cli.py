@@ -361,6 +361,10 @@ def _paired_history(root: Path, metric: str, baseline: str, current: str, thresh
         ax.errorbar(xs, change, yerr=[change - low, high - change], fmt="o", color="tab:blue", ecolor="tab:gray",
                     capsize=3, ms=4, label=f"{current} vs {baseline}, {confidence:.0%} interval")
         ax.plot(xs, cumulative, "-", color="tab:purple", lw=1.5, label="running product")
+        flagged = np.array([c.verdict == cmp.REGRESSION for _, c in points])
+        if flagged.any():
+            ax.plot(xs[flagged], change[flagged], "o", ms=8, mfc="none", mec="tab:red", mew=1.5,
+                    label="regression verdict")
         bad = -1 if metric_obj.higher_is_better else 1
         ax.axhspan(bad * threshold * 100, bad * 100, color="tab:red", alpha=0.06)
         ax.axhline(0, color="0.5", lw=0.8)
