@@ -15,4 +15,5 @@ for folder, name in FOLDERS.items():
     packages += [f"{name}.{sub}" for sub in find_packages(folder)]
 
 setup(packages=packages, package_dir=package_dir,
-      package_data={"parbench.scenarios": ["*.toml", "*.md"]})
+      package_data={"parbench.scenarios": ["*.toml", "*.md"],
+                    "parbench.harness.differential": ["data/*.txt", "data/*.conf"]})

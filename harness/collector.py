@@ -13,6 +13,14 @@ gathered through a sliding-window view and decoded by ``harness.wire``
 integers.
 A line's receive time is the receive time of the chunk holding its newline.
 
+Faults (``harness.faults``) act on the collector as the target's destination:
+``go_down()`` / ``come_up()`` (stop listening and close every connection,
+then listen again on the same port), ``reset_connections()`` (close every
+connection with a TCP reset) and ``set_read_rate()`` (read at most so many
+bytes a second).  Before it closes a connection, the collector reads what
+the kernel already acknowledged for it, so a break loses only what the
+target had not yet handed over; ``harness.tcp_queues`` measures that.
+
 Order across streams: bytes within one stream are in the order the target
 wrote them; across streams only the receive time says anything.  Records are
 therefore put in one global arrival order sorted by (chunk receive time,
@@ -22,8 +30,10 @@ as the receive clock across streams.
 from __future__ import annotations
 
 import os
+import queue
 import selectors
 import socket
+import struct
 import threading
 import time
 from dataclasses import dataclass, field
@@ -32,11 +42,36 @@ from pathlib import Path
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from parbench.errors import RunFailure
+from parbench.harness import tcp_queues
 from parbench.harness.wire import TRAILER_LEN, decode_trailers
+
+_WAKE = object()  # selector data of the collector's wake-up socket
+# A small kernel receive buffer for a collector that plays a slow destination.
+SLOW_RCVBUF = 64 << 10
 # Bytes scanned for newlines at a time: bounds the temporaries of parsing.
 PARSE_BLOCK_BYTES = 8 << 20
 # Lines decoded at a time: bounds the (lines, 56) trailer copies.
 PARSE_BLOCK_LINES = 1 << 16
+# A connection's unparsed bytes beyond this are parsed while receiving.
+COMPACT_BYTES = 64 << 20
+# A line longer than this is malformed, counted with its length and never
+# held whole: twice the largest message a scenario sends (1 MiB).
+MAX_LINE_BYTES = 2 << 20
+
+
+#: bytes of a malformed line shown as its example
+EXAMPLE_BYTES = 160
+
+
+def _example_text(head: bytes, n_bytes: int, terminated: bool) -> str:
+    """What a malformed line's example shows: its start, and for an
+    over-long one its length (``n_bytes`` with the newline)."""
+    text = head.decode("utf-8", "replace")
+    if n_bytes > MAX_LINE_BYTES:
+        text += (f" ... [over-long line: {n_bytes:,} bytes{'' if terminated else ', no newline at the end'}; "
+                 f"longest allowed {MAX_LINE_BYTES:,}]")
+    return text
 
 
 @dataclass
@@ -49,6 +84,32 @@ class ParsedBlock:
     malformed: int
     examples: list[dict]  # as Records.malformed_examples, stream 0
     n_bytes: int = 0  # raw bytes these lines took
+
+
+def _over_long_block(head: bytes, n_bytes: int, line_offset: int, terminated: bool) -> ParsedBlock:
+    """One over-long line, skipped while reading (only its head was kept):
+    a malformed line, no records."""
+    fields = [np.zeros(0, dt) for dt in (np.uint32, np.uint32, np.uint32, np.uint32, np.int64, np.int64)]
+    fields += [None, np.zeros(0, np.int64)]
+    example = {"stream": 0, "line": line_offset + 1, "text": _example_text(head, n_bytes, terminated)}
+    return ParsedBlock(fields, 1, 1, [example], n_bytes)
+
+
+class _LineSkipper:
+    """An over-long line being read past: its head, its size so far."""
+
+    __slots__ = ("head", "n_bytes")
+
+    def __init__(self, data: bytes):
+        self.head = data[:EXAMPLE_BYTES]
+        self.n_bytes = len(data)
+
+    def feed(self, data: bytes) -> int:
+        """Skip ``data`` up to the end of the line: the offset after its
+        newline, or -1 when the line goes on."""
+        end = data.find(b"\n")
+        self.n_bytes += len(data) if end < 0 else end + 1
+        return -1 if end < 0 else end + 1
 
 
 @dataclass
@@ -72,34 +133,47 @@ class Capture:
     data_lost: bool = False
 
     @classmethod
-    def from_file(cls, path: str | Path, block_bytes: int = 64 << 20) -> "Capture":
+    def from_file(cls, path: str | Path, block_bytes: int = 8 << 20) -> "Capture":
         """A capture file of output lines (``-`` = standard input); it carries no
         receive times, so latency is unknown.  Read in blocks whose complete
-        lines are parsed right away, so a large file is never held whole."""
+        lines are parsed right away, so a large file is never held whole;
+        a line longer than ``MAX_LINE_BYTES`` is read past (one malformed
+        line, with its length), never held."""
         import sys
 
         f = sys.stdin.buffer if str(path) == "-" else open(path, "rb")
         parsed: list[ParsedBlock] = []
         lines = 0
         rest = b""
+        skipping: _LineSkipper | None = None
         zero = np.zeros(1, np.int64)
         try:
             while True:
                 block = f.read(block_bytes)
                 if not block:
                     break
+                if skipping is not None:
+                    end = skipping.feed(block)
+                    if end < 0:
+                        continue
+                    parsed.append(_over_long_block(skipping.head, skipping.n_bytes, lines, True))
+                    lines += 1
+                    skipping = None
+                    block = block[end:]
                 data = rest + block if rest else block
                 cut = data.rfind(b"\n") + 1
-                if cut == 0:
-                    rest = data
-                    continue
-                pb = _parse_block(data[:cut], np.array([cut], np.int64), zero, lines)
-                parsed.append(pb)
-                lines += pb.n_lines
+                if cut:
+                    pb = _parse_block(data[:cut], np.array([cut], np.int64), zero, lines)
+                    parsed.append(pb)
+                    lines += pb.n_lines
                 rest = data[cut:]
+                if len(rest) >= MAX_LINE_BYTES:
+                    skipping, rest = _LineSkipper(rest), b""
         finally:
             if f is not sys.stdin.buffer:
                 f.close()
+        if skipping is not None:
+            parsed.append(_over_long_block(skipping.head, skipping.n_bytes, lines, False))
         stream = Stream(rest, np.array([len(rest)], np.int64), zero.copy(), parsed)
         return cls([stream], has_recv_times=False)
 
@@ -178,7 +252,8 @@ def _parse_stream(stream: Stream, stream_idx: int, nl_all: np.ndarray, out: _Out
         starts = np.empty_like(nl)
         starts[0] = nl_all[line_base - 1] + 1 if line_base else 0
         starts[1:] = nl[:-1] + 1
-        long_enough = (nl - starts) >= TRAILER_LEN
+        length = nl - starts  # without the newline
+        long_enough = (length >= TRAILER_LEN) & (length < MAX_LINE_BYTES)
         all_long = bool(long_enough.all())
         cand = nl if all_long else nl[long_enough]
         if len(cand):
@@ -192,12 +267,12 @@ def _parse_stream(stream: Stream, stream_idx: int, nl_all: np.ndarray, out: _Out
             good[np.flatnonzero(long_enough)[ok]] = True
             malformed += n_bad
             for i in np.flatnonzero(~good)[:max(0, n_examples - len(examples))]:
-                text = bytes(buf[starts[i]:nl[i]][:160]).decode("utf-8", "replace")
+                text = _example_text(bytes(buf[starts[i]:nl[i]][:EXAMPLE_BYTES]), int(length[i]) + 1, True)
                 examples.append({"stream": stream_idx, "line": int(line_offset + line_base + i + 1), "text": text})
             good_nl = nl[good]
         else:
             good_nl = nl
-        del starts, long_enough, cand
+        del starts, long_enough, cand, length
         i, j = out.n, out.n + n_good
         out.conn[i:j] = words[:, 0]
         out.key[i:j] = words[:, 1]
@@ -224,7 +299,9 @@ def parse_capture(capture: Capture, *, n_examples: int = 5) -> Records:
     examples: list[dict] = []
     lines_total = malformed = incomplete = 0
     newlines = [_newlines(np.frombuffer(s.data, dtype=np.uint8)) for s in capture.streams]
-    out = _Out(sum(len(x) for x in newlines) + sum(len(b.fields[0]) for s in capture.streams for b in s.parsed))
+    # A well-formed line takes at least TRAILER_LEN + 1 bytes: no more records than that.
+    out = _Out(sum(min(len(x), len(st.data) // (TRAILER_LEN + 1) + 1) for x, st in zip(newlines, capture.streams))
+               + sum(len(b.fields[0]) for st in capture.streams for b in st.parsed))
     for si, s in enumerate(capture.streams):
         line_offset = 0
         for block in s.parsed:
@@ -263,7 +340,7 @@ def _parse_block(data: bytes, chunk_ends: np.ndarray, chunk_ns: np.ndarray, line
                  n_examples: int = 5) -> ParsedBlock:
     stream = Stream(data, chunk_ends, chunk_ns)
     nl = _newlines(np.frombuffer(data, dtype=np.uint8))
-    out = _Out(len(nl))
+    out = _Out(min(len(nl), len(data) // (TRAILER_LEN + 1) + 1))
     examples: list[dict] = []
     n_lines, bad, _ = _parse_stream(stream, 0, nl, out, n_examples, examples, line_offset)
     n = out.n
@@ -272,8 +349,26 @@ def _parse_block(data: bytes, chunk_ends: np.ndarray, chunk_ns: np.ndarray, line
     return ParsedBlock(fields, n_lines, bad, examples, len(data))
 
 
+# struct tcp_info (linux/tcp.h): tcpi_bytes_received, Linux >= 4.1
+_TCP_INFO_LEN = 136
+_TCPI_BYTES_RECEIVED = 128
+# Times a closing connection is read again because more arrived meanwhile.
+DRAIN_ROUNDS = 1000
+
+
+def _bytes_received(sock: socket.socket) -> int | None:
+    """Data bytes the kernel received (and acknowledged) on ``sock``; None
+    when it cannot say."""
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_LEN)
+        return struct.unpack_from("Q", info, _TCPI_BYTES_RECEIVED)[0] if len(info) >= _TCP_INFO_LEN else None
+    except (OSError, AttributeError, struct.error):
+        return None
+
+
 class _Conn:
-    __slots__ = ("sock", "chunks", "ends", "times", "size", "open", "parsed", "lines_parsed", "total")
+    __slots__ = ("sock", "chunks", "ends", "times", "size", "open", "parsed", "lines_parsed", "total",
+                 "since_newline", "skipping")
 
     def __init__(self, sock: socket.socket):
         self.sock = sock
@@ -285,6 +380,13 @@ class _Conn:
         self.open = True
         self.parsed: list[ParsedBlock] = []
         self.lines_parsed = 0
+        self.since_newline = 0  # bytes received after the last newline
+        self.skipping: _LineSkipper | None = None  # an over-long line being read past
+
+    def end_skipping(self, terminated: bool) -> None:
+        self.parsed.append(_over_long_block(self.skipping.head, self.skipping.n_bytes, self.lines_parsed, terminated))
+        self.lines_parsed += 1
+        self.skipping = None
 
 
 class Collector:
@@ -294,16 +396,22 @@ class Collector:
 
     RECV_BYTES = 1 << 18
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, compact_bytes: int = 64 << 20):
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, compact_bytes: int = COMPACT_BYTES,
+                 rcvbuf: int | None = None):
         # A connection's unparsed bytes beyond this are parsed into records
         # while receiving, so long runs do not keep every raw line in memory.
         self.compact_bytes = compact_bytes
         if host not in ("127.0.0.1", "::1", "localhost"):
             raise ValueError("the collector binds loopback only")
         family = socket.AF_INET6 if host == "::1" else socket.AF_INET
+        # Kernel receive buffer of every connection (None: the kernel's
+        # autotuning); set on the listener, so accepted sockets start with it.
+        self.rcvbuf = rcvbuf
         self._listener = socket.socket(family, socket.SOCK_STREAM)
         try:
             self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if rcvbuf:
+                self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
             self._listener.bind((host if host != "localhost" else "127.0.0.1", port))
             self._listener.listen(1024)
             self._listener.setblocking(False)
@@ -320,8 +428,17 @@ class Collector:
         self._error: str | None = None
         self._data_lost = False
         self._capture: Capture | None = None
+        self._family = family
         self._sel = selectors.DefaultSelector()
         self._sel.register(self._listener, selectors.EVENT_READ, None)
+        # Faults: commands run by the receive thread, woken through a socket pair.
+        self._commands: queue.SimpleQueue = queue.SimpleQueue()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._sel.register(self._wake_r, selectors.EVENT_READ, _WAKE)
+        self._rate: float | None = None  # bytes a second, None = as fast as it comes
+        self._tokens = 0.0
+        self._tokens_at = 0.0
         self._thread = threading.Thread(target=self._run, name="parbench-collector", daemon=True)
         self._thread.start()
 
@@ -342,9 +459,11 @@ class Collector:
     def connections(self) -> int:
         return len(self._conns)
 
-    def _read(self, c: _Conn) -> bool:
+    def _read(self, c: _Conn, limit: int | None = None) -> bool:
+        if not c.open:  # closed by a fault earlier in the same batch of events
+            return False
         try:
-            data = c.sock.recv(self.RECV_BYTES)
+            data = c.sock.recv(self.RECV_BYTES if limit is None else max(1, min(limit, self.RECV_BYTES)))
         except (BlockingIOError, InterruptedError):
             return False
         except OSError:
@@ -355,14 +474,24 @@ class Collector:
             c.open = False
             return False
         now = time.time_ns()
-        c.chunks.append(data)
-        c.size += len(data)
         c.total += len(data)
-        c.ends.append(c.size)
-        c.times.append(now)
         self._bytes += len(data)
         self._newlines += data.count(b"\n")
-        if c.size >= self.compact_bytes:
+        if c.skipping is not None:
+            end = c.skipping.feed(data)
+            if end < 0:
+                return True
+            c.end_skipping(True)
+            data = data[end:]
+            if not data:
+                return True
+        last = data.rfind(b"\n")
+        c.since_newline = len(data) - last - 1 if last >= 0 else c.since_newline + len(data)
+        c.chunks.append(data)
+        c.size += len(data)
+        c.ends.append(c.size)
+        c.times.append(now)
+        if c.size >= self.compact_bytes or c.since_newline >= MAX_LINE_BYTES:
             try:
                 self._compact(c)
             except Exception as e:  # noqa: BLE001 - keep receiving; the raw bytes are still there
@@ -374,20 +503,25 @@ class Collector:
         """Parse the complete lines received so far and keep only their records."""
         data = b"".join(c.chunks)
         cut = data.rfind(b"\n") + 1
-        if cut == 0:
+        if cut == 0 and len(data) < MAX_LINE_BYTES:
             c.chunks = [data]
             return
-        block = _parse_block(data[:cut], np.array(c.ends, np.int64), np.array(c.times, np.int64), c.lines_parsed)
-        c.parsed.append(block)
-        c.lines_parsed += block.n_lines
+        if cut:
+            block = _parse_block(data[:cut], np.array(c.ends, np.int64), np.array(c.times, np.int64),
+                                 c.lines_parsed)
+            c.parsed.append(block)
+            c.lines_parsed += block.n_lines
         rest = data[cut:]
+        if len(rest) >= MAX_LINE_BYTES:
+            c.skipping, rest = _LineSkipper(rest), b""
+            c.since_newline = 0
         c.chunks = [rest] if rest else []
         c.ends = [len(rest)] if rest else []
         c.times = [c.times[-1]] if rest else []
         c.size = len(rest)
 
     def _accept(self) -> None:
-        while True:
+        while self._listener is not None:
             try:
                 s, _ = self._listener.accept()
             except (BlockingIOError, InterruptedError):
@@ -405,18 +539,38 @@ class Collector:
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
+                budget = self._read_budget()
+                if budget is not None and budget < 1:
+                    # Slow: no reading until the budget refills; commands and
+                    # new connections are still served.
+                    time.sleep(min(0.01, (1 - budget) / self._rate))
+                    for key, _ in self._sel.select(0):
+                        if key.data is None:
+                            self._accept()
+                        elif key.data is _WAKE:
+                            self._run_commands()
+                    continue
                 for key, _ in self._sel.select(0.05):
                     if key.data is None:
                         self._accept()
-                    else:
+                    elif key.data is _WAKE:
+                        self._run_commands()
+                    elif budget is None:
                         self._read(key.data)
+                    elif budget >= 1:
+                        before = self._bytes
+                        self._read(key.data, int(budget))
+                        budget -= self._bytes - before
+                        self._tokens -= self._bytes - before
             # drain whatever is already readable, without waiting for more
             deadline = time.monotonic() + 2.0
             while time.monotonic() < deadline:
                 events = self._sel.select(0)
                 progressed = False
                 for key, _ in events:
-                    if key.data is None:
+                    if key.data is _WAKE:
+                        self._run_commands()
+                    elif key.data is None:
                         n_before = len(self._conns)
                         self._accept()
                         progressed = progressed or len(self._conns) > n_before
@@ -427,6 +581,128 @@ class Collector:
         except Exception as e:  # noqa: BLE001 - reported through stop()
             self._error = f"collector failed: {e!r}"
             self._data_lost = True
+
+    # ---------------------------------------------------------------- faults
+
+    def go_down(self, timeout: float = 5.0) -> dict:
+        """Stop listening and close every connection (after reading what its
+        kernel already holds).  Returns what was done: ``connections``
+        closed, ``in_flight_bytes`` the target had handed to them that the
+        collector's kernel had not acknowledged yet (None without /proc)."""
+        return self._command("down", timeout)
+
+    def come_up(self, timeout: float = 5.0) -> dict:
+        """Listen again on the same port."""
+        return self._command("up", timeout)
+
+    def reset_connections(self, timeout: float = 5.0) -> dict:
+        """Close every connection with a TCP reset (after reading what its
+        kernel already holds); the listener stays.  Returns as ``go_down``."""
+        return self._command("reset", timeout)
+
+    def set_read_rate(self, bytes_per_s: float | None) -> None:
+        """Read at most ``bytes_per_s`` bytes a second over all connections
+        (None: as fast as data comes).  For the slowness to reach the
+        target, make the collector with a small ``rcvbuf``: the kernel's
+        own buffers (tens of MB with autotuning, and an advertised window
+        never shrinks) would otherwise absorb the backlog."""
+        self._tokens, self._tokens_at = 0.0, time.monotonic()
+        self._rate = float(bytes_per_s) if bytes_per_s else None
+
+    def _read_budget(self) -> float | None:
+        rate = self._rate
+        if rate is None:
+            return None
+        now = time.monotonic()
+        # at most a tenth of a second's worth saved up
+        self._tokens = min(self._tokens + (now - self._tokens_at) * rate, max(1.0, rate / 10))
+        self._tokens_at = now
+        return self._tokens
+
+    def _command(self, name: str, timeout: float) -> dict:
+        done = threading.Event()
+        result: dict = {}
+        self._commands.put((name, done, result))
+        try:
+            self._wake_w.send(b"x")
+        except OSError:
+            pass
+        if not done.wait(timeout):
+            raise RuntimeError(f"the collector did not carry out {name!r} within {timeout:g}s")
+        if "error" in result:
+            raise RuntimeError(result["error"])
+        return result
+
+    def _run_commands(self) -> None:
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+        while True:
+            try:
+                name, done, result = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                if name == "up":
+                    self._listen_again()
+                else:
+                    result.update(self._close_all(reset=name == "reset", stop_listening=name == "down"))
+            except Exception as exc:  # noqa: BLE001 - reported to the caller
+                result["error"] = f"{name}: {exc}"
+            done.set()
+
+    def _close_all(self, reset: bool, stop_listening: bool) -> dict:
+        if self._listener is not None:
+            self._accept()  # a connection the kernel completed would be reset unread with the listener
+            if stop_listening:
+                self._sel.unregister(self._listener)
+                self._listener.close()
+                self._listener = None
+        open_conns = [c for c in self._conns if c.open]
+        in_flight = tcp_queues.queued(self.port)
+        for c in open_conns:
+            # Everything the kernel acknowledged is read before the close
+            # (TCP_INFO says how much that is): what the target handed over
+            # is delivered, only what it had not handed over yet is cut off.
+            for _ in range(DRAIN_ROUNDS):
+                while c.open and self._read(c):
+                    pass
+                acked = _bytes_received(c.sock) if c.open else None
+                if acked is None or acked <= c.total:
+                    break
+            if not c.open:
+                continue
+            self._sel.unregister(c.sock)
+            if reset:
+                c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            c.sock.close()
+            c.open = False
+        return {"connections": len(open_conns),
+                "in_flight_bytes": in_flight.to_port if in_flight is not None else None}
+
+    def _listen_again(self) -> None:
+        if self._listener is not None:
+            return
+        deadline = time.monotonic() + 5.0
+        while True:
+            sock = socket.socket(self._family, socket.SOCK_STREAM)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if self.rcvbuf:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.rcvbuf)
+                sock.bind((self.host if self.host != "localhost" else "127.0.0.1", self.port))
+                sock.listen(1024)
+                sock.setblocking(False)
+                break
+            except OSError as exc:
+                sock.close()
+                if time.monotonic() >= deadline:
+                    raise RuntimeError(f"cannot listen on port {self.port} again: {exc}") from None
+                time.sleep(0.05)
+        self._listener = sock
+        self._sel.register(sock, selectors.EVENT_READ, None)
 
     def stop(self, timeout: float = 5.0) -> Capture:
         """Stop listening, read what is already buffered, close everything and
@@ -443,10 +719,16 @@ class Collector:
             for c in self._conns:
                 if c.open:
                     c.sock.close()
-            self._listener.close()
+            if self._listener is not None:
+                self._listener.close()
+            self._wake_r.close()
+            self._wake_w.close()
             self._sel.close()
         except OSError:
             pass
+        for c in self._conns:
+            if c.skipping is not None:
+                c.end_skipping(False)
         streams = [Stream(b"".join(c.chunks), np.array(c.ends, np.int64), np.array(c.times, np.int64), c.parsed)
                    for c in self._conns if c.total]
         for c in self._conns:
@@ -460,7 +742,17 @@ class Collector:
 
 
 def write_capture(capture: Capture, path: str | Path) -> None:
-    """Concatenate the streams into one file of lines (for ``parbench check``)."""
+    """Concatenate the streams into one file of lines (for ``parbench check``).
+
+    A stream the collector compacted while receiving (more than its
+    ``compact_bytes``) no longer holds the raw lines of its parsed blocks, so
+    such a capture is refused rather than written without them; run
+    ``parbench collect`` (which writes lines as they arrive) for captures of
+    that size."""
+    compacted = sum(b.n_lines for s in capture.streams for b in s.parsed)
+    if compacted:
+        raise RunFailure(f"cannot write the capture to {path}: {compacted} lines were parsed while receiving "
+                         "and their raw bytes are gone (use parbench collect for captures this large)")
     tmp = f"{path}.tmp"
     with open(tmp, "wb") as f:
         for s in capture.streams:

@@ -266,6 +266,22 @@ def bootstrap_ratio_ci(
     return float(low), float(high)
 
 
+def bootstrap_median_ci(
+    values: np.ndarray,
+    confidence: float = DEFAULT_CONFIDENCE,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = DEFAULT_SEED,
+) -> tuple[float, float]:
+    """Percentile-bootstrap interval of one side's median (the same
+    resampling as the ratio interval; for benchmark dashboards that want
+    a value with bounds)."""
+    values = np.asarray(values, dtype=float)
+    medians = _bootstrap_medians(values, resamples, np.random.default_rng(seed))
+    tail = (1.0 - confidence) / 2.0
+    low, high = np.quantile(medians, [tail, 1.0 - tail])
+    return float(low), float(high)
+
+
 def compare_samples(
     baseline: np.ndarray,
     current: np.ndarray,

@@ -6,6 +6,7 @@ the errors it raises): 0 fine, 1 a regression, 2 bad input.
 """
 from __future__ import annotations
 
+import json
 import math
 import sys
 from pathlib import Path
@@ -14,8 +15,11 @@ import click
 import numpy as np
 
 from parbench.errors import RunFailure, UsageError
+from parbench.harness import bench_formats
 from parbench.harness import compare as cmp
 from parbench.harness.results import ResultsError
+
+_METRIC_NAMES = [*cmp.RESULTS_METRICS, *cmp.BENCH_METRICS]
 
 
 class _Fraction(click.ParamType):
@@ -112,11 +116,18 @@ def _print_table(report: cmp.CompareReport) -> None:
                    "of the paired log-ratios, 1.4826 * MAD).")
 @click.option("--markdown", "markdown_path", type=click.Path(dir_okay=False),
               help="Also write the comparison as Markdown (for a pull-request comment).")
-@click.option("--metric", "metrics", multiple=True,
+@click.option("--metric", "metrics", multiple=True, type=click.Choice(_METRIC_NAMES),
               help="Metric to compare (repeatable). results.json: throughput_msgs_per_s, latency_ms.p50, "
                    "latency_ms.p99, cpu_seconds (default: all). pytest-benchmark: time_s.")
+@click.option("--format", "output_format", type=click.Choice(bench_formats.FORMATS), default="table",
+              show_default=True,
+              help="table: a table for people. json: every comparison. bmf: Bencher Metric Format. "
+                   "customBiggerIsBetter / customSmallerIsBetter: github-action-benchmark's custom tools. "
+                   "The last three describe CURRENT: the median of each metric with the bootstrap interval "
+                   "of that median.")
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 def compare(baseline, current, baseline_label, current_label, control, threshold, confidence, max_cv,
-            markdown_path, metrics):
+            markdown_path, metrics, output_format, as_json):
     """Noise-aware verdicts: two candidates of one sweep, or two sweeps.
 
     Paired (for gating): `parbench compare RESULTS --baseline base --current
@@ -125,10 +136,14 @@ def compare(baseline, current, baseline_label, current_label, control, threshold
     results.json or both pytest-benchmark JSON saved with
     --benchmark-save-data; indicative unless a control bounds the drift.
     Exit 1 when any metric regressed by at least --threshold with the whole
-    --confidence interval on the bad side.
+    --confidence interval on the bad side (with every --format).
     """
     if not (max_cv > 0 and math.isfinite(max_cv)):
         raise UsageError(f"--max-cv {max_cv}: expected a positive number")
+    if as_json:
+        if output_format not in ("table", "json"):
+            raise UsageError(f"--json: not with --format {output_format}")
+        output_format = "json"
     if (baseline_label is None) != (current_label is None):
         raise UsageError("--baseline and --current: expected both (two labels of one results file) or neither")
     if baseline_label is not None:
@@ -150,7 +165,10 @@ def compare(baseline, current, baseline_label, current_label, control, threshold
         cur = cmp.load_samples(current)
         report = cmp.compare_sets(base, cur, metrics or None, threshold=threshold,
                                   confidence=confidence, max_cv=max_cv, control=control)
-    _print_table(report)
+    if output_format == "table":
+        _print_table(report)
+    else:
+        click.echo(json.dumps(bench_formats.render(report, output_format), indent=2))
     if markdown_path:
         try:
             Path(markdown_path).write_text(cmp.render_markdown(report), encoding="utf-8")
@@ -216,7 +234,7 @@ def _plot_history(series_by_config: dict[str, list[tuple[int, np.ndarray]]], lab
 
 @click.command()
 @click.argument("directory", type=click.Path(file_okay=False))
-@click.option("--metric", default=None,
+@click.option("--metric", default=None, type=click.Choice(_METRIC_NAMES),
               help="Metric to plot. Default: throughput_msgs_per_s for results.json, time_s for "
                    "pytest-benchmark files.")
 @click.option("--impl", "impls", multiple=True,

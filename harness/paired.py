@@ -227,14 +227,20 @@ def compare_paired(paired: PairedSamples, metrics: Sequence[str] | None = None, 
     for name in names:
         for partitions in paired.partitions:
             b, c = paired.pairs.get((name, partitions), (np.empty(0), np.empty(0)))
-            comparisons.append(compare_pairs(b, c, RESULTS_METRICS[name], f"p={partitions}",
+            comparisons.append(compare_pairs(b, c, RESULTS_METRICS[name], f"{paired.current} p={partitions}",
                                              threshold=threshold, confidence=confidence, max_cv=max_cv,
                                              min_samples=min_samples, resamples=resamples, seed=seed))
     sides = []
-    for label in (paired.baseline, paired.current):
+    for index, label in enumerate((paired.baseline, paired.current)):
         side = SampleSet(paired.path, KIND_RESULTS, paired.created, label, dict(RESULTS_METRICS),
                          scenario=paired.scenario)
         side.excluded = [e for e in paired.excluded if e.startswith(f"{label} ")]
+        # Each side's paired values under the comparisons' names (the
+        # current label's), so formats describing CURRENT find them.
+        side.configs = [f"{paired.current} p={p}" for p in paired.partitions]
+        side.samples = {(name, f"{paired.current} p={p}"): values[index]
+                        for (name, p), values in paired.pairs.items()}
+        side.labels = {config: label for config in side.configs}
         sides.append(side)
     return CompareReport(sides[0], sides[1], threshold, confidence, max_cv, min_samples, comparisons,
                          only_in_baseline=[], only_in_current=[], notes=list(paired.notes), paired=True,

@@ -11,10 +11,29 @@ same pipeline.  Differences by dialect:
   ``log-fetch-limit()`` inside ``parallelize()`` are AxoSyslog options; for a
   syslog-ng version without them they are left out too.
 
-Every string taken from a scenario is emitted as a quoted string with ``\\``
-and ``"`` escaped (and control characters as escapes), and every number is
-formatted from an int/float, so a scenario value can never end a statement
-and inject configuration of its own.
+Every string taken from a scenario is emitted by ``quote`` and every number
+is formatted from an int/float, so a scenario value arrives verbatim and
+can never end a statement or inject configuration of its own.  What
+syslog-ng's config reader expands, and how ``quote`` keeps it literal:
+
+* in a double-quoted string, ``\\`` escapes (``\\n``, ``\\xHH``, ``\\"``,
+  ``\\\\``): ``\\`` and ``"`` are escaped, control characters written as
+  ``\\xHH`` (always two digits, so a following hex digit stays literal);
+  NUL cannot be represented (a C string ends there) and is refused;
+* backtick references: before lexing, syslog-ng replaces `` `NAME` `` on
+  every line, inside strings and comments too, with a ``@define``, a block
+  argument or an environment variable; ```` `` ```` stands for one literal
+  backtick.  In the ``syslog-ng`` dialect every backtick is doubled.  The
+  reference's reader has no backtick references, so in the ``reference``
+  dialect a backtick is written as it is;
+* ``@`` pragmas and the old ``include`` statement are recognised at the
+  start of a line only; a string never holds a raw line break, so a value
+  cannot start a line.  syslog-ng reads its config in pieces of a few
+  kilobytes and applies the line rules to each piece, so a rendered line
+  is kept below ``MAX_LINE_CHARS`` (a longer one is refused).
+
+What a template does with ``$`` (``partition-key("$HOST")``) is the
+template language, by design: the value reaches it unchanged.
 """
 from __future__ import annotations
 
@@ -31,15 +50,27 @@ DIALECTS = ("reference", "syslog-ng")
 _DEFAULT_MAX_CONNECTIONS = 10
 
 
-def quote(value: Any) -> str:
-    """A syslog-ng double-quoted string literal holding ``value`` verbatim."""
+#: longest rendered line; syslog-ng substitutes backticks in pieces of 8 KiB
+MAX_LINE_CHARS = 4000
+
+
+def quote(value: Any, dialect: str = "syslog-ng") -> str:
+    """A double-quoted string literal that ``dialect``'s config reader reads
+    back as ``value``, verbatim (see the module's docstring).  ValueError
+    for a value holding NUL, which no config string can carry."""
+    if dialect not in DIALECTS:
+        raise ValueError(f"unknown config dialect {dialect!r}; expected one of {', '.join(DIALECTS)}")
     text = str(value)
+    if "\0" in text:
+        raise ValueError(f"a config string cannot hold a NUL character, got {text!r}")
     out = []
     for ch in text:
         if ch == "\\":
             out.append("\\\\")
         elif ch == '"':
             out.append('\\"')
+        elif ch == "`" and dialect == "syslog-ng":
+            out.append("``")
         elif ch == "\n":
             out.append("\\n")
         elif ch == "\r":
@@ -98,6 +129,20 @@ def config_version(version: str | None) -> tuple[int, int]:
     return Version.parse(version).major_minor
 
 
+#: time-reopen() for every implementation: a lost destination connection is
+#: retried after it (syslog-ng's default, 60 s, is longer than a whole run)
+TIME_REOPEN_S = 1
+
+
+def with_global_options(text: str, options: list[str]) -> str:
+    """``text`` (a rendered config) with an ``options { ... };`` block of
+    ``options`` (already config syntax) right after its ``@version`` line."""
+    first, _, rest = text.partition("\n")
+    if not first.startswith("@version"):
+        raise ValueError(f"a rendered config starts with its @version line, not {first[:60]!r}")
+    return f"{first}\noptions {{ {'; '.join(options)}; }};\n{rest}"
+
+
 def _version_line(version: str | None) -> str:
     major, minor = config_version(version)
     return f"@version: {major}.{minor}"
@@ -129,13 +174,21 @@ def render_config(
     dialect: str = "reference",
     version: str | None = None,
 ) -> str:
-    """The config text: one loopback network source, optional parallelize(),
-    optional cost stage, one loopback tcp destination writing ``$MSG\\n``."""
+    """The config text: one loopback source (network(), or syslog() for
+    octet-counted framing), optional parallelize(), optional cost stage,
+    one loopback tcp destination writing ``$MSG\\n``."""
     if dialect not in DIALECTS:
         raise ValueError(f"unknown config dialect {dialect!r}; expected one of {', '.join(DIALECTS)}")
     workload = scenario.workload
     pipeline = scenario.pipeline
 
+    # Framing belongs to the source driver, never to the bytes: tcp() and
+    # network() read newline-terminated text only; RFC 6587 octet counting
+    # is the syslog() driver's (which also parses RFC 5424, falling back to
+    # RFC 3164 for other lines: the same result for both formats parbench
+    # generates).
+    octet_counted = getattr(workload, "framing", "newline") == "octet-counted"
+    driver = "syslog" if octet_counted else "network"
     src_opts = [
         'ip("127.0.0.1")',
         f"port({_int(in_port, 'in_port')})",
@@ -150,17 +203,15 @@ def render_config(
     if getattr(pipeline, "log_fetch_limit", None) is not None:
         src_opts.append(f"log-fetch-limit({_int(pipeline.log_fetch_limit, 'log_fetch_limit')})")
     src_opts += ["keep-hostname(yes)", "use-dns(no)"]
-    if workload.format == "rfc5424":
+    if workload.format == "rfc5424" and not octet_counted:
         src_opts.append("flags(syslog-protocol)")
-    # Octet-counted framing needs no option: syslog-ng's tcp sources detect
-    # RFC 6587 octet counting per connection.
 
     lines = [
         _version_line(version),
-        "# rendered by parbench (harness/render.py) for scenario " + quote(scenario.name),
+        "# rendered by parbench (harness/render.py) for scenario " + quote(scenario.name, dialect),
         "",
         "source s_parbench {",
-        "    network(" + " ".join(src_opts) + ");",
+        f"    {driver}(" + " ".join(src_opts) + ");",
         "};",
         "",
     ]
@@ -169,7 +220,7 @@ def render_config(
     if partitions:
         par_opts = [f"partitions({_int(partitions, 'partitions')})"]
         if pipeline.partition_key:
-            par_opts.append(f"partition-key({quote(pipeline.partition_key)})")
+            par_opts.append(f"partition-key({quote(pipeline.partition_key, dialect)})")
         if _supports_parallelize_tuning(dialect, version):
             if getattr(pipeline, "batch_size", None) is not None:
                 par_opts.append(f"batch-size({_int(pipeline.batch_size, 'batch_size')})")
@@ -202,4 +253,8 @@ def render_config(
     lines.append("log {")
     lines += ["    " + element for element in path]
     lines.append("};")
+    longest = max(lines, key=len)
+    if len(longest) > MAX_LINE_CHARS:
+        raise ValueError(f"a rendered config line would be {len(longest)} characters long, longer than "
+                         f"{MAX_LINE_CHARS} (syslog-ng reads its config in pieces): {longest[:60]}...")
     return "\n".join(lines) + "\n"

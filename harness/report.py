@@ -299,6 +299,30 @@ def _anomaly_cell(run: Run, name: str) -> str:
 VERDICT_CELL = {"pass": "pass", "fail": "**FAIL**", "unknown": "**unknown**"}
 
 
+def _fault_section(runs: list[Run]) -> list[str]:
+    """Each run with faults: what happened, what it cost, what was promised."""
+    with_faults = [r for r in runs if r.faults]
+    if not with_faults:
+        return []
+    lines = ["", "## Faults", "",
+             "| impl | partitions | repeat | faults (as played; recovery) | sent | lost | duplicated "
+             "| counted by the implementation | may lose |",
+             "|---|---:|---:|---|---:|---:|---:|---|---:|"]
+    for r in with_faults:
+        promise = r.fault_promise
+        may_lose = ("any (counted)" if promise.max_lost is None else _fmt(promise.max_lost)) if promise else "?"
+        counted = ", ".join(f"{k} {v:,}" for k, v in (r.target_accounting or {}).items() if isinstance(v, int))
+        lines.append("| " + " | ".join([
+            f"`{_md_escape(_short_impl(r.impl))}`", "none" if r.partitions == 0 else str(r.partitions),
+            str(r.repeat), _md_escape("; ".join(a.describe() for a in r.faults)),
+            _fmt(r.sent), _fmt(r.checks.count("lost") if r.checks else None),
+            _fmt(r.checks.count("duplicated") if r.checks else None), _md_escape(counted or "-"), may_lose,
+        ]) + " |")
+    whys = list(dict.fromkeys(r.fault_promise.why for r in with_faults if r.fault_promise))
+    lines += [""] + [f"- promise: {_md_escape(why)}" for why in whys]
+    return lines
+
+
 def write_markdown(results: Results, path: Path, figures: dict[str, str]) -> Path:
     sc = results.scenario
     runs = results.runs
@@ -372,6 +396,7 @@ def write_markdown(results: Results, path: Path, figures: dict[str, str]) -> Pat
                       "of send order; max displacement = largest distance, in messages of the same connection "
                       "and key, between a message's arrival rank and its send rank.", ""]
         lines += [f"- `{name}`: {check_named(name).description}" for name in anomalies if check_named(name)]
+    lines += _fault_section(runs)
     lines += ["", "## Figures", ""]
     for title, name in figures.items():
         lines += [f"### {title}", "", f"![{title}]({name})", ""]

@@ -16,7 +16,7 @@ Top level
     parbench_version  version of the parbench package that wrote it
     machine           {"cpus": int (os.cpu_count), "platform": str, "python": str, "hostname": str}
     scenario          {"name": str, "path": str, "toml": the parsed scenario TOML as a table}
-    interrupted       bool: true when the sweep was stopped (Ctrl-C) and ``runs`` is partial
+    interrupted       bool: true when a signal (SIGINT, SIGTERM, SIGHUP) stopped the sweep and ``runs`` is partial
     throughput_window str: the definition of the throughput window and latency
     runs              list, one object per (candidate, partitions, repeat), in the order run:
 
@@ -65,6 +65,18 @@ Run object
                            which and why
     target_notes           list[str]: findings about the target (options left out, kills,
                            collector errors, the version profile and why)
+    faults                 list (empty without [faults]), one object per fault as it happened:
+                           {"kind", "at_s", "for_s", "bytes_per_s": as in the scenario,
+                            "started_s", "ended_s": seconds after sending started (null: never),
+                            "connections": connections it broke, "in_flight_bytes": bytes the
+                            kernel held in them at the break or kill, "recover_s": from its
+                            end until every message sent before it had arrived,
+                            "error": null | why it could not be applied}
+    fault_promise          null | {"max_lost": int | null (null: losses allowed, counted),
+                            "why": str, "parts": [str]}: the loss the faults allow
+                           (``harness.faults.promise``)
+    target_accounting      null | the implementation's own count of its messages, as it
+                           reports them: {"received", "written", "dropped", "queued_at_exit", ...}
     target_version         str | null
     stderr_tail            str: tail of the target's stderr (kept for failed runs)
     stderr_head            str: the first lines of the target's stderr, where start-up
@@ -99,7 +111,8 @@ from typing import Any
 
 from parbench.errors import InputFileError
 from parbench.harness.checks import VERDICTS, Anomaly, CheckResult
-from parbench.harness.scenario import ORDERINGS, Expectation
+from parbench.harness.faults import AppliedFault, Promise
+from parbench.harness.scenario import FAULT_KINDS, ORDERINGS, Expectation
 from parbench.harness.targets.registry import spec_label
 
 SCHEMA = "parbench.results/2"
@@ -174,6 +187,9 @@ class Run:
     stderr_tail: str = ""
     stderr_head: str = ""
     error: str | None = None
+    faults: list[AppliedFault] = field(default_factory=list)
+    fault_promise: Promise | None = None
+    target_accounting: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if not self.label:
@@ -200,6 +216,9 @@ class Run:
             "profile": self.profile, "target_notes": list(self.target_notes),
             "target_version": self.target_version, "stderr_tail": self.stderr_tail,
             "stderr_head": self.stderr_head, "error": self.error,
+            "faults": [a.to_json() for a in self.faults],
+            "fault_promise": self.fault_promise.to_json() if self.fault_promise is not None else None,
+            "target_accounting": self.target_accounting,
         })
 
 
@@ -291,6 +310,9 @@ def parse_json(raw: bytes, path: str, error: type[InputFileError]) -> Any:
         raise error(path, None, "not UTF-8 text; expected a JSON file") from None
     except json.JSONDecodeError as exc:
         raise error(f"{path}:{exc.lineno}:{exc.colno}", None, f"invalid JSON: {exc.msg}") from None
+    except RecursionError:
+        raise error(path, None, "arrays or objects nested deeper than Python's JSON reader goes; "
+                                "expected a results or benchmark file") from None
 
 
 # ---------------------------------------------------------------- reading
@@ -417,7 +439,27 @@ def _run(r: _Fields, v1: bool) -> Run:
         stderr_tail=r.string("stderr_tail", ""),
         stderr_head=r.string("stderr_head", ""),
         error=r.string("error", nullable=True),
+        faults=[_fault(_Fields(r.source, f"{r.key('faults')}[{i}]", doc)) for i, doc in enumerate(r.array("faults", []))],
+        fault_promise=_promise(r),
+        target_accounting=None if r.get("target_accounting", None) is None else dict(r.sub("target_accounting").table),
     )
+
+
+def _fault(f: _Fields) -> AppliedFault:
+    kind = f.choice("kind", FAULT_KINDS)
+    for name in ("at_s", "for_s", "started_s", "ended_s", "recover_s"):
+        f.number(name, None, nullable=True)
+    for name in ("bytes_per_s", "connections", "in_flight_bytes"):
+        f.integer(name, None, nullable=True, lo=0)
+    f.string("error", None, nullable=True)
+    return AppliedFault.from_json({**f.table, "kind": kind})
+
+
+def _promise(r: _Fields) -> Promise | None:
+    if r.get("fault_promise", None) is None:
+        return None
+    p = r.sub("fault_promise")
+    return Promise(p.integer("max_lost", nullable=True, lo=0), p.string("why"), p.strings("parts", []))
 
 
 def _witnesses(f: _Fields, name: str) -> list[dict[str, Any]]:

@@ -16,14 +16,16 @@ target, stop the collector, parse, check, compute metrics.  An exception in a
 run becomes that run's ``error`` (verdict "fail") and the sweep goes on; a
 collector that lost output is an ``error`` too, and the verdict "unknown"
 unless the target is proven at fault anyway.
-Ctrl-C stops the current run cleanly (target and collector stopped in
-``finally``) and ends the sweep with the runs done so far
-(``SweepOutcome.interrupted``).
+Ctrl-C (or SIGTERM / SIGHUP, through ``parbench.interrupts``) stops the
+current run cleanly (target and collector stopped in ``finally``, where a
+further signal waits until they are stopped) and ends the sweep with the
+runs done so far (``SweepOutcome.interrupted``).
 """
 from __future__ import annotations
 
 import re
 import shutil
+import signal
 import tempfile
 import threading
 import time
@@ -34,16 +36,26 @@ from typing import Any, Callable
 
 import numpy as np
 
+from parbench import interrupts
 from parbench.harness import metrics
 from parbench.harness.balance import key_counts, predicted_partitions
 from parbench.harness.candidates import Candidate, as_candidates
 from parbench.harness.checks import check
-from parbench.harness.collector import Collector, parse_capture
+from parbench.harness.collector import SLOW_RCVBUF, Collector, parse_capture
+from parbench.harness.faults import (
+    RESTART_TIMEOUT_S,
+    AppliedFault,
+    FaultInjector,
+    promise,
+    recovery_s,
+    unexplained_losses,
+)
 from parbench.harness.results import Run
 from parbench.harness.targets.base import TargetError, TargetPlan
 from parbench.harness.targets.kind import LABEL_RE, ImplSpec
 from parbench.harness.targets.registry import get_target, kind_of, parse_impl, shorten_label, spec_label
 from parbench.harness.workload import build_plan, send
+from parbench.interrupts import signal_of
 
 #: seconds without a new message before a run is considered finished early
 DEFAULT_IDLE_S = 3.0
@@ -230,7 +242,8 @@ def run_once(scenario: Any, impl: str, partitions: int, repeat: int, workdir: Pa
         run.profile = parse_impl(impl).argument or reference_profile
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    collector = target = report = capture = None
+    collector = target = report = capture = injector = None
+    applied: list[AppliedFault] = []
     send_result = None
     t_start = time.monotonic()
     try:
@@ -238,30 +251,41 @@ def run_once(scenario: Any, impl: str, partitions: int, repeat: int, workdir: Pa
         total = expected_total(plan, scenario.workload)
         if on_total:
             on_total(total)
-        collector = Collector()
+        faults = tuple(getattr(scenario, "faults", ()) or ())
+        collector = Collector(rcvbuf=SLOW_RCVBUF if any(f.kind == "destination_slow" for f in faults) else None)
         target = target_factory(impl, profile=reference_profile)
-        deadline_s = _send_deadline_s(scenario.workload, total)
+        faults_s = max((f.end_s for f in faults), default=0.0)
+        deadline_s = _send_deadline_s(scenario.workload, total) + faults_s
         # Once started, the target runs at most: sending, the quiescence
         # grace, and its stop.
         target_plan = TargetPlan(scenario=scenario, partitions=partitions,
                                  deadline_s=deadline_s + QUIESCE_GRACE_S + STOP_TIMEOUT_S)
         host, port = target.start(target_plan, collector.port, workdir, timeout=START_TIMEOUT_S)
         t_start = time.monotonic()
+        if faults:
+            injector = FaultInjector(faults, collector, target, (host, port)).start()
         with _ReceivedPoller(collector, on_received):
-            send_result = send(plan, host, port, deadline_s=deadline_s)
+            send_result = send(plan, host, port, deadline_s=deadline_s,
+                               reconnect=injector.address if injector is not None and injector.restarts else None)
             sent = int(send_result.total_sent)
             if on_total:
                 on_total(sent)
+            if injector is not None:
+                # Every fault is played (and over) before quiescence counts.
+                injector.wait(max(0.0, t_start + faults_s - time.monotonic()) + RESTART_TIMEOUT_S)
             _wait_quiescent(collector, sent, idle_s, t_start + deadline_s + QUIESCE_GRACE_S)
         run.sent = sent
+        if send_result.reconnects:
+            run.target_notes.append(f"sender: {sum(send_result.reconnects.values())} broken connection(s) opened "
+                                    "again")
         if send_result.errors:
             first = min(send_result.errors)
             run.target_notes.append(
                 f"sender: {len(send_result.errors)} connection(s) failed; connection {first}: {send_result.errors[first]}")
         if send_result.timed_out:
             run.target_notes.append(f"sender stopped at its deadline ({deadline_s:.0f}s) before sending everything")
-    except KeyboardInterrupt:
-        run.error = "interrupted (Ctrl-C)"
+    except KeyboardInterrupt as exc:
+        run.error = f"interrupted ({signal.Signals(signal_of(exc)).name})"
         raise
     except TargetError as exc:
         run.error = str(exc)
@@ -269,20 +293,23 @@ def run_once(scenario: Any, impl: str, partitions: int, repeat: int, workdir: Pa
         run.error = f"{type(exc).__name__}: {exc}"
         (workdir / "run-error.txt").write_text(traceback.format_exc())
     finally:
-        if target is not None:
-            try:
-                report = target.stop(timeout=STOP_TIMEOUT_S)
-            except Exception as exc:
-                run.target_notes.append(f"stopping the target failed: {type(exc).__name__}: {exc}")
-        if collector is not None:
-            try:
-                capture = collector.stop()
-            except Exception as exc:
-                run.target_notes.append(f"stopping the collector failed: {type(exc).__name__}: {exc}")
-                if run.error is None:
-                    run.error = f"stopping the collector failed: {type(exc).__name__}: {exc}"
-            else:
-                run.target_notes += [f"collector: {error}" for error in capture.errors]
+        with interrupts.deferred():  # a signal now must not leave the target half stopped
+            if injector is not None:
+                applied = injector.stop()
+            if target is not None:
+                try:
+                    report = target.stop(timeout=STOP_TIMEOUT_S)
+                except Exception as exc:
+                    run.target_notes.append(f"stopping the target failed: {type(exc).__name__}: {exc}")
+            if collector is not None:
+                try:
+                    capture = collector.stop()
+                except Exception as exc:
+                    run.target_notes.append(f"stopping the collector failed: {type(exc).__name__}: {exc}")
+                    if run.error is None:
+                        run.error = f"stopping the collector failed: {type(exc).__name__}: {exc}"
+                else:
+                    run.target_notes += [f"collector: {error}" for error in capture.errors]
         run.duration_s = time.monotonic() - t_start
         if report is not None:
             run.cpu_seconds = report.cpu_seconds
@@ -291,12 +318,17 @@ def run_once(scenario: Any, impl: str, partitions: int, repeat: int, workdir: Pa
             run.partition_assigned = report.partition_assigned
             run.target_notes += list(report.notes)
             run.target_version = report.version
+            run.target_accounting = report.accounting
             run.stderr_tail = report.stderr_tail or ""
             run.stderr_head = report.stderr_head or ""
             run.batch_histograms = report.batch_histograms
             if report.exit_code not in (0, None) and run.error is None:
                 run.target_notes.append(f"target exited with status {report.exit_code}")
 
+    run.faults = applied
+    failed_faults = [a for a in applied if a.error]
+    if failed_faults and run.error is None:
+        run.error = f"a fault could not be applied as planned: {failed_faults[0].describe()}"
     evaluated = False
     if run.error is None and capture is not None:
         try:
@@ -347,8 +379,40 @@ def _evaluate(run: Run, scenario: Any, plan: Any, capture: Any, send_result: Any
     # sender stops early).
     expected = plan.expected_for(send_result.sent)
     run.checks = check(records, expected)
+    expectation = scenario.expect
+    bound = None
+    if run.faults:
+        recovery_s(run.faults, np.asarray(records.sent_ns), np.asarray(records.recv_ns))
+        line_bytes = capture.total_bytes / max(1, records.lines_total)
+        written = (run.target_accounting or {}).get("written")
+        bound = promise(run.faults, scenario.pipeline.flow_control, scenario.pipeline.log_iw_size, line_bytes,
+                        keeps_unacknowledged=kind_of(run.impl).keeps_unacknowledged,
+                        written_unreceived=None if written is None else int(written) - len(records))
+        run.fault_promise = bound
+        if not expectation.loss_allowed:
+            # The promise says how many may be lost; the other anomalies stay prohibited.
+            expectation = replace(expectation, loss_allowed=True)
+            run.expectation = expectation
     run.verdict, run.verdict_reasons = run.checks.verdict(
-        scenario.expect, incomplete=_capture_trouble(capture) if capture.data_lost else None)
+        expectation, incomplete=_capture_trouble(capture) if capture.data_lost else None)
+    if bound is not None and not scenario.expect.loss_allowed:
+        lost = run.checks.count("lost")
+        if bound.max_lost is not None and lost > bound.max_lost:
+            run.verdict = "fail"
+            run.verdict_reasons.append(f"lost {lost:,} messages under the faults, more than the {bound.max_lost:,} "
+                                       f"the implementation may lose ({bound.why})")
+        elif bound.max_lost is not None and lost:
+            late, first = unexplained_losses(bound, records, expected, send_result.sent_at)
+            if late:
+                run.verdict = "fail"
+                run.verdict_reasons.append(
+                    f"{late:,} of the {lost:,} lost messages were sent after the last break or kill (first: "
+                    f"{first}): no fault explains them")
+        silent = unaccounted(run.checks.count("lost"), run.target_accounting)
+        if bound.max_lost is None and silent:
+            run.verdict = "fail"
+            run.verdict_reasons.append(f"lost {silent:,} messages more than the implementation counted as dropped "
+                                       f"or still queued ({_accounting_text(run.target_accounting)})")
     sent_ns = np.asarray(records.sent_ns)
     recv_ns = np.asarray(records.recv_ns)
     run.received = int(sent_ns.size)
@@ -359,6 +423,18 @@ def _evaluate(run: Run, scenario: Any, plan: Any, capture: Any, send_result: Any
     run.latency_ms = metrics.latency_ms(sent_ns, recv_ns, scenario.sweep.warmup_s)
     run.partition_predicted = predicted_partitions(
         scenario, partitions, key_counts(records.key, len(scenario.workload.keys)))
+
+
+def unaccounted(lost: int, accounting: dict | None) -> int:
+    """Messages lost beyond what the implementation's own counters explain
+    (dropped, or still queued when it stopped); 0 when it keeps no count."""
+    if not accounting or "dropped" not in accounting:
+        return 0
+    return max(0, int(lost) - int(accounting.get("dropped", 0)) - int(accounting.get("queued_at_exit", 0)))
+
+
+def _accounting_text(accounting: dict | None) -> str:
+    return ", ".join(f"{k} {v:,}" for k, v in (accounting or {}).items() if isinstance(v, int))
 
 
 class _Progress:
@@ -453,6 +529,7 @@ def run_sweep(scenario: Any, impls: list[Any], partitions: list[int] | None = No
                 workdir = tmp / f"{index:03d}-{_safe(candidate.label)[:40]}-p{p}-r{r}"
                 progress.new_run(index, scenario.name, candidate.label, p, r)
                 try:
+                    interrupts.raise_if_pending()
                     run = run_once(candidate.scenario, candidate.impl, p, r, workdir, profile=profile,
                                    idle_s=idle_s, on_received=progress.received, on_total=progress.set_total,
                                    target_factory=target_factory)
@@ -470,8 +547,9 @@ def run_sweep(scenario: Any, impls: list[Any], partitions: list[int] | None = No
                     keep = True
                     run.target_notes.append(f"work files kept in {workdir}")
     finally:
-        if not keep:
-            shutil.rmtree(tmp, ignore_errors=True)
+        with interrupts.deferred():
+            if not keep:
+                shutil.rmtree(tmp, ignore_errors=True)
     return outcome
 
 

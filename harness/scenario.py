@@ -37,6 +37,9 @@ SDATA_KEY_RE = re.compile(r"^\.SDATA\.([!-~]+)\.([!-~]+)$")
 # Characters that would change how a syslog parser splits the header (or need
 # escaping inside SDATA values), so a key name may not contain them.
 KEY_NAME_RE = re.compile(r"^[A-Za-z0-9._@/+-]{1,64}$")
+# Longest string value rendered into a config: with every character escaped
+# (4 characters each) it still fits a config line (harness.render.MAX_LINE_CHARS).
+MAX_CONFIG_STRING = 800
 
 
 class ScenarioError(InputFileError):
@@ -147,6 +150,34 @@ class Expectation:
         return names
 
 
+FAULT_KINDS = ("destination_down", "destination_slow", "connection_reset", "target_restart")
+#: faults that act on the collector for a while (their windows may not overlap)
+WINDOW_FAULTS = ("destination_down", "destination_slow")
+MAX_FAULT_TIME_S = 3600
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One fault of ``[faults]``: ``kind`` from ``FAULT_KINDS``, at ``at_s``
+    seconds after sending starts, for ``for_s`` seconds (window faults)."""
+
+    kind: str
+    at_s: float
+    for_s: float = 0.0
+    bytes_per_s: int | None = None  # destination_slow
+
+    @property
+    def end_s(self) -> float:
+        return self.at_s + self.for_s
+
+    def describe(self) -> str:
+        if self.kind == "destination_slow":
+            return f"destination slow ({self.bytes_per_s:,} B/s) at {self.at_s:g}s for {self.for_s:g}s"
+        if self.kind == "destination_down":
+            return f"destination down at {self.at_s:g}s for {self.for_s:g}s"
+        return f"{self.kind.replace('_', ' ')} at {self.at_s:g}s"
+
+
 @dataclass(frozen=True)
 class Scenario:
     name: str
@@ -157,6 +188,7 @@ class Scenario:
     sweep: Sweep
     expect: Expectation
     raw: dict = field(compare=False, repr=False, default_factory=dict)
+    faults: tuple[Fault, ...] = ()  # in time order
     #: ``[variants.NAME]``: the scenario with settings overridden, run as
     #: candidates of one interleaved sweep (``harness.candidates``)
     variants: tuple["Variant", ...] = ()
@@ -225,7 +257,7 @@ def _show(v: Any) -> str:
 
 
 _KEYS: dict[str, tuple[str, ...]] = {
-    "": ("name", "description", "workload", "pipeline", "sweep", "expect", "variants"),
+    "": ("name", "description", "workload", "pipeline", "sweep", "expect", "faults", "variants"),
     "workload": ("connections", "messages_per_connection", "duration_s", "rate_per_connection", "message_size",
                  "format", "framing", "key_field", "keys", "distribution", "shared_keys", "seed"),
     "distribution": ("kind", "s", "weights", "hot_share"),
@@ -234,6 +266,11 @@ _KEYS: dict[str, tuple[str, ...]] = {
     "sweep": ("partitions", "repeats", "warmup_s", "implementations", "quick"),
     "quick": ("messages_per_connection", "duration_s", "partitions", "connections"),
     "expect": ("ordering", "loss_allowed"),
+    "faults": ("destination_down", "destination_slow", "connection_reset", "target_restart"),
+    "destination_down": ("at_s", "for_s"),
+    "destination_slow": ("at_s", "for_s", "bytes_per_s"),
+    "connection_reset": ("at_s",),
+    "target_restart": ("at_s",),
 }
 
 
@@ -241,14 +278,15 @@ class _Reader:
     """Reads one table, remembering which keys were consumed so the rest can be
     reported as unknown (with the nearest valid key)."""
 
-    def __init__(self, file: str, path: str, table: Any):
+    def __init__(self, file: str, path: str, table: Any, kind: str | None = None):
         self.file = file
         self.path = path
         if not isinstance(table, dict):
             raise ScenarioError(file, path or "(top level)", f"expected a table, got {_show(table)}")
         self.table = table
         # unknown keys first: a misspelt key explains the errors it would cause
-        self.known: list[str] = list(_KEYS[path.replace("[", ".").split(".")[-1] if path else ""])
+        self.known: list[str] = list(_KEYS[kind if kind is not None else
+                                           path.replace("[", ".").split(".")[-1] if path else ""])
         for k in table:
             if k not in self.known:
                 hint = difflib.get_close_matches(k, self.known, n=1, cutoff=0.6)
@@ -391,8 +429,9 @@ def scenario_from_dict(raw: dict, file: str = "<scenario>") -> Scenario:
         raise ScenarioError(file, "expect.ordering",
                             "expected 'none' for a round-robin pipeline (no pipeline.partition_key) with more than "
                             f"one partition: round-robin keeps no order, got {expect.ordering!r}")
+    faults = _faults(top.sub("faults"))
     scenario = Scenario(name=name, path=file, description=description, workload=workload, pipeline=pipeline,
-                        sweep=sweep, expect=expect, raw=raw)
+                        sweep=sweep, expect=expect, raw=raw, faults=faults)
     if "variants" in raw:
         scenario = replace(scenario, variants=_variants(file, raw))
     return scenario
@@ -481,6 +520,32 @@ def _variant_error(exc: ScenarioError, where: str, overrides: dict) -> ScenarioE
         return ScenarioError(exc.file, f"{where}.{exc.key}", exc.message)
     what = f"{exc.key}: {exc.message}" if exc.key else exc.message
     return ScenarioError(exc.file, where, f"with this variant's overrides, {what}")
+
+
+def _faults(r: _Reader) -> tuple[Fault, ...]:
+    found: list[tuple[Fault, str]] = []
+    for kind in FAULT_KINDS:
+        value = r.get(kind, None)
+        if value is None:
+            continue
+        entries = value if isinstance(value, list) else [value]
+        if not entries or not all(isinstance(e, dict) for e in entries):
+            raise r.err(kind, f"expected a table or an array of tables (e.g. {{ at_s = 2.0 }}), got {_show(value)}")
+        for i, entry in enumerate(entries):
+            path = f"{r.key(kind)}[{i}]" if isinstance(value, list) else r.key(kind)
+            e = _Reader(r.file, path, entry, kind=kind)
+            at = e.number("at_s", required=True, lo=0, hi=MAX_FAULT_TIME_S)
+            duration = e.number("for_s", required=True, lo=0, lo_open=True, hi=MAX_FAULT_TIME_S) \
+                if kind in WINDOW_FAULTS else 0.0
+            rate = e.integer("bytes_per_s", required=True, lo=1, hi=10**10) if kind == "destination_slow" else None
+            found.append((Fault(kind, float(at), float(duration), rate), path))
+    windows = sorted(((f, path) for f, path in found if f.kind in WINDOW_FAULTS), key=lambda fp: fp[0].at_s)
+    for (a, _), (b, path) in zip(windows, windows[1:]):
+        if b.at_s < a.end_s:
+            raise ScenarioError(r.file, path, f"expected a window after the one ending at {a.end_s:g}s "
+                                              f"({a.describe()}): the destination is down or slow for one window at a time, "
+                                              f"got one starting at {b.at_s:g}s")
+    return tuple(sorted((f for f, _ in found), key=lambda f: (f.at_s, FAULT_KINDS.index(f.kind))))
 
 
 def _workload(r: _Reader) -> Workload:
@@ -578,6 +643,10 @@ def _pipeline(r: _Reader, wl: Workload) -> Pipeline:
     pk = r.string("partition_key", None)
     if pk is not None and not pk.strip():
         raise r.err("partition_key", "expected a template such as '$HOST' (omit the key for round-robin), got ''")
+    if pk is not None and "\0" in pk:
+        raise r.err("partition_key", "expected a template without NUL characters (no config string can hold one)")
+    if pk is not None and len(pk) > MAX_CONFIG_STRING:
+        raise r.err("partition_key", f"expected a template of at most {MAX_CONFIG_STRING} characters, got {len(pk)}")
     p = Pipeline(
         partition_key=pk,
         batch_size=r.integer("batch_size", None, lo=0, hi=10**7),
@@ -646,6 +715,11 @@ def apply_quick(s: Scenario) -> Scenario:
     q = s.sweep.quick
     wl = s.workload
     conns = q.connections or wl.connections
+    if s.faults and not (q.messages_per_connection or q.duration_s or q.connections):
+        # A fault acts on the messages in flight at its time: the workload
+        # keeps its length (the timeline), only the sweep shrinks.
+        parts = q.partitions or tuple(sorted({min(s.sweep.partitions), max(s.sweep.partitions)}))
+        return replace(s, sweep=replace(s.sweep, partitions=parts, repeats=1, warmup_s=0.0))
     if q.duration_s is not None:
         wl = replace(wl, connections=conns, duration_s=q.duration_s, messages_per_connection=None)
     else:

@@ -15,9 +15,10 @@ import heapq
 import math
 import selectors
 import socket
+import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -30,6 +31,8 @@ from parbench.harness.wire import Expected
 # bytes a message, so it is capped).
 DURATION_UNLIMITED_TOTAL_RATE = 1_000_000
 DURATION_MAX_TOTAL_MESSAGES = 30_000_000
+# Bytes of framed messages rendered per connection at a time.
+SEND_CHUNK_BYTES = 1 << 20
 
 
 @dataclass
@@ -166,6 +169,25 @@ class SendResult:
     t_last_ns: int | None  # time.time_ns() after the last send
     errors: dict[int, str] = field(default_factory=dict)  # connection -> what went wrong
     timed_out: bool = False  # the deadline stopped the sender early
+    stopped: bool = False  # ``stop`` was set before everything was sent
+    # Connections broken and opened again (``reconnect``): connection -> count.
+    reconnects: dict[int, int] = field(default_factory=dict)
+    # When each message was first handed over: per connection, the first
+    # message index of every chunk rendered and its time.time_ns() (see sent_at).
+    chunk_starts: list[np.ndarray] = field(default_factory=list)
+    chunk_ns: list[np.ndarray] = field(default_factory=list)
+
+    def sent_at(self, conn: np.ndarray, cseq: np.ndarray) -> np.ndarray:
+        """time.time_ns() at which message ``cseq`` of connection ``conn``
+        was first handed over (its chunk's time; 0 when never)."""
+        out = np.zeros(len(conn), dtype=np.int64)
+        for c in np.unique(conn):
+            if c >= len(self.chunk_starts) or not len(self.chunk_starts[c]):
+                continue
+            mine = conn == c
+            at = np.searchsorted(self.chunk_starts[c], cseq[mine], side="right") - 1
+            out[mine] = np.where(at >= 0, self.chunk_ns[c][np.maximum(at, 0)], 0)
+        return out
 
     @property
     def total_sent(self) -> int:
@@ -190,15 +212,31 @@ class _Conn:
         self.wake = 0.0
 
 
+#: first wait before connecting again after a break (doubles up to RECONNECT_MAX_S)
+RECONNECT_DELAY_S = 0.02
+RECONNECT_MAX_S = 0.5
+
+
 def send(plan: WorkloadPlan, host: str, port: int, *, deadline_s: float = 300.0,
          progress: Callable[[int], None] | None = None, connect_timeout: float = 5.0,
-         chunk_bytes: int = 1 << 20) -> SendResult:
+         chunk_bytes: int = SEND_CHUNK_BYTES, connections: Sequence[int] | None = None,
+         stop: threading.Event | None = None,
+         reconnect: Callable[[], tuple[str, int]] | None = None) -> SendResult:
     """Send every connection's messages concurrently (one thread, non-blocking
     sockets, so thousands of connections work), honouring the per-connection
     rate and the workload duration.  Gives up after ``deadline_s`` seconds
     (``timed_out``); a failing connection is recorded in ``errors`` and the
     others go on.  ``progress`` is called with the number of messages sent
-    since its previous call (at most about 20 times a second)."""
+    since its previous call (at most about 20 times a second).
+
+    ``reconnect`` (a target that is restarted): a connection that breaks is
+    opened again to the address ``reconnect()`` gives, retried until the
+    deadline, and goes on with its first message not completely handed to
+    the kernel (a message cut by the break is sent again whole; what the
+    kernel had taken is counted as sent: if the break lost it, it is lost).
+    ``connections``: send only these connection indices of the plan (a shard;
+    default all).  ``stop``: when set, finish the chunks in flight and send
+    no more (``stopped``); what was sent until then is in ``sent``."""
     wl = plan.workload
     n_conn = plan.n_connections
     planned = plan.messages_per_connection.copy()
@@ -213,14 +251,21 @@ def send(plan: WorkloadPlan, host: str, port: int, *, deadline_s: float = 300.0,
         # small chunks keep the pacing smooth: about 10 ms of messages
         chunk_rows = max(1, min(chunk_rows, int(rate / 100) or 1))
     conns: list[_Conn] = []
+    reconnects: dict[int, int] = {}
+    log_starts: list[list[int]] = [[] for _ in range(n_conn)]
+    log_ns: list[list[int]] = [[] for _ in range(n_conn)]
+    first_sent_end = [0] * n_conn
     sel = selectors.DefaultSelector()
     t_first: int | None = None
     t_last: int | None = None
     timed_out = False
+    stopped = False
     reported = 0
     last_report = 0.0
     try:
-        for c in range(n_conn):
+        for c in (range(n_conn) if connections is None else connections):
+            if stop is not None and stop.is_set():
+                break  # the send loop below marks it stopped
             if time.monotonic() > hard_stop:
                 errors[c] = "not connected: deadline reached while connecting"
                 timed_out = True
@@ -234,6 +279,8 @@ def send(plan: WorkloadPlan, host: str, port: int, *, deadline_s: float = 300.0,
             conns.append(_Conn(c, s))
         t0 = time.monotonic()
         end_time = t0 + wl.duration_s if wl.duration_s is not None else math.inf
+        if stop is not None and stop.is_set():
+            stopped, end_time = True, -math.inf
         # (wake time, connection index, conn) of rate-limited connections ahead of schedule
         sleeping: list[tuple[float, int, _Conn]] = []
         for cn in conns:
@@ -253,18 +300,61 @@ def send(plan: WorkloadPlan, host: str, port: int, *, deadline_s: float = 300.0,
             cn.pending = None
             active -= 1
 
+        # (time, connection index, conn, delay) of broken connections to open again
+        broken: list[tuple[float, int, _Conn, float]] = []
+
+        def break_off(cn: _Conn, err: OSError) -> None:
+            """Give the connection up until it is opened again (``reconnect``)."""
+            try:
+                sel.unregister(cn.sock)
+            except (KeyError, ValueError):
+                pass
+            cn.sock.close()
+            done = cn.bytes_sent // fl
+            sent[cn.idx] = done
+            cn.next, cn.bytes_sent, cn.pending = done, done * fl, None
+            cn.wake = -1.0
+            reconnects[cn.idx] = reconnects.get(cn.idx, 0) + 1
+            heapq.heappush(broken, (time.monotonic() + RECONNECT_DELAY_S, cn.idx, cn, RECONNECT_DELAY_S))
+
+        def open_again(now: float) -> None:
+            while broken and broken[0][0] <= now:
+                _, _, cn, delay = heapq.heappop(broken)
+                try:
+                    s = socket.create_connection(reconnect(), timeout=min(0.5, max(0.05, hard_stop - now)))
+                    s.setblocking(False)
+                except OSError:
+                    delay = min(delay * 2, RECONNECT_MAX_S)
+                    heapq.heappush(broken, (time.monotonic() + delay, cn.idx, cn, delay))
+                    return
+                cn.sock, cn.wake = s, 0.0
+                sel.register(s, selectors.EVENT_WRITE, cn)
+
         while active:
             now = time.monotonic()
             if now >= hard_stop:
                 timed_out = True
                 break
+            if stop is not None and not stopped and stop.is_set():
+                # finish the chunks in flight (a message cut in half would
+                # reach the server as a malformed one), start no new ones
+                stopped = True
+                end_time = -math.inf
+                while sleeping:
+                    _, _, cn = heapq.heappop(sleeping)
+                    if cn.wake >= 0:
+                        sel.register(cn.sock, selectors.EVENT_WRITE, cn)
             while sleeping and sleeping[0][0] <= now:
                 _, _, cn = heapq.heappop(sleeping)
                 if cn.wake >= 0:
                     sel.register(cn.sock, selectors.EVENT_WRITE, cn)
+            if broken:
+                open_again(now)
             timeout = min(0.05, hard_stop - now)
             if sleeping:
                 timeout = max(0.0, min(timeout, sleeping[0][0] - now))
+            if broken:
+                timeout = max(0.0, min(timeout, broken[0][0] - now))
             events = sel.select(timeout)
             for key, _ in events:
                 cn: _Conn = key.data
@@ -288,6 +378,10 @@ def send(plan: WorkloadPlan, host: str, port: int, *, deadline_s: float = 300.0,
                     if t_first is None:
                         t_first = stamp
                     rows = render_connection(plan, cn.idx, cn.next, n, send_ns=stamp, out=cn.buf)
+                    if cn.next >= first_sent_end[cn.idx]:  # a message sent again keeps its first time
+                        log_starts[cn.idx].append(cn.next)
+                        log_ns[cn.idx].append(stamp)
+                        first_sent_end[cn.idx] = cn.next + len(rows)
                     cn.next += len(rows)
                     cn.pending = memoryview(rows).cast("B")
                     cn.pending_start = 0
@@ -296,6 +390,9 @@ def send(plan: WorkloadPlan, host: str, port: int, *, deadline_s: float = 300.0,
                 except (BlockingIOError, InterruptedError):
                     continue
                 except OSError as e:
+                    if reconnect is not None:
+                        break_off(cn, e)
+                        continue
                     sent[cn.idx] = cn.bytes_sent // fl
                     finish(cn, f"send failed after {sent[cn.idx]} messages: {e}")
                     continue
@@ -329,4 +426,6 @@ def send(plan: WorkloadPlan, host: str, port: int, *, deadline_s: float = 300.0,
             if sent[cn.idx] < planned[cn.idx] and cn.idx not in errors and timed_out:
                 errors.setdefault(cn.idx, f"deadline of {deadline_s}s reached after {sent[cn.idx]} of {planned[cn.idx]} messages")
     return SendResult(sent=sent, planned=planned, t_first_ns=t_first, t_last_ns=t_last, errors=errors,
-                      timed_out=timed_out)
+                      timed_out=timed_out, stopped=stopped, reconnects=reconnects,
+                      chunk_starts=[np.asarray(x, dtype=np.int64) for x in log_starts],
+                      chunk_ns=[np.asarray(x, dtype=np.int64) for x in log_ns])

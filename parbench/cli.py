@@ -7,6 +7,7 @@ import in one never affects the others and ``parbench --help`` stays fast.
 from __future__ import annotations
 
 import importlib
+import signal
 
 import click
 
@@ -16,9 +17,12 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "place": ("parbench.reference.place", "place", "Print the partition of key values and the expected balance."),
     "config-check": ("parbench.reference.config_check", "config_check", "Check a syslog-ng config against the subset the reference runs."),
     "run": ("parbench.harness.cli", "run", "Run scenario files against implementations; check and report."),
-    "check": ("parbench.harness.check_cli", "check", "Check a capture of parbench-generated traffic for loss, duplicates and order."),
+    "check": ("parbench.harness.check_cli", "check", "Check captures of parbench (or loggen) traffic for loss, duplicates and order."),
+    "send": ("parbench.harness.send_cli", "send", "Send a scenario's traffic to a running server (loggen's flags and summary)."),
+    "collect": ("parbench.harness.collect_cli", "collect_command", "Receive a server's output on a port and write it to a capture file."),
     "compare": ("parbench.harness.compare_cli", "compare", "Compare two result files: noise-aware regression verdicts."),
     "history": ("parbench.harness.compare_cli", "history", "Plot a metric across saved runs."),
+    "diff": ("parbench.harness.differential.cli", "diff", "Compare what the reference and real implementations make of a corpus of messages."),
     "install": ("parbench.harness.install", "install", "Install an implementation under test (syslog-ng) privately."),
     "doctor": ("parbench.harness.install", "doctor", "Say which implementations are runnable here and why not."),
 }
@@ -27,7 +31,8 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
 class LazyGroup(click.Group):
     def invoke(self, ctx: click.Context):
         # The one place a ParbenchError becomes a line on stderr and an exit status.
-        from parbench.errors import EXIT_INTERRUPTED, ParbenchError
+        from parbench.errors import EXIT_USAGE, ParbenchError
+        from parbench.interrupts import signal_of
 
         try:
             return super().invoke(ctx)
@@ -35,9 +40,18 @@ class LazyGroup(click.Group):
             name = ctx.invoked_subcommand or ctx.info_name
             click.echo(f"parbench {name}: {exc.one_line()}", err=True)
             ctx.exit(exc.exit_code)
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            ctx.exit(EXIT_INTERRUPTED)
+        except click.UsageError as exc:
+            # an option click rejected (a Choice, a range): one line too
+            if isinstance(exc, click.exceptions.NoArgsIsHelpError):
+                raise
+            command = f"parbench {ctx.invoked_subcommand}" if ctx.invoked_subcommand else "parbench"
+            message = " ".join(exc.format_message().split())
+            click.echo(f"{command}: {message} (see {command} --help)", err=True)
+            ctx.exit(EXIT_USAGE)
+        except KeyboardInterrupt as exc:
+            signum = signal_of(exc)
+            click.echo(f"interrupted ({signal.Signals(signum).name})", err=True)
+            ctx.exit(128 + signum)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(SUBCOMMANDS)

@@ -8,9 +8,12 @@ exits; no subcommand prints tracebacks or calls ``sys.exit`` for errors.
 
 Exit statuses: 0 all good; 1 a check failed or a run could not complete
 (``EXIT_FAIL``); 2 bad input, from a file, an option or the environment
-(``EXIT_USAGE``); 130 interrupted (``EXIT_INTERRUPTED``).
+(``EXIT_USAGE``); 128 + the signal number when a signal (SIGINT: 130,
+``EXIT_INTERRUPTED``; SIGTERM: 143; SIGHUP: 129) ended the work.
 """
 from __future__ import annotations
+
+import signal
 
 EXIT_OK = 0
 EXIT_FAIL = 1
@@ -64,6 +67,12 @@ class InputFileError(UsageError):
 
 
 class Interrupted(ParbenchError):
-    """Ctrl-C ended the work; what was finished is kept."""
+    """A signal (Ctrl-C, SIGTERM, SIGHUP) ended the work; what was finished
+    is kept.  The exit status is 128 + the signal number."""
 
     exit_code = EXIT_INTERRUPTED
+
+    def __init__(self, message: str, signum: int = signal.SIGINT):
+        super().__init__(message)
+        self.signum = int(signum)
+        self.exit_code = 128 + self.signum

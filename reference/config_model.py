@@ -30,21 +30,26 @@ class GlobalOptions:
 
 @dataclass
 class SourceDriver:
-    """tcp() / network(transport(tcp)): one listening socket."""
+    """tcp(), network() or syslog() on TCP: one listening socket."""
 
-    kind: str  # "tcp" | "network"
+    kind: str  # "tcp" | "network" | "syslog"
     loc: Location
     ip: str = "127.0.0.1"  # parbench binds loopback only
     port: int = 514  # port(0) = any free port (reported in the ready file)
-    transport: str = "tcp"
+    transport: str = "tcp"  # as written in transport(), lowercase
+    # How a connection's bytes are cut into messages, decided by the driver
+    # and its transport: "text" (newline or NUL ends a message) or "framed"
+    # (RFC 6587 octet counting, LEN SP MSG).
+    framing: str = "text"
     # None = inherit from options {} (log_iw_size, log_fetch_limit, log_msg_size).
     log_iw_size: int | None = None
     max_connections: int = 10
     log_fetch_limit: int | None = None
     log_msg_size: int | None = None
     keep_hostname: bool = False
-    use_dns: bool = True  # accepted; no DNS lookup is ever done
-    syslog_protocol: bool = False  # flags(syslog-protocol): parse RFC 5424
+    use_dns: bool = True  # $HOST_FROM (and $HOST without keep-hostname) is the peer's name
+    use_fqdn: bool = False  # the peer's name as resolved, not cut at the first dot
+    syslog_protocol: bool = False  # flags(syslog-protocol), or the syslog() driver: parse RFC 5424
     flags: tuple[str, ...] = ()
 
 

@@ -9,9 +9,16 @@ from, or narrows, syslog-ng (docs/semantics.md, "Configuration language"):
   127.0.0.1, ::1 and localhost (stored as 127.0.0.1) are accepted, for
   sources and destination hosts alike.  A tcp()/network() destination
   without ``port()`` uses 514, as syslog-ng does.
-* ``options { keep-hostname() use-dns() }`` are copied into every source
-  driver that does not set them itself (the model has no global field for
-  them).  ``stats-freq() use-fqdn() dns-cache() threaded()`` and
+* Source drivers: ``tcp()`` (newline-framed text), ``network()``
+  (``transport()`` tcp or text: newline-framed; framed: RFC 6587 octet
+  counting) and ``syslog()`` (octet counting and RFC 5424 parsing;
+  ``transport("text")`` for newline framing); ``SourceDriver.framing`` says
+  which.  Source flags: ``syslog-protocol``, ``no-hostname`` /
+  ``expect-hostname``, ``store-legacy-msghdr`` /
+  ``dont-store-legacy-msghdr``.
+* ``options { keep-hostname() use-dns() use-fqdn() }`` are copied into
+  every source driver that does not set them itself (the model has no
+  global field for them).  ``stats-freq() dns-cache() threaded()`` and
   ``chain-hostnames(no)`` are accepted and have no effect.
 * ``flags(no-parse)`` is rejected: ``reference.message`` always parses the
   syslog header.
@@ -58,7 +65,14 @@ def _listing(names: Iterable[str]) -> str:
     return ", ".join(f"{n}()" for n in names)
 
 
-SOURCE_DRIVERS = ("tcp", "network")
+SOURCE_DRIVERS = ("tcp", "network", "syslog")
+# transport() of a source driver -> the framing it means (syslog-ng's
+# transport mappers: transport-mapper-inet.c).  tcp() takes no transport().
+SOURCE_TRANSPORTS = {
+    "network": {"tcp": "text", "text": "text", "framed": "framed"},
+    "syslog": {"tcp": "framed", "framed": "framed", "text": "text"},
+}
+DEFAULT_FRAMING = {"tcp": "text", "network": "text", "syslog": "framed"}
 DESTINATION_DRIVERS = ("tcp", "network", "file")
 PARSER_DRIVERS = ("parbench-cost",)
 SOURCE_OPTIONS = (
@@ -67,14 +81,15 @@ SOURCE_OPTIONS = (
 )
 # no-parse is left out: reference.message always parses a syslog header, so
 # accepting it would silently change what $HOST, $MSG... hold.
-SOURCE_FLAGS = ("syslog-protocol",)
+SOURCE_FLAGS = ("syslog-protocol", "no-hostname", "expect-hostname", "store-legacy-msghdr",
+                "dont-store-legacy-msghdr")
 GLOBAL_OPTIONS = (
     "log-msg-size", "log-fetch-limit", "log-iw-size", "stats", "stats-level",
-    "keep-hostname", "use-dns",
+    "keep-hostname", "use-dns", "use-fqdn",
 )
 # Accepted in options {} for compatibility with real configs, with no effect
 # on the reference (it does no DNS and keeps no statistics files).
-IGNORED_GLOBAL_OPTIONS = ("stats-freq", "use-fqdn", "dns-cache", "threaded", "chain-hostnames")
+IGNORED_GLOBAL_OPTIONS = ("stats-freq", "dns-cache", "threaded", "chain-hostnames")
 LOG_ITEMS = ("source", "destination", "parser", "parallelize", "flags")
 LOG_FLAGS = ("flow-control",)
 PARALLELIZE_OPTIONS = (
@@ -248,7 +263,7 @@ class _Builder:
                         g.stats_level = self.int_value(sub, 0, 4)
                     elif sub.name not in ("freq", "max-dynamics", "lifetime"):
                         raise self.unknown(sub, "stats() option", ("level", "freq", "max-dynamics", "lifetime"))
-            elif name in ("keep-hostname", "use-dns"):
+            elif name in ("keep-hostname", "use-dns", "use-fqdn"):
                 self.globals_set[name] = self.bool_value(item)
             elif name == "chain-hostnames":
                 if self.bool_value(item):
@@ -275,7 +290,9 @@ class _Builder:
     def source_driver(self, opt: Opt) -> SourceDriver:
         if opt.name not in SOURCE_DRIVERS:
             raise self.unknown(opt, "source driver", SOURCE_DRIVERS)
-        drv = SourceDriver(kind=opt.name, loc=opt.loc)
+        drv = SourceDriver(kind=opt.name, loc=opt.loc, framing=DEFAULT_FRAMING[opt.name])
+        if opt.name == "syslog":
+            drv.port = 601  # syslog()'s default TCP port (RFC 6587)
         explicit: set[str] = set()
         flags: list[str] = []
         for sub in self.only_options(opt):
@@ -288,12 +305,17 @@ class _Builder:
                     tok = Token(NUMBER, int(str(tok.value)), tok.text, tok.line, tok.col)
                 drv.port = self.check_int(sub, tok, 0, 65535)
             elif n == "transport":
-                if opt.name != "network":
-                    raise self.error(sub.tok, "transport() is an option of network(); tcp() always uses TCP")
+                if opt.name not in SOURCE_TRANSPORTS:
+                    raise self.error(sub.tok, "transport() is an option of network() and syslog(); "
+                                              "tcp() always reads newline-terminated text over TCP")
                 tok = self.str_value(sub, "transport")
-                if str(tok.value).lower() != "tcp":
-                    raise self.error(tok, f"unsupported transport '{tok.value}'; supported: tcp")
-                drv.transport = "tcp"
+                transport = str(tok.value).lower()
+                framings = SOURCE_TRANSPORTS[opt.name]
+                if transport not in framings:
+                    raise self.error(tok, f"unsupported transport '{tok.value}' in {opt.name}(); supported: "
+                                          + ", ".join(framings))
+                drv.transport = transport
+                drv.framing = framings[transport]
             elif n == "log-iw-size":
                 drv.log_iw_size = self.int_value(sub, 1)
             elif n == "max-connections":
@@ -320,7 +342,8 @@ class _Builder:
             else:
                 raise self.unknown(sub, f"option of the {opt.name}() source", SOURCE_OPTIONS)
         drv.flags = tuple(flags)
-        drv.syslog_protocol = "syslog-protocol" in flags
+        # syslog() always parses RFC 5424 (falling back to RFC 3164).
+        drv.syslog_protocol = "syslog-protocol" in flags or opt.name == "syslog"
         self.explicit[id(drv)] = explicit
         self.all_source_drivers.append(drv)
         return drv
@@ -564,6 +587,7 @@ class _Builder:
                 drv.keep_hostname = self.globals_set["keep-hostname"]
             if "use-dns" in self.globals_set and "use-dns" not in explicit:
                 drv.use_dns = self.globals_set["use-dns"]
+            drv.use_fqdn = self.globals_set.get("use-fqdn", False)
         used: dict[tuple[str, int], SourceDriver] = {}
         seen_drivers: set[int] = set()
         for path in self.config.log_paths:

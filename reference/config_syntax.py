@@ -34,6 +34,7 @@ class Opt:
     tok: Token
     args: list["Token | Opt"] = field(default_factory=list)
     file: str = ""
+    close: Token | None = None  # the ')' that ends it (tools that rewrite a config use the span)
 
     @property
     def loc(self) -> Location:
@@ -48,6 +49,8 @@ class Block:
     tok: Token
     name_tok: Token | None
     items: list["Opt | Block"]
+    open: Token | None = None  # the '{' and '}' around the items
+    close: Token | None = None
 
 
 class _Parser:
@@ -90,7 +93,7 @@ class _Parser:
         while True:
             tok = self.peek()
             if self.is_punct(tok, ")"):
-                self.next()
+                opt.close = self.next()
                 return opt
             if tok.kind in (STRING, NUMBER, FLOAT):
                 opt.args.append(self.next())
@@ -108,11 +111,11 @@ class _Parser:
 
     def block_body(self, kind_tok: Token, name_tok: Token | None, nested_blocks: bool) -> Block:
         open_tok = self.expect_punct("{", f"'{{' to open the {kind_tok.text} block")
-        block = Block(norm(str(kind_tok.value)), kind_tok, name_tok, [])
+        block = Block(norm(str(kind_tok.value)), kind_tok, name_tok, [], open=open_tok)
         while True:
             tok = self.peek()
             if self.is_punct(tok, "}"):
-                self.next()
+                block.close = self.next()
                 return block
             if tok.kind == WORD and self.is_punct(self.peek(1), "("):
                 opt = self.option()

@@ -1,15 +1,15 @@
 """Framing and parsing of syslog messages, as syslog-ng does it.
 
-Facts followed (syslog-ng sources: lib/logproto/logproto-{auto,text,framed}-server.c,
-modules/syslogformat/syslog-format.c, lib/logreader.c; where the framing
-below differs from syslog-ng's tcp() source: docs/semantics.md, "Framing"):
+Facts followed (syslog-ng sources: lib/logproto/logproto-{text,framed}-server.c,
+lib/logproto/logproto-server.c, lib/msg-format.c; docs/semantics.md,
+"Framing" and "Message parsing"):
 
 Framing (:class:`Framer`, one per connection)
-* The framing is detected once per connection from its first byte, as
-  syslog-ng's auto-detecting server does: a digit means RFC 6587 octet
-  counting (``LEN SP MSG``), anything else newline-terminated text.
-* Text: a message ends at ``\\n``; trailing ``\\r``/``\\n``/``\\0`` are
-  removed; empty lines are dropped (syslog-ng's default, no
+* The framing belongs to the source driver (``SourceDriver.framing``), never
+  to the bytes: ``tcp()`` and ``network()`` read text, ``syslog()`` (and
+  ``transport(framed)``) RFC 6587 octet counting (``LEN SP MSG``).
+* Text: a message ends at ``\\n`` or at a NUL byte; trailing ``\\r`` and NULs
+  are removed; empty lines are dropped (syslog-ng's default, no
   ``flags(empty-lines)``).  ``log-msg-size`` is the input buffer size: a line
   that does not fit is cut into pieces of ``log-msg-size`` bytes, each
   delivered as its own message (nothing is dropped; the piece after the last
@@ -21,43 +21,28 @@ Framing (:class:`Framer`, one per connection)
   completed before the bad frame in ``.messages``).  With
   ``trim-large-messages(yes)`` (``Framer(..., trim_large_messages=True)``) an
   oversized frame is cut to ``log-msg-size`` bytes and its rest discarded.  A zero-length frame is
-  dropped like an empty line.
+  dropped like an empty line.  A frame may hold newlines and NULs.
 * Memory: at most one partial message (< ``log-msg-size`` + header) is kept
   between calls.
 
-Parsing
-* RFC 3164 (``parse_rfc3164``): optional ``<PRI>`` (default 13 = user.notice;
-  a ``<`` not followed by digits and ``>`` is a parse error), spaces, a
-  timestamp (BSD ``Mmm dd hh:mm:ss`` with optional year / fraction, or ISO
-  8601).  Only after a timestamp a HOST is looked for (a token up to a space,
-  not containing ``[`` or, except in IPv6 addresses, ``:``).  Then
-  ``PROGRAM[PID]: `` (program up to space/``[``/``:``); MSGHDR is that header
-  exactly as received; MSG the rest.  Without a timestamp the received time
-  is used.
-* RFC 5424 (``parse_rfc5424``, ``flags(syslog-protocol)``): a message whose
-  PRI/VERSION does not read as version 1 falls back to RFC 3164 parsing, as
-  syslog-ng does.  ``-`` is nil (unset).  SDATA values are unescaped for
-  ``\\"``, ``\\\\`` and ``\\]``; other backslashes are kept.  A leading UTF-8
-  BOM is removed from MSG.  Malformed SDATA or header is a parse error.
-* Parse error: syslog-ng replaces the message with one it generates:
-  MSG = ``Error processing log message: <raw>``, PROGRAM ``syslog-ng``, PID its
-  own pid, PRI 43 (syslog.err), HOST the peer.  The batch parser never raises.
-* HOST: with ``keep_hostname=False`` (syslog-ng's default for network
-  sources!) or when the message has no hostname, HOST is the peer address
-  (no DNS: ``use-dns(no)``).
-* DATE is rendered BSD style (``Nov  6 12:00:00``) and ISODATE as
-  ``2026-11-06T12:00:00+00:00`` (no fraction, syslog-ng's frac-digits(0)), in
-  the message's own zone offset, or the local zone when the message gave none.
+Parsing (:func:`make_parser`, one per connection): the RFC 3164 and RFC 5424
+readings of ``reference.syslog_format`` (its docstring has the rules), under
+the version profile's parsing fields.  The common well-formed messages take
+a fast path here (one regular expression, dates cached per timestamp text)
+that gives the same result as the step-by-step reading.
 """
 from __future__ import annotations
 
 import os
 import re
+import socket
 import time
-from datetime import datetime, timedelta
 from typing import Callable
 
 from parbench.errors import UsageError
+from parbench.reference.profiles import DEFAULT_PROFILE, Profile, get_profile
+from parbench.reference.syslog_format import ParseOptions, Peer, error_message, parse, pri_fields
+from parbench.reference.timestamps import received_stamp, render, scan_rfc3164, scan_rfc5424, to_stamp
 
 MessageDict = dict[str, bytes]
 
@@ -77,21 +62,23 @@ class Framer:
     __slots__ = ("max_msg_size", "trim_large_messages", "_buf", "_mode", "_frame_len",
                  "_failed", "_skip")
 
-    def __init__(self, max_msg_size: int, trim_large_messages: bool = False):
+    def __init__(self, max_msg_size: int, trim_large_messages: bool = False, framing: str = "text"):
         if max_msg_size < 1:
             raise ValueError(f"max_msg_size must be >= 1, got {max_msg_size}")
+        if framing not in ("text", "framed"):
+            raise ValueError(f"framing must be 'text' or 'framed', got {framing!r}")
         self.max_msg_size = max_msg_size
         # syslog-ng's trim-large-messages(yes): an oversized frame is cut to
         # log-msg-size and the rest of it discarded, instead of an error.
         self.trim_large_messages = trim_large_messages
         self._skip = 0
         self._buf = b""
-        self._mode: str | None = None  # "text" or "framed", fixed by the first byte
+        self._mode = framing
         self._frame_len: int | None = None
         self._failed: str | None = None
 
     @property
-    def mode(self) -> str | None:
+    def mode(self) -> str:
         return self._mode
 
     @property
@@ -103,8 +90,6 @@ class Framer:
             raise FramingError(self._failed)
         if not data:
             return []
-        if self._mode is None:
-            self._mode = "framed" if data[:1].isdigit() else "text"
         if self._mode == "text":
             return self._feed_text(data)
         return self._feed_framed(data)
@@ -118,6 +103,8 @@ class Framer:
         return []
 
     def _feed_text(self, data: bytes) -> list[bytes]:
+        if b"\x00" in data:
+            data = data.replace(b"\x00", b"\n")  # a NUL ends a message as a newline does
         limit = self.max_msg_size
         buf = self._buf + data if self._buf else data
         if b"\n" not in data:
@@ -207,284 +194,209 @@ def _cut(line: bytes, limit: int) -> list[bytes]:
     return [line[i:i + limit] for i in range(0, len(line), limit)]
 
 
-# --- priority ----------------------------------------------------------------
+# --- parsing -----------------------------------------------------------------
+#
+# ``reference.syslog_format`` reads any message the way syslog-ng does, step
+# by step.  The common well-formed messages take a fast path here: one
+# regular expression whose every accepted input the step-by-step reading
+# would read the same way (tests/test_message.py checks both on random
+# input), with the rendered dates cached per timestamp text.
 
-_FACILITY_NAMES = {
-    0: b"kern", 1: b"user", 2: b"mail", 3: b"daemon", 4: b"auth", 5: b"syslog",
-    6: b"lpr", 7: b"news", 8: b"uucp", 9: b"cron", 10: b"authpriv", 11: b"ftp",
-    **{16 + i: b"local%d" % i for i in range(8)},
-}
-_SEVERITY_NAMES = (b"emerg", b"alert", b"crit", b"err", b"warning", b"notice", b"info", b"debug")
-
-
-def _pri_fields(pri: int) -> tuple[bytes, bytes, bytes]:
-    fac = pri >> 3
-    return (b"%d" % pri, _FACILITY_NAMES.get(fac, b"%d" % fac), _SEVERITY_NAMES[pri & 7])
-
-
-_PRI_TABLE: dict[bytes | None, tuple[bytes, bytes, bytes]] = {
-    b"%d" % p: _pri_fields(p) for p in range(192)
-}
-_DEFAULT_PRI = _pri_fields(13)  # user.notice
-_PRI_TABLE[None] = _DEFAULT_PRI
-_PARSE_ERROR_PRI = _pri_fields(43)  # syslog.err
-
-
-def _pri_lookup(pri: bytes | None) -> tuple[bytes, bytes, bytes]:
-    fields = _PRI_TABLE.get(pri)
-    if fields is None:
-        fields = _pri_fields(int(pri) if pri else 0)
-    return fields
-
-
-# --- timestamps --------------------------------------------------------------
-
-_MONTH_NAMES = (b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun",
-                b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec")
-_MONTHS = {name: i + 1 for i, name in enumerate(_MONTH_NAMES)}
-_BSD_TS = rb"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ 0-9][0-9](?: [0-9]{4})? [0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?"
-_ISO_TS = rb"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?(?:Z|[+-][0-9]{2}:?[0-9]{2})?"
-_ISO_PARTS = re.compile(
-    rb"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.[0-9]+)?(Z|[+-][0-9]{2}:?[0-9]{2})?"
-)
-
-_date_cache: dict[bytes, tuple[bytes, bytes]] = {}
-_DATE_CACHE_MAX = 8192
-
-
-def _render_dates(year: int, mon: int, day: int, hh: int, mm: int, ss: int,
-                  offset_s: int) -> tuple[bytes, bytes]:
-    sign = b"+" if offset_s >= 0 else b"-"
-    oh, om = divmod(abs(offset_s) // 60, 60)
-    date = b"%s %2d %02d:%02d:%02d" % (_MONTH_NAMES[mon - 1], day, hh, mm, ss)
-    iso = b"%04d-%02d-%02dT%02d:%02d:%02d%s%02d:%02d" % (year, mon, day, hh, mm, ss, sign, oh, om)
-    return date, iso
-
-
-def _local_offset(dt: datetime) -> int:
-    return time.localtime(time.mktime(dt.timetuple())).tm_gmtoff
-
-
-def _dates_of_received(now: float) -> tuple[bytes, bytes]:
-    key = b"@%d" % int(now)
-    cached = _date_cache.get(key)
-    if cached is None:
-        t = time.localtime(int(now))
-        cached = _render_dates(t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min,
-                               t.tm_sec, t.tm_gmtoff)
-        _remember(key, cached)
-    return cached
-
-
-def _remember(key: bytes, value: tuple[bytes, bytes]) -> None:
-    if len(_date_cache) >= _DATE_CACHE_MAX:
-        _date_cache.clear()
-    _date_cache[key] = value
-
-
-def _dates_of(ts: bytes | None) -> tuple[bytes, bytes]:
-    """(DATE, ISODATE) of a timestamp as received; the received time when absent."""
-    if ts is None or ts == b"-":
-        return _dates_of_received(time.time())
-    cached = _date_cache.get(ts)
-    if cached is not None:
-        return cached
-    try:
-        if ts[:1].isdigit():
-            y, mo, d, hh, mi, ss, zone = _ISO_PARTS.match(ts).groups()
-            dt = datetime(int(y), int(mo), int(d), int(hh), int(mi), int(ss))
-            if zone is None:
-                offset = _local_offset(dt)
-            elif zone == b"Z":
-                offset = 0
-            else:
-                digits = zone[1:].replace(b":", b"")
-                offset = (int(digits[:2]) * 3600 + int(digits[2:]) * 60) * (-1 if zone[:1] == b"-" else 1)
-        else:
-            mon = _MONTHS[ts[:3]]
-            day = int(ts[4:6])
-            rest = ts[7:]
-            now = datetime.now()
-            year_given = rest[4:5] == b" "
-            if year_given:
-                year, rest = int(rest[:4]), rest[5:]
-            else:
-                year = now.year
-            hh, mi, ss = int(rest[0:2]), int(rest[3:5]), int(rest[6:8])
-            dt = datetime(year, mon, day, hh, mi, ss)
-            if not year_given and dt - now > timedelta(days=30):
-                dt = dt.replace(year=year - 1)  # a December stamp read in January
-            offset = _local_offset(dt)
-        value = _render_dates(dt.year, dt.month, dt.day, dt.hour, dt.minute, dt.second, offset)
-    except (ValueError, KeyError, AttributeError, OverflowError):
-        # A stamp that looks right but is no real date (Feb 30): received time.
-        return _dates_of_received(time.time())
-    _remember(ts, value)
-    return value
-
-
-# --- RFC 3164 ----------------------------------------------------------------
-
-# A hostname ends at a space or "[", and at ":" once it can no longer be an
-# IPv6 address (syslog-ng's heuristic: hex segments of <= 4 digits, <= 7 colons).
-_HOSTNAME = rb"[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){0,7}[^ \[:]*"
-_HOST_TOKEN = rb"(?P<host>" + _HOSTNAME + rb") +"
-_PROGRAM = rb"(?P<hdr>(?P<prog>[^ \[:]*)(?:\[(?P<pid>[^ \]:]*)\]?)?:? ?)"
-_RFC3164 = re.compile(
-    rb"(?:<(?P<pri>[0-9]*)>)? *"
-    rb"(?:(?P<ts>" + _BSD_TS + rb"|" + _ISO_TS + rb") *(?:" + _HOST_TOKEN + rb")?)?"
-    + _PROGRAM,
+_MONTH = rb"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
+# <PRI>Mmm dd hh:mm:ss HOST PROGRAM[PID]: MSG, where nothing calls for a
+# special case: no year, fraction or ":" after the stamp, a host that is
+# no 4-digit year (LinkSys) and has no ":" (IPv6 heuristics), no AIX
+# forwarding or "last message repeated", and a [PID] that is closed.
+_FAST_3164 = re.compile(
+    rb"<(?P<pri>[0-9]{1,3})>(?P<ts>" + _MONTH + rb" [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2}) +"
+    rb"(?![0-9]{4}\s|Message forwarded from |last message repeated.)"
+    rb"(?P<host>[^ \[:]{1,255}) +"
+    rb"(?P<hdr>(?P<prog>[^ \[:]*+)(?:\[(?P<pid>[^ \]:]*+)\]|(?!\[)):? ?)",
     re.DOTALL,
 )
-
-_OWN_PID = b"%d" % os.getpid()
-
-
-def _strip_tail(raw: bytes) -> bytes:
-    # syslog-ng's format handler drops trailing newlines and NULs.
-    while raw[-1:] in (b"\n", b"\x00") and raw:
-        raw = raw[:-1]
-    return raw
-
-
-def parse_error_message(raw: bytes, peer_host: bytes) -> MessageDict:
-    """The message syslog-ng generates in place of one it cannot parse."""
-    pri, fac, sev = _PARSE_ERROR_PRI
-    date, iso = _dates_of_received(time.time())
-    return {
-        "HOST": peer_host, "PROGRAM": b"syslog-ng", "PID": _OWN_PID,
-        "MSG": b"Error processing log message: " + raw, "MSGID": b"",
-        "PRI": pri, "FACILITY": fac, "SEVERITY": sev, "DATE": date, "ISODATE": iso,
-        "MSGHDR": b"syslog-ng[" + _OWN_PID + b"]: ", "SOURCEIP": peer_host,
-    }
-
-
-def _make_rfc3164(keep_hostname: bool, peer_host: bytes) -> Callable[[bytes], MessageDict]:
-    match = _RFC3164.match
-    pri_table = _PRI_TABLE
-    date_cache = _date_cache
-
-    def parse(raw: bytes) -> MessageDict:
-        if raw[-1:] in (b"\n", b"\x00"):
-            raw = _strip_tail(raw)
-        m = match(raw)
-        pri, ts, host, prog, pid, hdr = m.group("pri", "ts", "host", "prog", "pid", "hdr")
-        if pri is None and raw[:1] == b"<":
-            return parse_error_message(raw, peer_host)
-        fields = pri_table.get(pri) or _pri_lookup(pri)
-        dates = date_cache.get(ts) if ts is not None else None
-        if dates is None:
-            dates = _dates_of(ts)
-        if pid is None:
-            pid = b""
-        elif m.end("pid") == len(raw):
-            pid = b""  # "prog[123" at the very end: syslog-ng sets no PID
-        return {
-            "HOST": host if keep_hostname and host else peer_host,
-            "PROGRAM": prog, "PID": pid, "MSG": raw[m.end():], "MSGID": b"",
-            "PRI": fields[0], "FACILITY": fields[1], "SEVERITY": fields[2],
-            "DATE": dates[0], "ISODATE": dates[1], "MSGHDR": hdr, "SOURCEIP": peer_host,
-        }
-
-    return parse
-
-
-def parse_rfc3164(raw: bytes, *, keep_hostname: bool = True,
-                  peer_host: bytes = b"127.0.0.1") -> MessageDict:
-    return _make_rfc3164(keep_hostname, peer_host)(raw)
-
-
-# --- RFC 5424 ----------------------------------------------------------------
-
-_SD_NAME = rb"[^ \]=\"\x80-\xff]{1,32}"
-_SD_VALUE = rb"(?:[^\"\\\]]|\\.)*"
-_SD_ELEMENT = rb"\[" + _SD_NAME + rb"(?: " + _SD_NAME + rb"=\"" + _SD_VALUE + rb"\")*\]"
-_RFC5424_VERSION = re.compile(rb"(?:<[0-9]*>)?1 ")
-_RFC5424 = re.compile(
-    rb"(?:<(?P<pri>[0-9]*)>)?1 (?P<ts>-|" + _ISO_TS + rb") "
-    rb"(?P<host>" + _HOSTNAME + rb") (?P<app>[^ ]*) (?P<pid>[^ ]*) (?P<msgid>[^ ]*) "
-    rb"(?P<sd>-|(?:" + _SD_ELEMENT + rb")+)(?: (?P<msg>.*))?\Z",
+_SD_SIMPLE_NAME = rb'[!#-<>-\\^-~]{1,32}'  # printable ASCII but '=', ' ', ']', '"'
+_SD_SIMPLE = rb"\[" + _SD_SIMPLE_NAME + rb'(?: ' + _SD_SIMPLE_NAME + rb'="[^"\\\]]*")*\]'
+# <PRI>1 STAMP HOST APP PROCID MSGID SD [MSG]: an ISO stamp with "Z" or
+# "+hh:mm" (or "-"), fields within syslog-ng's limits, SD without escapes.
+_FAST_5424 = re.compile(
+    rb"<(?P<pri>[0-9]{1,3})>1 (?P<ts>-|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?"
+    rb"(?:Z|[+-][0-9]{2}:[0-9]{2})) (?P<host>[^ \[:]{1,255}) (?P<app>[^ ]{1,48}) (?P<pid>[^ ]{1,128}) "
+    rb"(?P<msgid>[^ ]{1,32}) (?P<sd>-|(?:" + _SD_SIMPLE + rb")+)(?: (?P<msg>.*))?\Z",
     re.DOTALL,
 )
-_SD_ELEMENT_PARTS = re.compile(rb"\[(" + _SD_NAME + rb")((?: " + _SD_NAME + rb"=\"" + _SD_VALUE + rb"\")*)\]", re.DOTALL)
-_SD_PARAM = re.compile(rb" (" + _SD_NAME + rb")=\"(" + _SD_VALUE + rb")\"", re.DOTALL)
-_SD_UNESCAPE = re.compile(rb"\\([\"\\\]])")
+_SD_SIMPLE_ELEMENT = re.compile(rb"\[(" + _SD_SIMPLE_NAME + rb")([^\]]*)\]")
+_SD_SIMPLE_PARAM = re.compile(rb" (" + _SD_SIMPLE_NAME + rb')="([^"]*)"')
 _BOM = b"\xef\xbb\xbf"
 
+_PRI_TABLE: dict[bytes, tuple[bytes, bytes, bytes]] = {}
+for _pri in range(1000):
+    for _text in {b"%d" % _pri, b"%02d" % _pri, b"%03d" % _pri}:
+        _PRI_TABLE[_text] = pri_fields(_pri)
 
-def _nil(value: bytes, max_len: int) -> bytes:
-    return b"" if value == b"-" else value[:max_len]
-
-
-def _sdata(sd: bytes) -> dict[str, bytes]:
-    out: dict[str, bytes] = {}
-    for element in _SD_ELEMENT_PARTS.finditer(sd):
-        sd_id = element.group(1).decode("ascii")
-        params = element.group(2)
-        if not params:
-            out[f".SDATA.{sd_id}"] = b""
-            continue
-        for name, value in _SD_PARAM.findall(params):
-            if b"\\" in value:
-                value = _SD_UNESCAPE.sub(rb"\1", value)
-            out[f".SDATA.{sd_id}.{name.decode('ascii')}"] = value
-    return out
+# Rendered (DATE, ISODATE) per timestamp text, one cache per way of
+# converting stamps (Profile.mktime_whole_stamp).
+_date_caches: dict[bool, dict[bytes, tuple[bytes, bytes]]] = {True: {}, False: {}}
+_DATE_CACHE_MAX = 8192
+# The year of a stamp without one depends on the current month: the caches
+# are emptied when the month (or the local zone) changes.
+_cache_epoch: list[tuple[int, int, int]] = [(0, 0, 0)]
 
 
-def _make_rfc5424(keep_hostname: bool, peer_host: bytes) -> Callable[[bytes], MessageDict]:
-    match = _RFC5424.match
-    is_5424 = _RFC5424_VERSION.match
-    legacy = _make_rfc3164(keep_hostname, peer_host)
+def _check_cache_epoch(now: float) -> None:
+    t = time.localtime(now)
+    epoch = (t.tm_year, t.tm_mon, t.tm_gmtoff)
+    if epoch != _cache_epoch[0]:
+        for cache in _date_caches.values():
+            cache.clear()
+        _cache_epoch[0] = epoch
+
+
+def _dates_of(ts: bytes, syslog_protocol: bool, whole_stamp: bool) -> tuple[bytes, bytes] | None:
+    """(DATE, ISODATE) of a timestamp the fast path matched; None for a
+    stamp the platform cannot represent (the slow path then decides)."""
+    cache = _date_caches[whole_stamp]
+    dates = cache.get(ts)
+    if dates is None:
+        scanned = (scan_rfc5424 if syslog_protocol else scan_rfc3164)(ts, 0)
+        try:
+            dates = render(to_stamp(scanned[0], whole_stamp=whole_stamp))
+        except (OverflowError, ValueError, TypeError):
+            return None
+        if len(cache) >= _DATE_CACHE_MAX:
+            cache.clear()
+        cache[ts] = dates
+    return dates
+
+
+def _own_host() -> bytes:
+    return socket.gethostname().split(".")[0].encode("utf-8", "surrogateescape")
+
+
+def peer_for(peer_ip: bytes, peer_name: bytes | None = None) -> Peer:
+    """The ``Peer`` of a connection from ``peer_ip`` (``peer_name``: its
+    resolved name, when the source resolves names)."""
+    return Peer(ip=peer_ip, name=peer_name or peer_ip, own_host=_own_host(), own_pid=b"%d" % os.getpid())
+
+
+def resolve_peer_name(peer_ip: str, use_fqdn: bool = False) -> bytes:
+    """The name of ``peer_ip`` as syslog-ng's ``use-dns(yes)`` finds it:
+    reverse lookup (a name is required), cut at the first dot unless
+    ``use-fqdn(yes)``; the address itself when there is no name."""
+    try:
+        name, _port = socket.getnameinfo((peer_ip, 0), socket.NI_NAMEREQD)
+    except OSError:
+        return peer_ip.encode()
+    if not use_fqdn:
+        name = name.split(".")[0]
+    return name.encode("utf-8", "surrogateescape")
+
+
+def _make_parse(opts: ParseOptions, peer: Peer) -> Callable[[bytes], MessageDict]:
+    fast = (_FAST_5424 if opts.syslog_protocol else _FAST_3164).match
     pri_table = _PRI_TABLE
-    date_cache = _date_cache
+    whole_stamp = opts.mktime_whole_stamp
+    date_cache = _date_caches[whole_stamp]
+    keep = opts.keep_hostname
+    store_header = opts.store_legacy_msghdr
+    expect_hostname = opts.expect_hostname
+    peer_name, peer_ip = peer.name, peer.ip
 
-    def parse(raw: bytes) -> MessageDict:
-        if raw[-1:] in (b"\n", b"\x00"):
-            raw = _strip_tail(raw)
-        m = match(raw)
-        if m is None:
-            if is_5424(raw) is None:
-                return legacy(raw)  # not version 1: syslog-ng parses it as RFC 3164
-            return parse_error_message(raw, peer_host)
-        pri, ts, host, app, pid, msgid, sd, msg = m.group(
-            "pri", "ts", "host", "app", "pid", "msgid", "sd", "msg")
-        fields = pri_table.get(pri) or _pri_lookup(pri)
-        dates = date_cache.get(ts)
+    def slow(raw: bytes) -> MessageDict:
+        return parse(raw, opts, peer)
+
+    def parse_3164(raw: bytes) -> MessageDict:
+        m = fast(raw) if expect_hostname else None
+        if m is None or raw[-1:] in (b"\n", b"\r", b"\x00"):
+            return slow(raw)
+        pri, ts, host, hdr, prog, pid = m.group("pri", "ts", "host", "hdr", "prog", "pid")
+        dates = date_cache.get(ts) or _dates_of(ts, False, whole_stamp)
         if dates is None:
-            dates = _dates_of(ts)
+            return slow(raw)
+        fields = pri_table[pri]
+        out = {
+            "HOST": host if keep else peer_name, "HOST_FROM": peer_name, "SOURCEIP": peer_ip,
+            "PROGRAM": prog, "PID": pid or b"", "MSGID": b"", "MSG": raw[m.end():],
+            "PRI": fields[0], "FACILITY": fields[1], "SEVERITY": fields[2],
+            "DATE": dates[0], "ISODATE": dates[1], "MSGHDR": hdr,
+        }
+        if store_header:
+            out["LEGACY_MSGHDR"] = hdr
+        else:
+            out["MSGHDR"] = (prog + (b"[" + pid + b"]: " if pid else b": ")) if prog else b""
+        return out
+
+    def parse_5424(raw: bytes) -> MessageDict:
+        m = fast(raw)
+        if m is None or raw[-1:] in (b"\n", b"\r", b"\x00"):
+            return slow(raw)
+        pri, ts, host, app, pid, msgid, sd, msg = m.group("pri", "ts", "host", "app", "pid", "msgid", "sd", "msg")
+        if ts == b"-":
+            dates = render(received_stamp(time.time()))
+        else:
+            dates = date_cache.get(ts) or _dates_of(ts, True, whole_stamp)
+            if dates is None:
+                return slow(raw)
+        fields = pri_table[pri]
         if msg is None:
             msg = b""
         elif msg[:3] == _BOM:
             msg = msg[3:]
-        program = _nil(app, 48)
-        pid = _nil(pid, 128)
-        if host == b"-" or not keep_hostname or not host:
-            host = peer_host
-        result = {
-            "HOST": host, "PROGRAM": program, "PID": pid, "MSG": msg,
-            "MSGID": _nil(msgid, 32), "PRI": fields[0], "FACILITY": fields[1],
-            "SEVERITY": fields[2], "DATE": dates[0], "ISODATE": dates[1],
+        program = b"" if app == b"-" else app
+        pid = b"" if pid == b"-" else pid
+        out = {
+            "HOST": host if keep and host != b"-" else peer_name, "HOST_FROM": peer_name, "SOURCEIP": peer_ip,
+            "PROGRAM": program, "PID": pid, "MSGID": b"" if msgid == b"-" else msgid, "MSG": msg,
+            "PRI": fields[0], "FACILITY": fields[1], "SEVERITY": fields[2],
+            "DATE": dates[0], "ISODATE": dates[1],
             "MSGHDR": (program + (b"[" + pid + b"]: " if pid else b": ")) if program else b"",
-            "SOURCEIP": peer_host,
         }
         if sd != b"-":
-            result.update(_sdata(sd))
-        return result
+            for element in _SD_SIMPLE_ELEMENT.finditer(sd):
+                prefix = ".SDATA." + element.group(1).decode("ascii")
+                params = element.group(2)
+                if not params:
+                    out[prefix] = b""
+                for name, value in _SD_SIMPLE_PARAM.findall(params):
+                    out[prefix + "." + name.decode("ascii")] = value
+        return out
 
-    return parse
+    return parse_5424 if opts.syslog_protocol else parse_3164
 
 
-def parse_rfc5424(raw: bytes, *, keep_hostname: bool = True,
-                  peer_host: bytes = b"127.0.0.1") -> MessageDict:
-    return _make_rfc5424(keep_hostname, peer_host)(raw)
+def _options(profile: Profile | None, **options) -> ParseOptions:
+    return ParseOptions.for_profile(profile or get_profile(DEFAULT_PROFILE), **options)
 
 
-def make_parser(syslog_protocol: bool, keep_hostname: bool,
-                peer_host: bytes) -> Callable[[list[bytes]], list[MessageDict]]:
-    """A batch parser for one connection; never raises on malformed input."""
-    one = (_make_rfc5424 if syslog_protocol else _make_rfc3164)(keep_hostname, peer_host)
+def parse_rfc3164(raw: bytes, *, keep_hostname: bool = True, peer_host: bytes = b"127.0.0.1",
+                  profile: Profile | None = None) -> MessageDict:
+    return _make_parse(_options(profile, keep_hostname=keep_hostname), peer_for(peer_host))(raw)
+
+
+def parse_rfc5424(raw: bytes, *, keep_hostname: bool = True, peer_host: bytes = b"127.0.0.1",
+                  profile: Profile | None = None) -> MessageDict:
+    return _make_parse(_options(profile, syslog_protocol=True, keep_hostname=keep_hostname),
+                       peer_for(peer_host))(raw)
+
+
+def parse_error_message(raw: bytes, peer_host: bytes, position: int = 0) -> MessageDict:
+    """The message syslog-ng generates in place of one it cannot parse."""
+    return error_message(raw, position, peer_for(peer_host), _options(None), time.time())
+
+
+def make_parser(syslog_protocol: bool, keep_hostname: bool, peer_host: bytes, *,
+                peer_name: bytes | None = None, expect_hostname: bool = True,
+                store_legacy_msghdr: bool = True,
+                profile: Profile | None = None) -> Callable[[list[bytes]], list[MessageDict]]:
+    """A batch parser for one connection from ``peer_host`` (the address;
+    ``peer_name``: its resolved name with use-dns(yes)) under ``profile``
+    (default: the default profile); never raises."""
+    opts = _options(profile, syslog_protocol=syslog_protocol, keep_hostname=keep_hostname,
+                    expect_hostname=expect_hostname, store_legacy_msghdr=store_legacy_msghdr)
+    peer = peer_for(peer_host, peer_name)
+    one = _make_parse(opts, peer)
 
     def parse_batch(raws: list[bytes]) -> list[MessageDict]:
+        _check_cache_epoch(time.time())
         try:
             return list(map(one, raws))
         except Exception:  # defensive: one bad message must not lose the batch
@@ -493,7 +405,7 @@ def make_parser(syslog_protocol: bool, keep_hostname: bool,
                 try:
                     out.append(one(raw))
                 except Exception:
-                    out.append(parse_error_message(raw, peer_host))
+                    out.append(error_message(raw, 0, peer, opts, time.time()))
             return out
 
     return parse_batch

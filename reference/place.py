@@ -6,6 +6,7 @@ so anagram names collide and some counts balance far worse than others.
 """
 from __future__ import annotations
 
+import json
 import sys
 from collections import Counter
 
@@ -82,12 +83,14 @@ def _effective_partitions(partitions: int, profile_name: str) -> tuple[int, list
               help="partitions(N) of parallelize(); 0 means bypass.  Required.")
 @click.option("--key", "key_text", default="$HOST", show_default=True,
               help="The partition-key() template the values are expansions of.")
-@click.option("--profile", "profile_name", default=DEFAULT_PROFILE, show_default=True,
-              help="Version profile: " + ", ".join(sorted(PROFILES)) + ".")
+@click.option("--profile", "profile_name", type=click.Choice(sorted(PROFILES)), default=DEFAULT_PROFILE,
+              show_default=True, help="Version profile (limits the partition count as that version does).")
 @click.option("--file", "-f", "file", type=str, default=None,
               help="Read key values from this file, one per line.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the placement and the per-partition table as JSON.")
 @click.argument("values", nargs=-1)
-def place(partitions_text: str | None, key_text: str, profile_name: str, file: str | None,
+def place(partitions_text: str | None, key_text: str, profile_name: str, file: str | None, as_json: bool,
           values: tuple[str, ...]) -> None:
     """Print the partition of each key VALUE (g_str_hash(value) % N) and the balance.
 
@@ -96,56 +99,82 @@ def place(partitions_text: str | None, key_text: str, profile_name: str, file: s
     one value a per-partition table shows the keys, the expected share of the
     load and the imbalance (busiest partition load / mean load).
     """
-    _place(_parse_partitions(partitions_text), key_text, profile_name, file, values)
+    placement = _placement(_parse_partitions(partitions_text), key_text, profile_name, file, values)
+    if as_json:
+        click.echo(json.dumps(placement, indent=2))
+    else:
+        _print(placement)
 
 
-def _place(partitions: int, key_text: str, profile_name: str, file: str | None,
-           values: tuple[str, ...]) -> None:
+def _key_kind(key) -> str:
+    if key.literal is not None:
+        return "literal"
+    return "single" if key.single_name is not None else "template"
+
+
+def _placement(partitions: int, key_text: str, profile_name: str, file: str | None,
+               values: tuple[str, ...]) -> dict:
+    """Everything ``place`` says, as data (what ``--json`` prints)."""
     n, notes = _effective_partitions(partitions, profile_name)
     try:
         key = compile_template(key_text)
     except TemplateError as exc:
         raise PlaceError(f"--key {key_text!r}: column {exc.column}: {exc.message}") from None
     keys = _read_values(values, file)
-    for note in notes:
-        click.echo(note, err=True)
+    out = {"partitions": n, "requested_partitions": partitions, "profile": profile_name, "key": key_text,
+           "key_kind": _key_kind(key), "notes": notes, "values": [], "table": None, "imbalance": None,
+           "idle_partitions": None}
     if n == 0:
-        click.echo("partitions(0): bypass: every message stays in its source's thread; "
-                   "no partition is chosen.")
-        return
-    if key.literal is not None:
-        click.echo(f"note: key {key_text!r} is a literal: every message goes to one partition; "
-                   "the values below are hashed as given.")
-    elif key.single_name is not None:
-        click.echo(f"note: key {key_text!r} is a single macro: its raw value is hashed "
-                   "(an unset value hashes as the empty string).")
-    else:
-        click.echo(f"note: key {key_text!r} is a formatted template: give the formatted strings.")
-
-    hashes = g_str_hash_many(keys)
-    parts = (hashes % np.uint32(n)).astype(np.int64)
-    width = max(len(_show(k)) for k in keys)
-    for value, p in zip(keys, parts.tolist()):
-        click.echo(f"{_show(value):<{width}}  {p}")
+        out["values"] = [{"value": _show(k), "partition": None} for k in keys]
+        return out
+    parts = (g_str_hash_many(keys) % np.uint32(n)).astype(np.int64)
+    out["values"] = [{"value": _show(k), "partition": p} for k, p in zip(keys, parts.tolist())]
     if len(keys) < 2:
-        return
+        return out
     load = np.bincount(parts, minlength=n).astype(float)
     distinct: dict[int, list[bytes]] = {i: [] for i in range(n)}
     for value, p in dict(zip(keys, parts.tolist())).items():
         distinct[p].append(value)
     total = load.sum()
+    out["distinct_values"] = len(Counter(keys))
+    out["table"] = [{"partition": i, "keys": len(distinct[i]), "load": int(load[i]), "share": load[i] / total,
+                     "examples": [_show(k) for k in distinct[i][:4]]} for i in range(n)]
+    out["imbalance"] = float(load.max() / (total / n))
+    out["idle_partitions"] = int((load == 0).sum())
+    return out
+
+
+def _print(placement: dict) -> None:
+    for note in placement["notes"]:
+        click.echo(note, err=True)
+    n, key_text, kind = placement["partitions"], placement["key"], placement["key_kind"]
+    if n == 0:
+        click.echo("partitions(0): bypass: every message stays in its source's thread; "
+                   "no partition is chosen.")
+        return
+    if kind == "literal":
+        click.echo(f"note: key {key_text!r} is a literal: every message goes to one partition; "
+                   "the values below are hashed as given.")
+    elif kind == "single":
+        click.echo(f"note: key {key_text!r} is a single macro: its raw value is hashed "
+                   "(an unset value hashes as the empty string).")
+    else:
+        click.echo(f"note: key {key_text!r} is a formatted template: give the formatted strings.")
+    values = placement["values"]
+    width = max(len(v["value"]) for v in values)
+    for v in values:
+        click.echo(f"{v['value']:<{width}}  {v['partition']}")
+    table = placement["table"]
+    if table is None:
+        return
     click.echo("")
-    click.echo(f"partitions({n}), profile {profile_name}, {len(keys)} values, "
-               f"{len(Counter(keys))} distinct")
+    click.echo(f"partitions({n}), profile {placement['profile']}, {len(values)} values, "
+               f"{placement['distinct_values']} distinct")
     click.echo(f"{'partition':>9}  {'keys':>5}  {'load':>7}  {'share':>7}  examples")
-    for i in range(n):
-        examples = ", ".join(_show(k) for k in distinct[i][:4])
-        if len(distinct[i]) > 4:
-            examples += ", ..."
-        click.echo(f"{i:>9}  {len(distinct[i]):>5}  {int(load[i]):>7}  "
-                   f"{load[i] / total:>7.1%}  {examples}")
-    mean = total / n
-    imbalance = load.max() / mean
-    idle = int((load == 0).sum())
-    click.echo(f"imbalance: {imbalance:.2f} (busiest partition load / mean load; 1.00 is perfect)"
+    for row in table:
+        examples = ", ".join(row["examples"]) + (", ..." if row["keys"] > 4 else "")
+        click.echo(f"{row['partition']:>9}  {row['keys']:>5}  {row['load']:>7}  "
+                   f"{row['share']:>7.1%}  {examples}")
+    idle = placement["idle_partitions"]
+    click.echo(f"imbalance: {placement['imbalance']:.2f} (busiest partition load / mean load; 1.00 is perfect)"
                + (f"; {idle} idle partition(s)" if idle else ""))

@@ -45,6 +45,17 @@ class Profile:
     # ({specified}, {used}); None: it clamps silently, and the reference
     # says so in its own words.
     clamp_warning: str | None = None
+    # Message parsing (docs/semantics.md, "Message parsing"):
+    # trailing carriage returns are removed from every message before
+    # parsing (AxoSyslog), not only from the lines of a text transport.
+    parser_strips_cr: bool = False
+    # Spaces after "[" and before "]" of an SD element are tolerated.
+    sd_space_tolerant: bool = False
+    # A stamp is converted with one mktime() of the whole wall-clock time, so
+    # minutes or seconds that carry into the next hour are corrected away
+    # again (syslog-ng); AxoSyslog converts the top of the hour and adds the
+    # minutes and seconds.
+    mktime_whole_stamp: bool = True
 
 
 SYSLOG_NG_4_8 = Profile(
@@ -86,6 +97,9 @@ AXOSYSLOG_4_26 = Profile(
     default_drain_limit=1000,
     clamp_warning=("parallelize() currently supports up to {used} workers, falling back to the maximum "
                    "supported; specified_workers='{specified}', used_workers='{used}'"),
+    parser_strips_cr=True,
+    sd_space_tolerant=True,
+    mktime_whole_stamp=False,
 )
 
 def limit_partitions(profile: Profile, partitions: int) -> tuple[int, str | None]:

@@ -31,7 +31,7 @@ import click
 
 from parbench.reference.config_model import Config, Destination, SourceDriver
 from parbench.reference.engine import Engine, EngineError, default_workers, source_key
-from parbench.reference.message import Framer, FramingError, make_parser
+from parbench.reference.message import Framer, FramingError, make_parser, resolve_peer_name
 from parbench.reference.profiles import DEFAULT_PROFILE, PROFILES, get_profile
 
 RECV_CHUNK = 256 * 1024
@@ -179,9 +179,14 @@ class SocketInput:
         self.sock = sock
         self.listener = listener
         self.loop = loop
-        peer = sock.getpeername()[0].encode()
-        self._framer = Framer(max_msg_size)
-        self._parse = make_parser(drv.syslog_protocol, drv.keep_hostname, peer)
+        address = sock.getpeername()[0]
+        self._framer = Framer(max_msg_size, framing=drv.framing)
+        self._parse = make_parser(
+            drv.syslog_protocol, drv.keep_hostname, address.encode(),
+            peer_name=resolve_peer_name(address, drv.use_fqdn) if drv.use_dns else None,
+            expect_hostname="no-hostname" not in drv.flags,
+            store_legacy_msghdr="dont-store-legacy-msghdr" not in drv.flags,
+            profile=loop.engine.profile)
         self._frames: list[bytes] = []
         self._pos = 0
         self._eof = False

@@ -29,33 +29,99 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from parbench.errors import UsageError
+from parbench.reference.syslog_format import LOCAL
 
-# Aliases syslog-ng accepts for the same value.
+# Aliases syslog-ng accepts for the same value (lib/logmsg/logmsg.c,
+# lib/template/macros.c).
 ALIASES: dict[str, str] = {
     "MESSAGE": "MSG",
+    "MSGONLY": "MSG",
     "LEVEL": "SEVERITY",
     "PRIORITY": "SEVERITY",
+    "LEVEL_NUM": "SEVERITY_NUM",
     "FULLHOST": "HOST",
-    "FULLHOST_FROM": "SOURCEIP",
-    "HOST_FROM": "SOURCEIP",
+    "FULLHOST_FROM": "HOST_FROM",
 }
 
-# Values reference.message puts in every parsed message.
-SUPPORTED_MACROS = frozenset(
-    ["HOST", "PROGRAM", "PID", "MSG", "MSGID", "PRI", "FACILITY", "SEVERITY",
-     "DATE", "ISODATE", "MSGHDR", "SOURCEIP"]
+# Values reference.message puts in every parsed message (LEGACY_MSGHDR only
+# in messages parsed as RFC 3164, as syslog-ng's store-legacy-msghdr does).
+STORED_MACROS = frozenset(
+    ["HOST", "HOST_FROM", "PROGRAM", "PID", "MSG", "MSGID", "PRI", "FACILITY", "SEVERITY",
+     "DATE", "ISODATE", "MSGHDR", "LEGACY_MSGHDR", "SOURCEIP"]
 )
 
-# syslog-ng macros (computed, not name-value pairs) the reference does not
-# compute: referencing them would silently render empty.
+
+def _facility_num(m: dict, seq: int = 0) -> bytes:
+    pri = m.get("PRI")
+    return b"%d" % ((int(pri) & 0x3F8) >> 3) if pri else b""
+
+
+def _severity_num(m: dict, seq: int = 0) -> bytes:
+    pri = m.get("PRI")
+    return b"%d" % (int(pri) & 7) if pri else b""
+
+
+def _sd_key_escaped(text: bytes) -> bytes:
+    # syslog-ng writes bytes a key may not hold as %XX (log_msg_sdata_append_key_escaped).
+    if all(0x20 < b < 0x7F and b not in b'=[]"' for b in text):
+        return text
+    return b"".join(bytes([b]) if 0x20 < b < 0x7F and b not in b'=[]"' else b"%%%02X" % b for b in text)
+
+
+def format_sdata(m: dict, seq: int = 0) -> bytes:
+    """``$SDATA``: the message's ``.SDATA.ID.PARAM`` pairs as RFC 5424
+    structured data, in the order they were set, consecutive pairs of one
+    ID in one element; the ID is everything up to the last dot
+    (``log_msg_append_format_sdata()`` in lib/logmsg/logmsg.c).  ``seq``:
+    the destination's number of a message syslog-ng generated itself
+    (0: none), shown as ``meta sequenceId`` when the message has none."""
+    out: list[bytes] = []
+    current: bytes | None = None
+    numbered = not seq or bool(m.get(".SDATA.meta.sequenceId"))
+    for name, value in m.items():
+        if not name.startswith(".SDATA.") or len(name) <= 7:
+            continue
+        rest = name[7:].encode("utf-8", "surrogateescape")
+        dot = rest.rfind(b".")
+        element, param = (rest[:dot], rest[dot + 1:]) if dot >= 0 else (rest or b"none", b"")
+        if element != current:
+            if current is not None:
+                out.append(b"]")
+            out.append(b"[" + _sd_key_escaped(element))
+            current = element
+        if not numbered and name.startswith(".SDATA.meta."):
+            out.append(b' sequenceId="%d"' % seq)
+            numbered = True
+        if param:
+            escaped = value.replace(b"\\", b"\\\\").replace(b'"', b'\\"').replace(b"]", b"\\]")
+            out.append(b" " + _sd_key_escaped(param) + b'="' + escaped + b'"')
+    if current is not None:
+        out.append(b"]")
+    if not numbered:
+        out.append(b'[meta sequenceId="%d"]' % seq)
+    return b"".join(out)
+
+
+# Macros computed from the stored values when a template asks for them
+# (called with the message and its destination sequence number).
+COMPUTED_MACROS: dict[str, Callable[[dict, int], bytes]] = {
+    "FACILITY_NUM": _facility_num,
+    "SEVERITY_NUM": _severity_num,
+    "SDATA": format_sdata,
+}
+
+SUPPORTED_MACROS = STORED_MACROS | frozenset(COMPUTED_MACROS)
+
+# syslog-ng macros (computed, not name-value pairs) and predefined values the
+# reference does not compute: referencing them would silently render empty.
 _UNSUPPORTED_MACRO_RE = re.compile(
-    r"^(?:[RSC]_)?(?:FULLDATE|STAMP|YEAR|YEAR_DAY|MONTH|MONTH_WEEK|MONTH_ABBREV|"
+    r"^(?:[RSCP]_)?(?:FULLDATE|STAMP|YEAR|YEAR_DAY|MONTH|MONTH_WEEK|MONTH_ABBREV|"
     r"MONTH_NAME|DAY|HOUR|HOUR12|MIN|SEC|USEC|MSEC|AMPM|WEEKDAY|WEEK_DAY|"
     r"WEEK_DAY_ABBREV|WEEK_DAY_NAME|WEEK|ISOWEEK|TZOFFSET|TZ|SYSUPTIME|UNIXTIME|"
     r"DATE|ISODATE)$"
-    r"|^(?:FACILITY_NUM|LEVEL_NUM|SEVERITY_NUM|TAG|TAGS|BSDTAG|SDATA|SEQNUM|"
-    r"CONTEXT_ID|LOGHOST|RCPTID|RUNID|HOSTID|UNIQID|SOURCE|RAWMSG|MSGFORMAT|"
-    r"TRANSPORT|IP_PROTO|DESTIP|DESTPORT|SOURCEPORT|PROTO)$"
+    r"|^(?:TAG|TAGS|BSDTAG|SEQNUM|CONTEXT_ID|_|LOGHOST|RCPTID|RUNID|HOSTID|UNIQID|SOURCE|"
+    r"RAWMSG|RAWMSG_SIZE|MSGFORMAT|TRANSPORT|FILE_NAME|IP_PROTO|DESTIP|DESTPORT|SOURCEPORT|"
+    r"PEERIP|PEERPORT|PROTO|PROTO_NAME)$"
 )
 
 _NAME_CHARS = re.compile(r"[A-Za-z0-9_]+")
@@ -85,11 +151,29 @@ class Template:
     literal: bytes | None = None
     _render: Callable[[dict], bytes] | None = field(default=None, repr=False)
 
+    # A destination numbers the messages syslog-ng generated itself (parse
+    # errors), 1, 2, ... in the order it writes them, and $SDATA shows the
+    # number as meta sequenceId (lib/logwriter.c, _get_seq_num()).
+    numbers_local: bool = False
+    _sequence: int = 1
+
     def render(self, msg: dict[str, bytes]) -> bytes:
         return self._render(msg)
 
     def render_many(self, messages: list[dict[str, bytes]]) -> list[bytes]:
-        return list(map(self._render, messages))
+        """A destination's lines: one template instance per destination
+        (its local-message numbering continues from call to call)."""
+        if not self.numbers_local:
+            return list(map(self._render, messages))
+        render = self._render
+        out = []
+        for msg in messages:
+            if LOCAL in msg:
+                out.append(render(msg, self._sequence))
+                self._sequence = self._sequence + 1 if self._sequence < 0x7FFFFFFF else 1
+            else:
+                out.append(render(msg))
+        return out
 
 
 def _canonical(name: str) -> str:
@@ -186,11 +270,16 @@ def _parse(text: str) -> list:
 
 def _codegen(parts: list) -> Callable[[dict], bytes]:
     if not parts:
-        return lambda m: b""
+        return lambda m, seq=0: b""
     exprs = []
+    namespace: dict = {}
     for p in parts:
-        if isinstance(p, _Value):
-            exprs.append(f"g({p.name!r}, {p.default!r})")
+        if isinstance(p, _Value) and p.name in COMPUTED_MACROS:
+            function = f"_computed_{p.name}"
+            namespace[function] = COMPUTED_MACROS[p.name]
+            exprs.append(f"({function}(m, seq) or {p.default!r})" if p.default else f"{function}(m, seq)")
+        elif isinstance(p, _Value):
+            exprs.append(f"(g({p.name!r}) or {p.default!r})" if p.default else f"g({p.name!r}, b'')")
         else:
             exprs.append(repr(p))
     if len(exprs) == 1:
@@ -198,8 +287,7 @@ def _codegen(parts: list) -> Callable[[dict], bytes]:
     else:
         body = "b''.join((" + ", ".join(exprs) + ",))"
     # Names and literals are embedded through repr(), so any text is safe.
-    src = f"def render(m):\n    g = m.get\n    return {body}\n"
-    namespace: dict = {}
+    src = f"def render(m, seq=0):\n    g = m.get\n    return {body}\n"
     exec(compile(src, "<template>", "exec"), namespace)
     return namespace["render"]
 
@@ -209,9 +297,11 @@ def compile_template(text: str) -> Template:
     parts = _parse(text)
     single_name = None
     literal = None
-    if len(parts) == 1 and isinstance(parts[0], _Value) and not parts[0].default:
+    if len(parts) == 1 and isinstance(parts[0], _Value) and not parts[0].default \
+            and parts[0].name not in COMPUTED_MACROS:
         single_name = parts[0].name
     elif all(isinstance(p, bytes) for p in parts):
         literal = b"".join(parts)
     return Template(text=text, parts=parts, single_name=single_name,
-                    literal=literal, _render=_codegen(parts))
+                    literal=literal, _render=_codegen(parts),
+                    numbers_local=any(isinstance(p, _Value) and p.name == "SDATA" for p in parts))

@@ -183,3 +183,20 @@ def test_capture_file_read_in_blocks_matches_whole(tmp_path):
         assert np.array_equal(getattr(small, name), getattr(whole, name)), name
     assert (small.malformed, small.lines_total, small.incomplete_tails) == (1, 601, 1)
     assert small.malformed_examples == whole.malformed_examples == [{"stream": 0, "line": 301, "text": "bad"}]
+
+
+def test_write_capture_refuses_a_compacted_capture_instead_of_dropping_its_parsed_lines(tmp_path):
+    from parbench.errors import RunFailure
+    from parbench.harness.workload import send
+
+    p = plan_of(n=400)
+    with Collector(compact_bytes=4096) as col:  # tiny: parsed into records while receiving
+        send(p, "127.0.0.1", col.port)
+        deadline = time.monotonic() + 10
+        while col.received_messages() < 400 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        cap = col.stop()
+    assert sum(b.n_lines for s in cap.streams for b in s.parsed) > 0
+    with pytest.raises(RunFailure, match="parsed while receiving"):
+        write_capture(cap, tmp_path / "cap.log")
+    assert not (tmp_path / "cap.log").exists()

@@ -70,7 +70,7 @@ def test_pytest_benchmark_files(tmp_path):
     (["bench_base.json", "bench_nodata.json"], "bench_nodata.json: benchmarks[0].stats.data: no raw timings"),
     (["results_base.json", "bench_slow.json"], "same kind"),
     (["results_base.json", "missing.json"], "missing.json: cannot read"),
-    (["results_base.json", "results_slow.json", "--metric", "nope"], "--metric nope: unknown"),
+    (["results_base.json", "results_slow.json", "--metric", "nope"], "Invalid value for '--metric': 'nope' is not one of"),
 ])
 def test_bad_input_exits_2_with_one_line(args, expected):
     paths = [str(fixture(a)) if a.endswith(".json") else a for a in args]
@@ -179,3 +179,19 @@ def test_an_old_baseline_compares_with_a_new_results_file(tmp_path):
     result = invoke("compare", fixture("results_base.json"), current)
     assert result.exit_code == 1, result.output
     assert "4 regressions" in result.output
+
+
+@pytest.mark.parametrize("nest", ["[" * 100_000 + "]" * 100_000,
+                                  '{"schema": "parbench.results/2", "x": ' + '{"a": ' * 50_000 + "1" + "}" * 50_001])
+def test_deeply_nested_json_is_one_line_and_exit_2(tmp_path, nest):
+    import subprocess
+    import sys
+
+    deep = tmp_path / "deep.json"
+    deep.write_text(nest)
+    for args in (["compare", deep, deep], ["compare", fixture("results_base.json"), deep], ["history", tmp_path]):
+        done = subprocess.run([sys.executable, "-m", "parbench", *map(str, args)], capture_output=True, text=True,
+                              timeout=60, cwd=tmp_path)
+        assert done.returncode == 2, done.stderr
+        (line,) = done.stderr.strip().splitlines()
+        assert f"{deep}: " in line and "nested" in line and "Traceback" not in done.stderr

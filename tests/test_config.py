@@ -257,11 +257,11 @@ def test_more_error_positions():
     assert error("@version: 4.8\n@version: 4.8\n").startswith("t.conf:2:1: a second @version: line")
     assert error("@version: 4.8 log { };\n") == "t.conf:1:15: found 'log' after @version: 4.8; expected the end of the line"
     assert error(with_log("source(s); destination(d);", "source s { tcp(transport(tcp)); };\n" + DST)).startswith(
-        "t.conf:2:16: transport() is an option of network()")
+        "t.conf:2:16: transport() is an option of network() and syslog()")
     assert error(with_log("source(s); destination(d);", "source s { tcp(port(99999999999999999999)); };\n" + DST)).startswith(
         "t.conf:2:21: bad number '99999999999999999999' in port()")
     assert error(with_log("source(s); destination(d);", "source s { };\n" + DST)) == (
-        "t.conf:2:1: empty source block; expected a source driver: tcp(), network()")
+        "t.conf:2:1: empty source block; expected a source driver: tcp(), network(), syslog()")
     assert error(with_log("source { source { tcp(); }; }; destination(d);")) == (
         "t.conf:5:10: found 'source' in the source block; expected name(...); or '}' to close the block opened at 5:8")
     assert error(with_log("source(s); destination(d); source(s2);")).startswith(
@@ -371,7 +371,7 @@ def test_example_pipeline_values():
 BAD = [
     ("unknown driver",
      with_log("source(s); destination(d);", "source s { udp(port(514)); };\n" + DST),
-     "t.conf:2:12: unknown source driver 'udp()'; supported: tcp(), network()"),
+     "t.conf:2:12: unknown source driver 'udp()'; supported: tcp(), network(), syslog()"),
     ("unknown option with suggestion",
      with_log("source(s); destination(d);", "source s { tcp(prot(514)); };\n" + DST),
      "t.conf:2:16: unknown option of the tcp() source 'prot()'; supported: ip(), localip(), port(), "
@@ -455,10 +455,10 @@ BAD = [
      "t.conf:2:2: found @include; only @version: is supported (no @include, @define, @module, @requires)"),
     ("unsupported transport",
      with_log("source(s); destination(d);", "source s { network(transport(udp)); };\n" + DST),
-     "t.conf:2:30: unsupported transport 'udp'; supported: tcp"),
+     "t.conf:2:30: unsupported transport 'udp' in network(); supported: tcp, text, framed"),
     ("unsupported source flag",
      with_log("source(s); destination(d);", "source s { tcp(flags(syslog-protocol no-parse)); };\n" + DST),
-     "t.conf:2:38: unsupported source flag 'no-parse'; supported: syslog-protocol"),
+     "t.conf:2:38: unsupported source flag 'no-parse'; supported: syslog-protocol, no-hostname, expect-hostname, store-legacy-msghdr, dont-store-legacy-msghdr"),
     ("unsupported log flag",
      with_log("source(s); destination(d); flags(final);"),
      "t.conf:5:34: unsupported log path flag 'final'; supported: flow-control"),

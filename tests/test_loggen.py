@@ -12,6 +12,7 @@ from parbench.harness.syslog_ng.installation import Installation, find_syslog_ng
 from parbench.harness.syslog_ng.loggen import (
     UNLIMITED_RATE,
     LoggenError,
+    format_summary,
     loggen_command,
     loggen_unfit_reason,
     parse_loggen_output,
@@ -34,6 +35,40 @@ average rate = 2037.62 msg/sec, count=21400, time=10.5024, (average) msg size=25
 
 def test_parse_loggen_48_output():
     assert parse_loggen_output(LOGGEN_48_STDERR) == (21400, 2037.62, 10.5024)
+
+
+# AxoSyslog 4.27's loggen, as it printed these lines here: periodic lines
+# (no time=), then the summary.
+LOGGEN_AXOSYSLOG_STDERR = """count=0, rate=0.00 msg/s, avg_rate=0.00 msg/s
+count=5230, rate=52247.75 msg/s, avg_rate=52147.02 msg/s
+avg_rate=1154.47 msg/s, stdev_rate=nan%, count=10, time=0.008662, avg_msg_size=256, bandwidth=288.62 KiB/s
+"""
+
+
+def test_parse_axosyslog_summary_gives_the_time():
+    assert parse_loggen_output(LOGGEN_AXOSYSLOG_STDERR) == (10, 1154.47, 0.008662)
+
+
+def test_parse_time_printed_with_an_exponent():
+    # loggen prints time with %g: a very short run is "2e-06", not "2"
+    text = "average rate = 5000000.00 msg/sec, count=10, time=2e-06, (average) msg size=260, bandwidth=1.00 kB/sec\n"
+    assert parse_loggen_output(text) == (10, 5000000.0, 2e-06)
+
+
+@pytest.mark.parametrize("style, real", [
+    ("syslog-ng", "average rate = 19.99 msg/sec, count=10, time=0.500211, (average) msg size=256, "
+                  "bandwidth=5.00 kB/sec"),
+    ("axosyslog", "avg_rate=1154.47 msg/s, stdev_rate=nan%, count=10, time=0.008662, avg_msg_size=256, "
+                  "bandwidth=288.62 KiB/s"),
+])
+def test_format_summary_prints_what_loggen_prints(style, real):
+    """Lines real loggens printed (syslog-ng 4.8.1; AxoSyslog 4.27.0) for 10
+    messages of 256 bytes; the same figures give the same text."""
+    seconds = float(real.split("time=")[1].split(",")[0])
+    assert format_summary(style, 10, seconds, 256) == real
+    assert parse_loggen_output(format_summary(style, 10, seconds, 256, 12.5)) == parse_loggen_output(real)
+    with pytest.raises(ValueError, match="summary style"):
+        format_summary("rsyslog", 1, 1.0, 1)
 
 
 def test_parse_older_avg_rate_output():

@@ -24,27 +24,41 @@ def feed_all(framer: Framer, chunks: list[bytes]) -> list[bytes]:
     return out + framer.close()
 
 
-@given(lines.filter(lambda ls: not ls or not ls[0][:1].isdigit()), st.lists(st.integers(0, 10_000), max_size=20))
+@given(lines, st.lists(st.integers(0, 10_000), max_size=20))
 def test_newline_framing_is_independent_of_chunking(msgs, cuts):
     stream = b"".join(m + b"\n" for m in msgs)
     assert feed_all(Framer(64), split_at(stream, cuts)) == msgs
 
 
+def test_text_framing_never_reads_octet_counting():
+    # tcp() and network(): a line that starts with digits is text, whatever follows.
+    framer = Framer(100)
+    assert framer.mode == "text"
+    assert feed_all(framer, [b"12 <13>a\n5 hello\n27 x"]) == [b"12 <13>a", b"5 hello", b"27 x"]
+
+
 @given(lines, st.lists(st.integers(0, 10_000), max_size=20))
 def test_octet_counting_is_independent_of_chunking(msgs, cuts):
     stream = b"".join(b"%d %s" % (len(m), m) for m in msgs)
-    framer = Framer(64)
+    framer = Framer(64, framing="framed")
     assert feed_all(framer, split_at(stream, cuts)) == msgs
-    if msgs:
-        assert framer.mode == "framed"
 
 
-def test_octet_counting_payload_may_contain_newlines():
-    assert Framer(100).feed(b"5 a\nb\nc3 xyz") == [b"a\nb\nc", b"xyz"]
+def test_octet_counting_payload_may_contain_newlines_and_nuls():
+    assert Framer(100, framing="framed").feed(b"5 a\nb\nc3 x\0z") == [b"a\nb\nc", b"x\0z"]
+
+
+def test_unknown_framing_is_refused():
+    with pytest.raises(ValueError):
+        Framer(100, framing="auto")
 
 
 def test_text_framing_strips_cr_nul_and_drops_empty_lines():
     assert Framer(100).feed(b"<13>a\r\n\n\r\n<13>b\x00\n<13>c") == [b"<13>a", b"<13>b"]
+
+
+def test_nul_ends_a_message_like_a_newline():
+    assert feed_all(Framer(100), [b"a\0b c\n\0\0d\0", b"e\n"]) == [b"a", b"b c", b"d", b"e"]
 
 
 def test_close_delivers_partial_line():
@@ -76,7 +90,7 @@ def test_buffer_stays_bounded_without_newlines():
 
 
 def test_oversized_frame_is_an_error_keeping_earlier_messages():
-    framer = Framer(10)
+    framer = Framer(10, framing="framed")
     with pytest.raises(FramingError) as info:
         framer.feed(b"3 abc11 01234567890")
     assert info.value.messages == [b"abc"]
@@ -88,19 +102,19 @@ def test_oversized_frame_is_an_error_keeping_earlier_messages():
 @pytest.mark.parametrize("stream", [b"12x abc", b"12345678901 a", b"3 abc4x"])
 def test_bad_frame_header_is_an_error(stream):
     with pytest.raises(FramingError):
-        Framer(100).feed(stream)
+        Framer(100, framing="framed").feed(stream)
 
 
 @given(st.lists(st.binary(max_size=30), max_size=12), st.integers(1, 12),
        st.lists(st.integers(0, 10_000), max_size=12))
 def test_trim_large_messages_cuts_frames_under_any_chunking(msgs, limit, cuts):
     stream = b"".join(b"%d %s" % (len(m), m) for m in msgs)
-    framer = Framer(limit, trim_large_messages=True)
+    framer = Framer(limit, trim_large_messages=True, framing="framed")
     assert feed_all(framer, split_at(stream, cuts)) == [m[:limit] for m in msgs if m]
 
 
 def test_frame_exactly_log_msg_size_is_accepted():
-    assert Framer(5).feed(b"5 abcde") == [b"abcde"]
+    assert Framer(5, framing="framed").feed(b"5 abcde") == [b"abcde"]
 
 
 # --- RFC 3164 ----------------------------------------------------------------
@@ -143,10 +157,10 @@ def test_keep_hostname_false_uses_peer_address():
     assert parse_rfc3164(raw, keep_hostname=True)["HOST"] == b"web-01"
 
 
-def test_bad_pri_is_a_parse_error_message():
-    m = parse_rfc3164(b"<abc>x", peer_host=b"9.9.9.9")
-    assert m["MSG"] == b"Error processing log message: <abc>x"
-    assert (m["PROGRAM"], m["PRI"], m["HOST"]) == (b"syslog-ng", b"43", b"9.9.9.9")
+def test_bad_pri_puts_the_whole_line_into_msg():
+    # syslog-ng 4.8.1 and AxoSyslog 4.27.0 alike: no parse error for RFC 3164.
+    m = parse_rfc3164(b"<abc>x y", peer_host=b"9.9.9.9")
+    assert (m["MSG"], m["PROGRAM"], m["PRI"], m["HOST"]) == (b"<abc>x y", b"", b"13", b"9.9.9.9")
 
 
 # --- RFC 5424 ----------------------------------------------------------------
@@ -204,9 +218,10 @@ def test_batch_parser_never_raises(raw, proto, keep):
 @given(st.binary(max_size=60).map(lambda b: b.replace(b"\n", b" ")))
 def test_3164_msg_is_the_tail_of_the_raw_message(tail):
     # The collector relies on MSG ending the output line unchanged.
-    raw = b"<13>Nov  6 12:00:00 web-01 app[1]: x" + tail.rstrip(b"\x00")
+    # (Trailing NULs and carriage returns are removed before parsing.)
+    raw = b"<13>Nov  6 12:00:00 web-01 app[1]: x" + tail.rstrip(b"\x00\r")
     m = parse_rfc3164(raw)
-    assert raw.endswith(m["MSG"]) and m["MSG"].endswith(tail.rstrip(b"\x00"))
+    assert raw.endswith(m["MSG"]) and m["MSG"].endswith(tail.rstrip(b"\x00\r"))
     assert format_default(m).endswith(m["MSG"] + b"\n")
 
 

@@ -201,7 +201,7 @@ def test_paired_cli_exit_status_table_and_markdown(tmp_path):
     assert text.startswith("### parbench compare: ❌ performance regression\n")
     assert "Paired: `head` against `base`" in text and "spread of log-ratios" in text
     rows = {line.split("|")[2].strip(): line for line in text.splitlines() if line.startswith("| throughput")}
-    assert "🔴 regression" in rows["p=0"] and "no change" in rows["p=2"]
+    assert "🔴 regression" in rows["head p=0"] and "no change" in rows["head p=2"]
     assert "median of the log-ratios" in text
     # the reverse question is an improvement: exit 0
     result = invoke("compare", path, "--baseline", "head", "--current", "base", "--metric", "throughput_msgs_per_s")
@@ -313,7 +313,7 @@ def test_paired_history_multiplies_the_changes_file_by_file(tmp_path):
     result = invoke("history", tmp_path, "--baseline", "base", "--current", "head", "--out", out)
     assert result.exit_code == 0, result.output
     assert out.stat().st_size > 0
-    line = next(line for line in result.output.splitlines() if line.startswith("p=0:"))
+    line = next(line for line in result.output.splitlines() if line.startswith("head p=0:"))
     total = float(line.split("running product of the changes ")[1].rstrip("%"))
     assert -13 < total < -5, line  # about -8.7 %, well beyond any single step
     assert "regressions in" not in line  # no single step crossed the gate
@@ -344,3 +344,17 @@ def test_enough_pairs_lift_erratic():
     assert many.spread > 0.1 and many.verdict == cmp.REGRESSION
     aa = paired.compare_pairs(*drifting_pairs(rng, 200, noise=0.1), THROUGHPUT)
     assert aa.spread > 0.1 and aa.verdict == cmp.NO_CHANGE
+
+
+def test_paired_json_says_it_is_paired_and_keeps_the_exit_status(tmp_path):
+    rng = np.random.default_rng(21)
+    base0, head0 = sweep_values(rng, 10, change=-0.12)
+    path = write_results(tmp_path / "r.json", {"base": ("base=reference", {0: base0}),
+                                               "head": ("head=reference", {0: head0})})
+    result = CliRunner().invoke(main, ["compare", str(path), "--baseline", "base", "--current", "head", "--json",
+                                       "--metric", "throughput_msgs_per_s"])
+    assert result.exit_code == 1
+    doc = __import__("json").loads(result.stdout)
+    assert doc["paired"] and (doc["baseline_label"], doc["current_label"]) == ("base", "head")
+    (row,) = doc["comparisons"]
+    assert row["config"] == "head p=0" and row["verdict"] == "regression" and row["spread"] < 0.1

@@ -93,7 +93,7 @@ def test_literal_and_template_key_notes():
 def test_option_errors_are_one_line_too():
     for args, fragment in ((["a"], "--partitions N is required"),
                            (["-n", "four", "a"], "whole number"),
-                           (["-n", "4", "--profile", "rsyslog", "a"], "known profiles")):
+                           (["-n", "4", "--profile", "rsyslog", "a"], "'rsyslog' is not one of")):
         result = run(args)
         assert result.exit_code == 2, result.output
         assert result.output.strip().count("\n") == 0 and fragment in result.output, result.output

@@ -193,12 +193,16 @@ def test_readme_documents_every_key(tmp_path):
         "sweep.": base + "[sweep]\n",
         "sweep.quick.": base + "[sweep.quick]\n",
         "expect.": base + "[expect]\n",
+        "faults.": base + "[faults]\n",
+        **{f"faults.{kind}.": base + f"[faults.{kind}]\n" for kind in
+           ("destination_down", "destination_slow", "connection_reset", "target_restart")},
     }
     for path, text in sections.items():
         keys = _valid_keys(tmp_path, text, path)
         assert keys
         for k in keys:
-            if (path, k) in (("", "workload"), ("", "pipeline"), ("", "sweep"), ("", "expect"), ("sweep.", "quick")):
+            if (path, k) in (("", "workload"), ("", "pipeline"), ("", "sweep"), ("", "expect"), ("", "faults"),
+                             ("sweep.", "quick")):
                 assert f"[{path}{k}]" in readme  # a table: documented by its section
                 continue
             assert k in documented, f"{path}{k} is not documented in scenarios/README.md"

@@ -84,12 +84,16 @@ class AxoSyslogKind(TargetKind):
                "or PATH, an AxoSyslog binary or install prefix")
     argument = "optional"
     gives_reference_profile = True
+    runs_config_text = True
 
     def check_argument(self, argument: str | None) -> str | None:
         argument = super().check_argument(argument)
         if argument is not None and not is_path(argument) and not _BUILD_SELECTOR.fullmatch(argument):
             raise BadArgument(self.syntax, f"{argument!r} is neither a version such as 4.27.0 nor a path")
         return argument
+
+    def names_a_program(self, spec: ImplSpec) -> bool:
+        return spec.argument is not None and is_path(spec.argument)  # a build parbench made is not named
 
     def make(self, spec: ImplSpec, *, profile: str | None = None) -> SyslogNgTarget:
         try:

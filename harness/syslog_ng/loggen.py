@@ -14,13 +14,20 @@ Facts about loggen 4.8 that shape the command line:
   ``-r 0`` sends nothing, so "unlimited" is a huge rate.
 * The default ``-I`` (interval) is 10 s and ends the run even before ``-n``
   messages are sent, so a count-based run gets a long interval.
-* It reports on stderr, at the end, ``average rate = R msg/sec, count=N,
-  time=T, ...`` (older builds: ``avg_rate=R``), with T rounded to its 0.5 s
-  reporting period: for short runs the wall-clock rate measured here is the
-  better figure, and both are returned.
+* It reports on stderr, at the end, one summary line.  syslog-ng 4.8:
+  ``average rate = R msg/sec, count=N, time=T, (average) msg size=B,
+  bandwidth=K kB/sec``, with T close to a multiple of its 0.5 s reporting
+  period, so for short runs the wall-clock rate measured here is the better
+  figure (both are returned).  AxoSyslog (4.27): ``avg_rate=R msg/s,
+  stdev_rate=S%, count=N, time=T, avg_msg_size=B, bandwidth=K KiB/s``,
+  after periodic ``count=N, rate=R msg/s, avg_rate=R msg/s`` lines.  T is
+  printed with C's ``%g`` (``2e-06``), B counts the framing, K is KiB/s.
+  ``format_summary`` writes either line for ``parbench send``, which
+  ``parse_loggen_output`` reads back.
 """
 from __future__ import annotations
 
+import math
 import re
 import subprocess
 import time
@@ -36,10 +43,16 @@ COUNT_RUN_INTERVAL_S = 86_400
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 STDERR_TAIL_CHARS = 2000
 
+_FLOAT = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|nan|inf"
+# syslog-ng 4.8's summary line
 _AVERAGE = re.compile(
-    r"average rate = (?P<rate>[\d.]+) msg/sec, count=(?P<count>\d+), time=(?P<time>[\d.]+)")
-_AVG_RATE = re.compile(r"avg_rate=(?P<rate>[\d.]+)")
+    rf"average rate = (?P<rate>{_FLOAT}) msg/sec, count=(?P<count>\d+), time=(?P<time>{_FLOAT})")
+# AxoSyslog's summary line (the periodic lines carry no time=)
+_AVG_SUMMARY = re.compile(
+    rf"avg_rate=(?P<rate>{_FLOAT}) msg/s, stdev_rate=(?:{_FLOAT})%, count=(?P<count>\d+), time=(?P<time>{_FLOAT})")
+_AVG_RATE = re.compile(rf"avg_rate=(?P<rate>{_FLOAT})")
 _COUNT = re.compile(r"count=(?P<count>\d+)")
+SUMMARY_STYLES = ("syslog-ng", "axosyslog")
 
 
 class LoggenError(RunFailure):
@@ -62,8 +75,9 @@ class LoggenResult:
 
 
 def parse_loggen_output(text: str) -> tuple[int, float, float | None]:
-    """loggen's stderr -> (count, average rate msg/s, seconds or None)."""
-    matches = list(_AVERAGE.finditer(text))
+    """loggen's stderr -> (count, average rate msg/s, seconds or None); the
+    last summary line of either style wins."""
+    matches = sorted([*_AVERAGE.finditer(text), *_AVG_SUMMARY.finditer(text)], key=lambda m: m.start())
     if matches:
         last = matches[-1]
         return int(last.group("count")), float(last.group("rate")), float(last.group("time"))
@@ -73,6 +87,23 @@ def parse_loggen_output(text: str) -> tuple[int, float, float | None]:
         count = int(counts[-1].group("count")) if counts else 0
         return count, float(rates[-1].group("rate")), None
     raise ValueError("loggen printed no 'average rate = ...' or 'avg_rate=...' line")
+
+
+def format_summary(style: str, count: int, seconds: float, message_bytes: int,
+                   stdev_rate_percent: float | None = None) -> str:
+    """loggen's final line, as syslog-ng 4.8's (``style`` "syslog-ng") or
+    AxoSyslog's ("axosyslog") loggen prints it, for ``count`` messages of
+    ``message_bytes`` bytes each (framing included) sent in ``seconds``."""
+    rate = count / seconds if seconds > 0 else 0.0
+    kib_per_s = count * message_bytes / 1024 / seconds if seconds > 0 else 0.0
+    if style == "syslog-ng":
+        return (f"average rate = {rate:.2f} msg/sec, count={count}, time={seconds:g}, "
+                f"(average) msg size={message_bytes}, bandwidth={kib_per_s:.2f} kB/sec")
+    if style == "axosyslog":
+        stdev = math.nan if stdev_rate_percent is None else stdev_rate_percent
+        return (f"avg_rate={rate:.2f} msg/s, stdev_rate={stdev:.2f}%, count={count}, time={seconds:g}, "
+                f"avg_msg_size={message_bytes}, bandwidth={kib_per_s:.2f} KiB/s")
+    raise ValueError(f"summary style {style!r}: expected one of {', '.join(SUMMARY_STYLES)}")
 
 
 def loggen_unfit_reason(scenario: Any) -> str | None:

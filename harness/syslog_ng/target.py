@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from parbench.harness.render import config_notes, render_config
+from parbench.harness.render import TIME_REOPEN_S, config_notes, render_config, with_global_options
 from parbench.harness.syslog_ng.installation import ENV_SYSLOG_NG, Installation, locate_syslog_ng
 from parbench.harness.syslog_ng.stats import (
     parse_prometheus_failed,
@@ -50,7 +50,15 @@ from parbench.harness.syslog_ng.stats import (
 from parbench.harness.syslog_ng.version import Version
 from parbench.harness.targets.base import Target, TargetError, TargetPlan, TargetReport, TargetUnavailable
 from parbench.harness.targets.kind import Availability, ImplSpec, TargetKind
-from parbench.harness.targets.process import ManagedProcess, free_loopback_port, listening_inodes, owns_socket
+from parbench.harness.targets.process import (
+    ManagedProcess,
+    free_loopback_port,
+    leftover_failure,
+    leftover_notes,
+    listening_inodes,
+    owns_socket,
+    usage_of,
+)
 
 if TYPE_CHECKING:
     import click
@@ -106,18 +114,33 @@ def render_syslog_ng_config(scenario: Any, partitions: int, out_port: int, in_po
     stats level 4 on AxoSyslog so the per-partition ``parallelized_*``
     counters exist."""
     text = render_config(scenario, partitions, out_port, in_port=in_port, dialect="syslog-ng", version=version)
-    # A lost collector connection is retried after time-reopen(), 60 s by
-    # default: longer than a whole run.
-    options = ["time-reopen(1)"]
+    options = [f"time-reopen({TIME_REOPEN_S})"]
     size = int(getattr(scenario.workload, "message_size", 0) or 0)
     if size + 1024 > DEFAULT_LOG_MSG_SIZE:
         options.append(f"log-msg-size({size + 1024})")
     if Version.parse(version).has_partition_counters:
         options.append("stats(level(4))")
-    first, _, rest = text.partition("\n")
-    if not first.startswith("@version"):
-        raise TargetError(f"harness.render produced no @version line first: {first[:60]!r}")
-    return f"{first}\noptions {{ {'; '.join(options)}; }};\n{rest}"
+    return with_global_options(text, options)
+
+
+def stats_accounting(rows: list[dict[str, str]]) -> dict[str, int] | None:
+    """syslog-ng's own count of its messages from ``syslog-ng-ctl stats``:
+    received (``center;;received``), and over its destinations written,
+    dropped and queued (at the moment of reading: at exit, as it stops
+    right after).  None when the stats hold none of it."""
+    found: dict[str, int] = {}
+    for row in rows:
+        try:
+            number = int(row.get("Number", 0) or 0)
+        except ValueError:
+            continue
+        name, kind = row.get("SourceName", ""), row.get("Type")
+        if name == "center" and row.get("SourceInstance") == "received" and kind == "processed":
+            found["received"] = found.get("received", 0) + number
+        elif name.startswith("dst.") and kind in ("written", "dropped", "queued"):
+            key = "queued_at_exit" if kind == "queued" else kind
+            found[key] = found.get(key, 0) + number
+    return found or None
 
 
 class SyslogNgTarget(Target):
@@ -127,6 +150,10 @@ class SyslogNgTarget(Target):
         self._explicit = syslog_ng
         self._install = install
         self._process: ManagedProcess | None = None
+        self._killed: list[ManagedProcess] = []  # processes before a restart
+        self._conf: Path | None = None
+        self._workdir = Path(".")
+        self._in_port = 0
         self._control: Path | None = None
         self._notes: list[str] = []
         self._partitions = 0
@@ -186,6 +213,7 @@ class SyslogNgTarget(Target):
             self._process = ManagedProcess(self.command(conf, workdir), workdir, f"syslog-ng-{attempt}")
             self._process.start()
             if self._wait_ready(in_port, deadline):
+                self._conf, self._workdir, self._in_port = conf, workdir, in_port
                 self._check_startup(plan.partitions)
                 return "127.0.0.1", in_port
             tail = self._process.stderr_tail()
@@ -198,6 +226,23 @@ class SyslogNgTarget(Target):
             self._notes.append(f"port {in_port} was taken before syslog-ng bound it; retried with another")
         raise TargetError(f"syslog-ng: could not bind a free loopback port in {BIND_ATTEMPTS} attempts; "
                           f"stderr tail:\n{last_error}")
+
+    def restart(self, timeout: float = 30.0) -> tuple[str, int]:
+        """SIGKILL, then syslog-ng again with the same config (same port)
+        and its persist file, as after a crash."""
+        if self._process is None or self._conf is None:
+            raise TargetError("syslog-ng: restart before start")
+        self._process.stop(0, graceful=False)
+        self._killed.append(self._process)
+        for stale in ("syslog-ng.ctl", "syslog-ng.pid"):
+            (self._workdir / stale).unlink(missing_ok=True)
+        self._process = ManagedProcess(self.command(self._conf, self._workdir), self._workdir,
+                                       f"syslog-ng-restart-{len(self._killed)}")
+        self._process.start()
+        if not self._wait_ready(self._in_port, time.monotonic() + timeout):
+            raise TargetError(f"syslog-ng exited with status {self._process.proc.returncode} when started again "
+                              f"after SIGKILL; stderr tail:\n{self._process.stderr_tail() or '(empty)'}")
+        return "127.0.0.1", self._in_port
 
     def _check_startup(self, partitions: int) -> None:
         """Fail the start when the start-up log says parallelize() is off;
@@ -213,6 +258,33 @@ class SyslogNgTarget(Target):
         if off is not None:
             raise TargetError(f"{self.version}: parallelize() is off, the run would not test it: {off}")
         self._notes += [f"start-up: {line}" for line in startup_warnings(head)]
+
+    def start_config(self, config_text: str, listen_ports, workdir: Path, timeout: float = 30.0,
+                     deadline_s: float | None = None) -> None:
+        """Run ``config_text`` as it is (no options added: the caller's text
+        is what runs).  The ports are the caller's: unlike ``start``, a port
+        taken meanwhile is an error, not a retry."""
+        install = self.installation()
+        workdir = Path(workdir).absolute()
+        workdir.mkdir(parents=True, exist_ok=True)
+        self._control = workdir / "syslog-ng.ctl"
+        conf = workdir / "syslog-ng.conf"
+        conf.write_text(config_text)
+        for stale in ("syslog-ng.persist", "syslog-ng.ctl", "syslog-ng.pid"):
+            (workdir / stale).unlink(missing_ok=True)
+        self._process = ManagedProcess(self.command(conf, workdir), workdir, "syslog-ng")
+        self._process.start()
+        deadline = time.monotonic() + timeout
+        for port in listen_ports:
+            if not self._wait_ready(int(port), deadline):
+                raise TargetError(
+                    f"{install.version} exited with status {self._process.proc.poll()} before it was ready; "
+                    f"config {conf}; stderr tail:\n{self._process.stderr_tail() or '(empty)'}")
+
+    @property
+    def pid(self) -> int | None:
+        process = self._process
+        return process.proc.pid if process is not None and process.alive() else None
 
     def _wait_ready(self, port: int, deadline: float) -> bool:
         """True once syslog-ng itself listens on ``port`` and accepts a connection;
@@ -291,8 +363,12 @@ class SyslogNgTarget(Target):
             self._process = None  # a second stop() must not signal a reused pid
         if process.killed:
             notes.append(f"syslog-ng did not exit within {timeout:g}s of SIGTERM; killed")
-        dropped = sum(int(row.get("Number", 0) or 0) for row in counters.get("stats", [])
-                      if row.get("Type") == "dropped" and row.get("SourceName", "").startswith("dst."))
+        every = [*self._killed, process]
+        notes += leftover_notes(every)
+        if self._killed:
+            notes.append(f"restarted {len(self._killed)} time(s) (SIGKILL); the counters are the last process's only")
+        accounting = stats_accounting(counters.get("stats", []))
+        dropped = (accounting or {}).get("dropped", 0)
         if dropped:
             notes.append(f"syslog-ng counted {dropped} messages dropped at the destination")
         partitioned = counters.get("parallelized")
@@ -300,20 +376,21 @@ class SyslogNgTarget(Target):
             has_counters = self.version is not None and Version.parse(self.version).has_partition_counters
             notes.append(NO_PARTITION_COUNTERS_NOTE if not has_counters
                          else f"{self.version}: no parallelized_* metrics found in syslog-ng-ctl stats")
-        failure = None
+        failure = leftover_failure(every)
         bypassed = counters.get("parallelize_failed_events_total") or 0
-        if self._partitions and bypassed:
+        if self._partitions and bypassed and failure is None:
             failure = (f"{self.version}: {bypassed} messages bypassed parallelize() "
                        "(parallelize_failed_events_total), so it was not tested for them")
         head = process.stderr_head()
         if self._partitions and failure is None and feature_off_line(head):
             failure = f"{self.version}: parallelize() is off: {feature_off_line(head)}"
+        cpu, rss = usage_of(every)
         return TargetReport(
             stderr_head=head,
             batch_histograms=counters.get("histograms"),
             failure=failure,
-            cpu_seconds=process.cpu_seconds,
-            peak_rss_bytes=process.peak_rss_bytes,
+            cpu_seconds=cpu,
+            peak_rss_bytes=rss,
             partition_processed=partitioned["processed"] if partitioned else None,
             partition_assigned=partitioned["assigned"] if partitioned else None,
             counters=counters or None,
@@ -321,6 +398,7 @@ class SyslogNgTarget(Target):
             stderr_tail=process.stderr_tail(),
             notes=notes,
             version=self.version,
+            accounting=accounting if not self._killed else None,
         )
 
 
@@ -331,6 +409,10 @@ class SyslogNgKind(TargetKind):
                f"${ENV_SYSLOG_NG}, else the private install, else $PATH)")
     argument = "optional"
     gives_reference_profile = True
+    runs_config_text = True
+
+    def names_a_program(self, spec: ImplSpec) -> bool:
+        return spec.argument is not None  # PATH: a binary of the spec's choosing
 
     def make(self, spec: ImplSpec, *, profile: str | None = None) -> SyslogNgTarget:
         """Finds the binary now, so a command line naming an implementation

@@ -10,7 +10,11 @@ outside ``workdir``.
 
 Everything the runner asks of a target is declared here: ``start``,
 ``stop`` (whose ``TargetReport`` carries CPU, memory, per-partition counters
-and the version), ``version`` and ``reference_profile()``.  A kind of
+and the version), ``version`` and ``reference_profile()``.  Kinds that read
+syslog-ng's configuration language (the reference, the syslog-ng family)
+also run a configuration text as it is, instead of a scenario:
+``start_config`` (the differential runner, ``harness.differential``, uses
+it), with ``pid`` telling which process generated messages of its own.  A kind of
 implementation is declared to the harness in ``harness.targets.kind`` and
 registered in ``harness.targets.registry``.
 """
@@ -19,7 +23,7 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from parbench.errors import EXIT_USAGE, RunFailure
 
@@ -69,8 +73,12 @@ class TargetReport:
     # {"parallelized_batch_size": {"sum", "count", "buckets": {"1": n, ...}},
     #  "parallelized_input_batch_size": {...}} (see reference.histogram).
     batch_histograms: dict[str, Any] | None = None
-    # Set when what the target saw means the run cannot pass (the feature
-    # under test was off for some messages); the runner makes it the run's error.
+    # The implementation's own count of its messages, when it keeps one:
+    # {"received", "written", "dropped", "queued_at_exit", ...} (None: it does not).
+    accounting: dict[str, Any] | None = None
+    # Set when what the target saw or did means the run cannot pass (the
+    # feature under test was off for some messages, it left processes
+    # running); the runner makes it the run's error.
     failure: str | None = None
 
 
@@ -88,6 +96,33 @@ class Target(abc.ABC):
     @abc.abstractmethod
     def stop(self, timeout: float = 15.0) -> TargetReport:
         """Stop what start() started (gracefully, then by force) and report."""
+
+    def restart(self, timeout: float = 30.0) -> tuple[str, int]:
+        """Kill the implementation at once (SIGKILL: what it held in memory
+        is lost, as in a crash) and start it again with the same plan and
+        output port; return the address to send to once it is ready again
+        (the same port when the kind can keep it).  TargetError when it
+        cannot start again, or when the kind cannot be restarted (the
+        default)."""
+        raise TargetError(f"{self.name}: this kind of implementation cannot be restarted")
+    @property
+    def pid(self) -> int | None:
+        """Process id of the running implementation (what it writes into
+        messages it generates itself, such as a parse error's ``$PID``);
+        None when not running or not known."""
+        return None
+
+    def start_config(self, config_text: str, listen_ports: Sequence[int], workdir: Path,
+                     timeout: float = 30.0, deadline_s: float | None = None) -> None:
+        """Start with ``config_text``, a configuration in syslog-ng's
+        language, exactly as given; return once the implementation listens
+        on every port of ``listen_ports`` (the loopback TCP ports the text's
+        sources name).  Raise TargetError (with the stderr tail) when it
+        cannot start.  ``stop()`` stops it as after ``start``.
+        ``deadline_s``: longest the caller keeps it running (as
+        ``TargetPlan.deadline_s``).  Only kinds with
+        ``TargetKind.runs_config_text`` implement it."""
+        raise TargetError(f"{self.name}: this kind of implementation does not run a configuration file")
 
     def reference_profile(self) -> str | None:
         """The reference's version profile that models this implementation,

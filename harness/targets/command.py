@@ -45,24 +45,41 @@ class CommandTarget(Target):
             raise TargetError(f"command target: {template!r} has no {{in_port}} placeholder; the harness must tell the program where to listen")
         self.name = name or ("command:" + template)
         self._process: ManagedProcess | None = None
+        self._killed: list[ManagedProcess] = []  # processes before a restart
         self._notes: list[str] = []
+        self._argv: list[str] = []
+        self._in_port = 0
+        self._workdir = Path(".")
 
     def start(self, plan: TargetPlan, out_port: int, workdir: Path, timeout: float = 30.0) -> tuple[str, int]:
         if plan.partitions:
             self._notes.append(
                 f"command targets get no partition count; partitions={plan.partitions} is a label only"
             )
-        in_port = free_loopback_port()
-        argv = parse_command_template(self.template, in_port, out_port)
-        self._process = ManagedProcess(argv, Path(workdir), "command")
+        self._in_port = free_loopback_port()
+        self._argv = parse_command_template(self.template, self._in_port, out_port)
+        self._workdir = Path(workdir)
+        return self._launch(timeout)
+
+    def _launch(self, timeout: float) -> tuple[str, int]:
+        label = f"command-{len(self._killed)}" if self._killed else "command"
+        self._process = ManagedProcess(self._argv, self._workdir, label)
         self._process.start()
-        wait_for_port("127.0.0.1", in_port, timeout, self._process)
-        return "127.0.0.1", in_port
+        wait_for_port("127.0.0.1", self._in_port, timeout, self._process)
+        return "127.0.0.1", self._in_port
+
+    def restart(self, timeout: float = 30.0) -> tuple[str, int]:
+        """SIGKILL, then the same command again: it must listen on the same port."""
+        if self._process is None:
+            raise TargetError("command target: restart before start")
+        self._process.stop(0, graceful=False)
+        self._killed.append(self._process)
+        return self._launch(timeout)
 
     def stop(self, timeout: float = 15.0) -> TargetReport:
         if self._process is None:
             return TargetReport(notes=list(self._notes))
-        return stop_and_report(self._process, self._notes, timeout)
+        return stop_and_report(self._process, self._notes, timeout, earlier=self._killed)
 
 
 class CommandKind(TargetKind):
@@ -98,6 +115,9 @@ class CommandKind(TargetKind):
                 continue
             kept.append(word.rsplit("/", 1)[-1] if "/" in word and not word.startswith("-") else word)
         return "command: " + " ".join(kept)
+
+    def names_a_program(self, spec: ImplSpec) -> bool:
+        return True
 
     def make(self, spec: ImplSpec, *, profile: str | None = None) -> CommandTarget:
         return CommandTarget(spec.argument or "", name=spec.text)

@@ -101,6 +101,13 @@ class TargetKind(abc.ABC):
     #: its targets answer ``Target.reference_profile()`` (they model a
     #: version of syslog-ng); the runner asks them when choosing the profile
     gives_reference_profile: ClassVar[bool] = False
+    #: it keeps what it wrote to a destination connection until the peer's
+    #: TCP acknowledged it, and sends that again after a break: a broken
+    #: connection costs it nothing (``harness.faults.promise``)
+    keeps_unacknowledged: ClassVar[bool] = False
+    #: its targets implement ``Target.start_config``: they run a
+    #: configuration text in syslog-ng's language as it is (``parbench diff``)
+    runs_config_text: ClassVar[bool] = False
     #: it does the same work whatever is being changed (a relay that only
     #: forwards): a cross-sweep ``parbench compare`` takes its runs in both
     #: files as the measure of the machine's drift between the sweeps
@@ -119,6 +126,14 @@ class TargetKind(abc.ABC):
         if self.argument == "optional" and argument == "":
             raise BadArgument(self.syntax, f"nothing after '{self.name}:'")
         return argument
+
+    def names_a_program(self, spec: ImplSpec) -> bool:
+        """Whether ``spec`` itself names a program to run (a command line, a
+        binary path).  ``parbench run`` takes such a spec from ``--impl``,
+        and from a scenario file's ``sweep.implementations`` only with
+        ``--trust-scenario``: a scenario file alone never runs a program of
+        its choosing."""
+        return False
 
     def label(self, spec: ImplSpec) -> str:
         """How reports name a spec of this kind that has no NAME= label."""

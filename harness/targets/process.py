@@ -1,6 +1,8 @@
 """Process plumbing shared by every target that runs a program: start it in
 its own session with stdout/stderr in files, sample its CPU and memory, wait
-until it listens, stop its whole process group and report.
+until it listens, stop its whole process group and report.  Processes of the
+target that left its group (``harness.targets.reaper``) are killed too; each
+is noted, and fails the run (``TargetReport.failure``).
 
 Readiness is read from ``/proc/net/tcp`` where possible, not probed with a
 connection: an implementation may count a probe against its connection
@@ -16,7 +18,9 @@ import subprocess
 import time
 from pathlib import Path
 
+from parbench import interrupts
 from parbench.harness.metrics import ProcSampler, reap_with_rusage, summarize_usage
+from parbench.harness.targets import reaper
 from parbench.harness.targets.base import TargetError, TargetReport
 
 STDERR_TAIL_BYTES = 4000
@@ -74,18 +78,30 @@ class ManagedProcess:
         self.cpu_seconds: float | None = None
         self.peak_rss_bytes: int | None = None
         self.killed = False
+        self.token = reaper.new_token()
+        self._start_ticks: int | None = None
+        # "PID (argv)" of each process of the target still running after it
+        # stopped, outside its process group; each was killed.
+        self.leftovers: list[str] = []
 
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
+        # A signal between fork and the assignment would leave a child no
+        # one stops: it waits until the child is known.
+        reaper.become_subreaper()
+        env = {**os.environ, reaper.TOKEN_VAR: self.token}
+        with interrupts.deferred(), open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
             try:
                 self.proc = subprocess.Popen(
                     self.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                    cwd=self.workdir, start_new_session=True,
+                    cwd=self.workdir, start_new_session=True, env=env,
                 )
             except OSError as exc:
                 raise TargetError(f"{self.label}: cannot start {self.argv[0]!r}: {exc}") from None
-        self.sampler = ProcSampler(self.proc.pid).start()
+            reaper.live_leaders.add(self.proc.pid)
+            stat = reaper.proc_stat(self.proc.pid)
+            self._start_ticks = stat.start_ticks if stat else None
+            self.sampler = ProcSampler(self.proc.pid).start()
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -104,15 +120,19 @@ class ManagedProcess:
         except (ProcessLookupError, PermissionError):
             pass
 
-    def stop(self, timeout: float) -> None:
-        """SIGTERM to the group, wait, SIGKILL what remains; always reaps."""
+    def stop(self, timeout: float, *, graceful: bool = True) -> None:
+        """SIGTERM to the group, wait, SIGKILL what remains; always reaps.
+        ``graceful=False``: SIGKILL at once (a crash: what it held is lost)."""
         if self.proc is None:
             return
         rusage_cpu = rusage_rss = None
         try:
             if self.sampler:
                 self.sampler.sample()
-            if self.proc.returncode is None:
+            if self.proc.returncode is None and not graceful:
+                self._signal_group(signal.SIGKILL)
+                code, rusage_cpu, rusage_rss = reap_with_rusage(self.proc, 5.0)
+            elif self.proc.returncode is None:
                 self._signal_group(signal.SIGTERM)
                 code, rusage_cpu, rusage_rss = reap_with_rusage(self.proc, timeout)
                 if code is None:
@@ -131,8 +151,19 @@ class ManagedProcess:
                     self.proc.wait(timeout=5.0)
                 except (OSError, subprocess.TimeoutExpired):
                     pass
+            reaper.live_leaders.discard(self.proc.pid)
+            self.leftovers += reaper.kill_and_reap(
+                reaper.leftovers(self.token, self.proc.pid, self._start_ticks))
             self.exit_code = self.proc.returncode
             self.cpu_seconds, self.peak_rss_bytes = summarize_usage(self.sampler, rusage_cpu, rusage_rss)
+
+
+def usage_of(processes: list[ManagedProcess]) -> tuple[float | None, int | None]:
+    """(CPU seconds, peak RSS) of a target that ran as several processes in
+    turn (restarted): CPU adds up, the peak is the largest."""
+    cpus = [p.cpu_seconds for p in processes if p.cpu_seconds is not None]
+    rss = [p.peak_rss_bytes for p in processes if p.peak_rss_bytes is not None]
+    return (sum(cpus) if cpus else None, max(rss) if rss else None)
 
 
 def listening_inodes(port: int) -> set[str]:
@@ -169,16 +200,40 @@ def owns_socket(pid: int, inodes: set[str]) -> bool | None:
 
 
 def stop_and_report(process: ManagedProcess, notes: list[str], timeout: float,
-                    killed_note: str = "killed") -> TargetReport:
+                    killed_note: str = "killed", earlier: list[ManagedProcess] | None = None) -> TargetReport:
     """Stop ``process`` (SIGTERM, then SIGKILL after ``timeout``) and report
-    what every process target can: CPU, peak RSS, exit code, stderr tail."""
+    what every process target can: CPU, peak RSS, exit code, stderr tail.
+    ``earlier``: the processes of the target killed before (restarts)."""
     process.stop(timeout)
     notes = list(notes)
     if process.killed:
         notes.append(f"did not exit within {timeout:g}s of SIGTERM; {killed_note}")
-    return TargetReport(cpu_seconds=process.cpu_seconds, peak_rss_bytes=process.peak_rss_bytes,
+    every = [*(earlier or []), process]
+    notes += leftover_notes(every)
+    cpu, rss = usage_of(every)
+    return TargetReport(cpu_seconds=cpu, peak_rss_bytes=rss,
                         exit_code=process.exit_code, stderr_tail=process.stderr_tail(),
-                        stderr_head=process.stderr_head(), notes=notes)
+                        stderr_head=process.stderr_head(), notes=notes, failure=leftover_failure(every))
+
+
+def _processes(process: ManagedProcess | list[ManagedProcess]) -> list[ManagedProcess]:
+    return process if isinstance(process, list) else [process]
+
+
+def leftover_notes(process: ManagedProcess | list[ManagedProcess]) -> list[str]:
+    """One note per process of the target that outlived it (and was killed)."""
+    return [f"a process of the target was still running after the target stopped, outside its process "
+            f"group: {text}; killed" for p in _processes(process) for text in p.leftovers]
+
+
+def leftover_failure(process: ManagedProcess | list[ManagedProcess]) -> str | None:
+    """The run's error when processes of the target outlived it, else None."""
+    texts = [text for p in _processes(process) for text in p.leftovers]
+    if not texts:
+        return None
+    n = len(texts)
+    return (f"{n} process{'es' if n > 1 else ''} of the target still running after the target stopped "
+            f"(killed): {'; '.join(texts)}")
 
 
 def wait_for_port(host: str, port: int, timeout: float, process: ManagedProcess) -> None:

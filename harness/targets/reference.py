@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from parbench.harness.render import config_notes, render_config
+from parbench.harness.render import TIME_REOPEN_S, config_notes, render_config, with_global_options
 from parbench.harness.targets.base import Target, TargetError, TargetPlan, TargetReport
 from parbench.harness.targets.kind import BadArgument, ImplSpec, TargetKind
 from parbench.harness.targets.process import ManagedProcess, stop_and_report
@@ -57,8 +57,11 @@ class ReferenceTarget(Target):
         # service's default (one per CPU).
         self.workers = workers
         self._process: ManagedProcess | None = None
+        self._killed: list[ManagedProcess] = []  # processes before a restart
         self._counters_path: Path | None = None
         self._notes: list[str] = []
+        self._launch_args: tuple | None = None  # (plan, out_port, workdir, max_seconds) of start()
+        self._port = 0
         # What the reference models is its profile; the service names the
         # one it ran in its counters (see stop()).
         self.version = profile
@@ -88,27 +91,70 @@ class ReferenceTarget(Target):
               max_seconds: float | None = None) -> tuple[str, int]:
         workdir = Path(workdir)
         workdir.mkdir(parents=True, exist_ok=True)
+        self._notes += config_notes(plan.scenario, plan.partitions, "reference", self.profile)
+        if max_seconds is None:
+            max_seconds = self.max_seconds_for(plan, timeout)
+        self._launch_args = (plan, out_port, workdir, max_seconds)
+        return self._start_rendered(timeout, in_port=0)
+
+    def restart(self, timeout: float = 30.0) -> tuple[str, int]:
+        """SIGKILL, then ``parbench serve`` again on the same port."""
+        if self._process is None or self._launch_args is None:
+            raise TargetError("reference: restart before start")
+        self._process.stop(0, graceful=False)
+        self._killed.append(self._process)
+        return self._start_rendered(timeout, in_port=self._port)
+
+    def _start_rendered(self, timeout: float, in_port: int) -> tuple[str, int]:
+        plan, out_port, workdir, max_seconds = self._launch_args
         conf = workdir / "reference.conf"
+        text = render_config(plan.scenario, plan.partitions, out_port, in_port=in_port, dialect="reference",
+                             version=self.profile)
+        if getattr(plan.scenario, "faults", ()):
+            # A broken destination connection is retried after time-reopen()
+            # (60 s by default); only fault runs break it.
+            text = with_global_options(text, [f"time-reopen({TIME_REOPEN_S})"])
+        conf.write_text(text)
+        workers = self.workers or getattr(plan.scenario.pipeline, "workers", None)
+        source = self._launch(conf, workdir, timeout, max_seconds, workers)[0]
+        self._port = int(source["port"])
+        return str(source.get("ip", "127.0.0.1")), self._port
+
+    def start_config(self, config_text: str, listen_ports, workdir: Path, timeout: float = 30.0,
+                     deadline_s: float | None = None) -> None:
+        workdir = Path(workdir)
+        workdir.mkdir(parents=True, exist_ok=True)
+        conf = workdir / "reference.conf"
+        conf.write_text(config_text)
+        max_seconds = FALLBACK_MAX_SECONDS if deadline_s is None else \
+            math.ceil(timeout + float(deadline_s) + MAX_SECONDS_MARGIN_S)
+        sources = self._launch(conf, workdir, timeout, max_seconds, self.workers)
+        bound = {int(source["port"]) for source in sources}
+        missing = sorted(set(map(int, listen_ports)) - bound)
+        if missing:
+            raise TargetError(f"reference: the configuration listens on {sorted(bound)}, "
+                              f"not on {', '.join(map(str, missing))}")
+
+    def _launch(self, conf: Path, workdir: Path, timeout: float, max_seconds: float,
+                workers: int | None) -> list[dict[str, Any]]:
+        """Start ``parbench serve -f conf``; the sources of its ready file."""
         ready = workdir / "ready.json"
         self._counters_path = workdir / "counters.json"
         for stale in (ready, self._counters_path):
             stale.unlink(missing_ok=True)
-        conf.write_text(render_config(plan.scenario, plan.partitions, out_port, dialect="reference",
-                                      version=self.profile))
-        self._notes += config_notes(plan.scenario, plan.partitions, "reference", self.profile)
-        if max_seconds is None:
-            max_seconds = self.max_seconds_for(plan, timeout)
-        workers = self.workers or getattr(plan.scenario.pipeline, "workers", None)
+        label = f"reference-{len(self._killed)}" if self._killed else "reference"
         self._process = ManagedProcess(self.command(conf, ready, self._counters_path, max_seconds, workers),
-                                       workdir, "reference")
+                                       workdir, label)
         self._process.start()
         deadline = time.monotonic() + timeout
         while True:
             if ready.exists():
                 try:
                     info = json.loads(ready.read_text())
-                    source = info["sources"][0]
-                    return str(source.get("ip", "127.0.0.1")), int(source["port"])
+                    sources = [dict(source, port=int(source["port"])) for source in info["sources"]]
+                    if not sources:
+                        raise ValueError("no source listens")
+                    return sources
                 except (ValueError, KeyError, IndexError, TypeError) as exc:
                     raise TargetError(f"reference: unreadable ready file {ready}: {exc}") from None
             if not self._process.alive():
@@ -123,11 +169,20 @@ class ReferenceTarget(Target):
                 )
             time.sleep(0.02)
 
+    @property
+    def pid(self) -> int | None:
+        process = self._process
+        return process.proc.pid if process is not None and process.alive() else None
+
     def stop(self, timeout: float = 15.0) -> TargetReport:
         process = self._process
         if process is None:
             return TargetReport(notes=list(self._notes))
-        report = stop_and_report(process, self._notes, timeout, killed_note="killed (no counters)")
+        report = stop_and_report(process, self._notes, timeout, killed_note="killed (no counters)",
+                                 earlier=self._killed)
+        if self._killed:
+            report.notes.append(f"restarted {len(self._killed)} time(s) (SIGKILL); the counters are the last "
+                                "process's only")
         counters = None
         if self._counters_path is not None and self._counters_path.exists():
             try:
@@ -141,6 +196,9 @@ class ReferenceTarget(Target):
             report.partition_assigned = _partition_totals(counters, "parallelized_assigned_events_total")
             report.batch_histograms = _batch_histograms(counters)
         report.counters = counters
+        accounting = (counters or {}).get("accounting")
+        # After a restart the counters are the last process's only: no account of the run.
+        report.accounting = dict(accounting) if isinstance(accounting, dict) and not self._killed else None
         report.version = (counters or {}).get("profile") or self.profile
         return report
 
@@ -152,6 +210,10 @@ class ReferenceKind(TargetKind):
                "profile or PROFILE")
     argument = "optional"
     runs_reference_profile = True
+    # parbench serve sends again what a broken destination connection's peer
+    # did not acknowledge (TCP_INFO), so a break loses nothing.
+    keeps_unacknowledged = True
+    runs_config_text = True
 
     def check_argument(self, argument: str | None) -> str | None:
         from parbench.reference.profiles import PROFILES

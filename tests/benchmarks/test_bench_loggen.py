@@ -68,3 +68,28 @@ def test_parbench_sender(benchmark, sink):
     benchmark.pedantic(once, rounds=3, iterations=1)
     benchmark.extra_info["msgs_per_s"] = [round(MESSAGES / seconds) for _, seconds in results]
     assert all(int(r.sent.sum()) == MESSAGES for r, _ in results)
+
+
+def test_parbench_send_command(benchmark, sink):
+    """`parbench send` as a user runs it (a process: start-up and plan
+    included in the wall time; its loggen-style summary line gives the
+    send rate).  -s 255 + the newline = loggen's -s 256 on the wire."""
+    import subprocess
+    import sys
+
+    from parbench.harness.syslog_ng.loggen import parse_loggen_output
+
+    benchmark.group = GROUP
+    results = []
+
+    def once():
+        started = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "parbench", "send", "chatty-single-sender", "--to",
+                               f"127.0.0.1:{sink.port}", "-n", str(MESSAGES), "-s", str(SIZE - 1), "-r", "0", "-Q"],
+                              capture_output=True, text=True, timeout=120)
+        results.append((proc, time.perf_counter() - started))
+
+    benchmark.pedantic(once, rounds=3, iterations=1)
+    assert all(proc.returncode == 0 for proc, _ in results), results[0][0].stderr
+    benchmark.extra_info["msgs_per_s"] = [round(parse_loggen_output(proc.stderr)[1]) for proc, _ in results]
+    benchmark.extra_info["wall_msgs_per_s"] = [round(MESSAGES / seconds) for _, seconds in results]
