@@ -58,6 +58,10 @@ class _ImplOption(click.Option):
 @click.option("--syslog-ng", "syslog_ng", metavar="PATH", type=click.Path(),
               help="Your own syslog-ng / AxoSyslog binary (or install prefix) for the syslog-ng implementation "
                    "(same as --impl syslog-ng:PATH).")
+@click.option("--variants", "variants_text", metavar="LIST",
+              help="Scenario variants to run, e.g. base,head: each [variants.NAME] of the scenario runs as a "
+                   "candidate labelled NAME, interleaved with the others ('base' = the scenario as written). "
+                   "Default: every variant the scenario defines.")
 @click.option("--no-progress", is_flag=True, help="No progress bar (e.g. in CI logs).")
 @click.option("--trust-scenario", is_flag=True,
               help="Let the scenario files' sweep.implementations name programs to run (command:ARGV, "
@@ -67,8 +71,8 @@ class _ImplOption(click.Option):
 @click.option("--json", "as_json", is_flag=True,
               help="Print a machine-readable summary (JSON, with each results.json path) on stdout; "
                    "the human lines go to stderr.")
-def run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, syslog_ng, no_progress,
-        trust_scenario, junit_path, as_json) -> None:
+def run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, syslog_ng, variants_text,
+        no_progress, trust_scenario, junit_path, as_json) -> None:
     """Run SCENARIO files against implementations; check every message and write reports.
 
     In a GitHub Actions job ($GITHUB_STEP_SUMMARY set) a Markdown summary is
@@ -78,7 +82,8 @@ def run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, sys
     """
     with interrupts.handled():
         _run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, syslog_ng, no_progress,
-             trust_scenario=trust_scenario, junit_path=junit_path, as_json=as_json)
+             trust_scenario=trust_scenario, junit_path=junit_path, as_json=as_json,
+             variants_text=variants_text)
 
 
 def with_syslog_ng_path(specs: list[str], path: str | None) -> list[str]:
@@ -100,8 +105,10 @@ def untrusted_programs(specs: list[str]) -> list[tuple[int, str]]:
 
 
 def _run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, syslog_ng, no_progress, *,
-         trust_scenario: bool = False, junit_path: str | None = None, as_json: bool = False) -> None:
+         trust_scenario: bool = False, junit_path: str | None = None, as_json: bool = False,
+         variants_text: str | None = None) -> None:
     from parbench.harness.budget import check_fits
+    from parbench.harness.candidates import parse_variant_names, sweep_candidates
     from parbench.harness.scenario import apply_quick, load_scenario
     from parbench.harness.targets.base import TargetError
     from parbench.harness.targets.kind import ImplSpecError
@@ -113,6 +120,7 @@ def _run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, sy
             partitions = parse_partitions(partitions_text)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
+    variant_names = parse_variant_names(variants_text) if variants_text is not None else None
     loaded = []
     for path in scenarios:
         scenario = load_scenario(path)
@@ -136,8 +144,8 @@ def _run(scenarios, impls, partitions_text, repeats, quick, out_dir, profile, sy
                              else f"{scenario.path}: sweep.implementations[{exc.index}]: {exc}") from None
         except ValueError as exc:
             raise UsageError(f"{scenario.path}: {exc}") from None
-        chosen_by_scenario.append(chosen)
-        for spec in chosen:
+        chosen_by_scenario.append(sweep_candidates(scenario, chosen, variant_names))
+        for spec in dict.fromkeys(chosen):
             try:
                 get_target(spec)
             except TargetError as exc:

@@ -29,8 +29,9 @@ shift (Mann-Whitney's Hodges-Lehmann interval does). Measured calibration for
 """
 from __future__ import annotations
 
+import difflib
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
@@ -39,6 +40,7 @@ import numpy as np
 
 from parbench.errors import InputFileError
 from parbench.harness.results import READABLE_SCHEMAS, Results, parse_json
+from parbench.harness.targets.registry import is_calibration
 
 REGRESSION = "regression"
 IMPROVEMENT = "improvement"
@@ -113,6 +115,9 @@ class SampleSet:
     excluded: list[str] = field(default_factory=list)  # errored runs, one line each
     notes: list[str] = field(default_factory=list)
     scenario: str | None = None
+    # results.json: each configuration's candidate label and spec as run
+    labels: dict[str, str] = field(default_factory=dict)
+    specs: dict[str, str] = field(default_factory=dict)
     # Whole-run repeats: a wild repeat is worth flagging, so the classic CV.
     # Benchmark rounds: preemption outliers are routine, so a robust CV.
     robust_cv: bool = False
@@ -135,6 +140,18 @@ class Comparison:
     verdict: str
     reason: str
     n_needed: int = MIN_SAMPLES
+    # Paired mode (harness.paired): n_baseline == n_current == pairs, and
+    # the spread (1.4826 * MAD) of the paired log-ratios decides "erratic".
+    spread: float = math.nan
+    # Cross-sweep mode: how far the interval was widened (as a fraction) by
+    # the drift a control configuration showed between the two files; a
+    # verdict with no control to bound that drift is only indicative.
+    widened_by: float = 0.0
+    indicative: bool = False
+
+    @property
+    def paired(self) -> bool:
+        return math.isfinite(self.spread)
 
 
 @dataclass
@@ -149,10 +166,24 @@ class CompareReport:
     only_in_baseline: list[str]
     only_in_current: list[str]
     notes: list[str]
+    #: paired mode: the two labels of one results file, judged pair by pair
+    paired: bool = False
+    baseline_label: str | None = None
+    current_label: str | None = None
+    #: cross-sweep mode: the control label and its drift per metric, as
+    #: the log-ratio of its medians, the largest in size over its partition
+    #: counts (no control: verdicts are indicative)
+    control: str | None = None
+    drift: dict[str, float] = field(default_factory=dict)
 
     @property
     def regressions(self) -> list[Comparison]:
         return [c for c in self.comparisons if c.verdict == REGRESSION]
+
+    @property
+    def indicative(self) -> bool:
+        """Cross-sweep verdicts with no control to bound the drift."""
+        return any(c.indicative for c in self.comparisons)
 
     def counts(self) -> dict[str, int]:
         out = {v: 0 for v in VERDICTS}
@@ -289,22 +320,27 @@ def compare_samples(
         return result(ERRATIC, f"coefficient of variation of the {side} is "
                       f"{max(cv_b, cv_c):.3f} > {max_cv:g}", change)
     low, high = bootstrap_ratio_ci(baseline, current, confidence, resamples, seed)
+    verdict, reason = judge(change, low, high, metric, threshold, confidence)
+    return result(verdict, reason, change, low, high)
+
+
+def judge(change: float, low: float, high: float, metric: Metric, threshold: float,
+          confidence: float) -> tuple[str, str]:
+    """The verdict rule, shared by every mode: a regression needs the whole
+    interval [low, high] of the change on the bad side of 0 *and* the change
+    at least ``threshold`` in the bad direction; an improvement the mirror."""
     # "bad" and "good" sides of zero depend on the metric's direction.
     bad_sign = -1.0 if metric.higher_is_better else 1.0
     signed_low, signed_high = sorted((bad_sign * low, bad_sign * high))
     signed_change = bad_sign * change
     pct = f"{confidence:.0%}"
     if signed_low > 0 and signed_change >= threshold:
-        return result(REGRESSION, f"whole {pct} interval on the bad side and |change| >= {threshold:.1%}",
-                      change, low, high)
+        return REGRESSION, f"whole {pct} interval on the bad side and |change| >= {threshold:.1%}"
     if signed_high < 0 and -signed_change >= threshold:
-        return result(IMPROVEMENT, f"whole {pct} interval on the good side and |change| >= {threshold:.1%}",
-                      change, low, high)
+        return IMPROVEMENT, f"whole {pct} interval on the good side and |change| >= {threshold:.1%}"
     if signed_low > 0 or signed_high < 0:
-        reason = f"significant at {pct} but |change| < {threshold:.1%}"
-    else:
-        reason = f"{pct} interval contains 0"
-    return result(NO_CHANGE, reason, change, low, high)
+        return NO_CHANGE, f"significant at {pct} but |change| < {threshold:.1%}"
+    return NO_CHANGE, f"{pct} interval contains 0"
 
 
 def compare_sets(
@@ -318,7 +354,12 @@ def compare_sets(
     min_samples: int = MIN_SAMPLES,
     resamples: int = DEFAULT_RESAMPLES,
     seed: int = DEFAULT_SEED,
+    control: str | None = None,
 ) -> CompareReport:
+    """Two files, configuration by configuration (cross-sweep mode).
+    ``control``: the label of a configuration that should not have changed
+    (else any calibration implementation in both files); its drift widens
+    every interval, and without one the verdicts are indicative."""
     if baseline.kind != current.kind:
         raise InputError(current.path, None, f"is a {current.kind} file but {baseline.path} is a "
                                              f"{baseline.kind} file; compare files of the same kind")
@@ -331,24 +372,85 @@ def compare_sets(
     if baseline.scenario != current.scenario:
         notes.append(f"scenarios differ: baseline {baseline.scenario!r}, current {current.scenario!r}")
     base_configs, cur_configs = set(baseline.configs), set(current.configs)
+    control_configs = _control_configs(baseline, current, control)
+    control_label = baseline.labels[control_configs[0]] if control_configs else None
+    drift: dict[str, float] = {}
+    for name in names:
+        drifts = []
+        for config in control_configs:
+            b = baseline.samples.get((name, config), np.empty(0))
+            c = current.samples.get((name, config), np.empty(0))
+            if b.size and c.size and np.median(b) > 0 and np.median(c) > 0:
+                drifts.append(math.log(float(np.median(c)) / float(np.median(b))))
+        if drifts:
+            drift[name] = max(drifts, key=abs)
     comparisons: list[Comparison] = []
     for name in names:
         metric = baseline.metrics[name]
         for config in baseline.configs:
-            if config not in cur_configs:
+            if config not in cur_configs or config in control_configs:
                 continue
             b = baseline.samples.get((name, config), np.empty(0))
             c = current.samples.get((name, config), np.empty(0))
-            comparisons.append(compare_samples(
+            result = compare_samples(
                 b, c, metric, config, group=baseline.groups.get(config),
                 threshold=threshold, confidence=confidence, max_cv=max_cv,
                 min_samples=min_samples, robust_cv=baseline.robust_cv,
-                resamples=resamples, seed=seed))
+                resamples=resamples, seed=seed)
+            comparisons.append(_bounded_by_drift(result, drift.get(name), threshold, confidence))
+    if control is None and not control_configs:
+        notes.append("no control configuration in both files (a calibration implementation, or one named "
+                     "with --control): the drift of the machine between the two sweeps is unknown, so every "
+                     "verdict is indicative; for a gate, run both sides in one sweep and compare with "
+                     "--baseline/--current")
+    elif control_configs:
+        notes.append(f"control `{control_label}` ({', '.join(control_configs)}): between the sweeps it moved by "
+                     + ", ".join(f"{name} {math.expm1(d):+.1%}" for name, d in drift.items())
+                     + "; every interval of that metric is widened by that much on both sides")
     return CompareReport(
         baseline, current, threshold, confidence, max_cv, min_samples, comparisons,
         only_in_baseline=[c for c in baseline.configs if c not in cur_configs],
         only_in_current=[c for c in current.configs if c not in base_configs],
-        notes=notes)
+        notes=notes, control=control_label, drift=drift)
+
+
+def _control_configs(baseline: SampleSet, current: SampleSet, control: str | None) -> list[str]:
+    """The configurations present in both files that stand for the machine
+    rather than for the change: the label named by ``control``, else those
+    run by a calibration kind of implementation.  InputError when
+    ``control`` names no configuration of both files."""
+    shared = [c for c in baseline.configs if c in set(current.configs)]
+    if control is not None:
+        if baseline.kind != KIND_RESULTS:
+            raise InputError(f"--control {control}", None, "expected parbench results.json files; "
+                             "pytest-benchmark files have no control")
+        found = [c for c in shared if baseline.labels.get(c) == control and current.labels.get(c) == control]
+        if not found:
+            labels = sorted({baseline.labels[c] for c in shared})
+            hint = difflib.get_close_matches(control, labels, n=1, cutoff=0.6)
+            extra = f"; did you mean {hint[0]!r}?" if hint else f"; labels in both files: {', '.join(labels) or 'none'}"
+            raise InputError(f"--control {control}", None, f"no configuration labelled {control!r} in both "
+                             f"{baseline.path} and {current.path}{extra}")
+        return found
+    return [c for c in shared if baseline.specs.get(c) and is_calibration(baseline.specs[c])
+            and current.specs.get(c) and is_calibration(current.specs[c])]
+
+
+def _bounded_by_drift(c: Comparison, drift: float | None, threshold: float, confidence: float) -> Comparison:
+    """A cross-sweep comparison with its interval widened by the control's
+    drift (log scale, both sides) and judged again; indicative when there
+    is no drift estimate for its metric."""
+    if drift is None:
+        return replace(c, indicative=True)
+    drift = abs(drift)
+    if not math.isfinite(c.ci_low):
+        return replace(c, widened_by=math.expm1(drift))
+    low = math.expm1(math.log1p(c.ci_low) - drift)
+    high = math.expm1(math.log1p(c.ci_high) + drift)
+    verdict, reason = judge(c.change, low, high, c.metric, threshold, confidence)
+    if drift > 0:
+        reason += f" (interval widened by the control's drift, {math.expm1(drift):.1%})"
+    return replace(c, ci_low=low, ci_high=high, verdict=verdict, reason=reason, widened_by=math.expm1(drift))
 
 
 # --------------------------------------------------------------------------
@@ -414,8 +516,8 @@ def _type_name(value: Any) -> str:
     return "null" if value is None else type(value).__name__
 
 
-def _results_config(impl: str, partitions: int) -> str:
-    return f"{impl} p={partitions}"
+def _results_config(label: str, partitions: int) -> str:
+    return f"{label} p={partitions}"
 
 
 def _load_results(path: str, doc: dict) -> SampleSet:
@@ -427,9 +529,11 @@ def _load_results(path: str, doc: dict) -> SampleSet:
     collected: dict[tuple[str, str], list[float]] = {}
     nulls = 0
     for run in results.runs:
-        config = _results_config(run.impl, run.partitions)
+        config = _results_config(run.label, run.partitions)
         if config not in out.configs:
             out.configs.append(config)
+            out.labels[config] = run.label
+            out.specs[config] = run.impl
         if run.error is not None:
             out.excluded.append(f"{config} repeat {run.repeat}: {run.error.splitlines()[0] if run.error else 'error'}")
             continue
@@ -567,9 +671,44 @@ def summary_line(report: CompareReport) -> str:
     counts = report.counts()
     parts = [f"{n} {v}" + ("s" if n != 1 and v in (REGRESSION, IMPROVEMENT) else "")
              for v, n in counts.items() if n]
-    return (f"{', '.join(parts) or 'nothing compared'} "
-            f"(threshold {report.threshold:.1%}, confidence {report.confidence:.0%}, "
-            f"erratic above CV {report.max_cv:g}, at least {report.min_samples} samples per side)")
+    if report.paired:
+        rule = (f"erratic above a log-ratio spread of {report.max_cv:g}, "
+                f"at least {report.min_samples} pairs")
+    else:
+        rule = f"erratic above CV {report.max_cv:g}, at least {report.min_samples} samples per side"
+    indicative = " (indicative: no control measured the drift between the sweeps)" if (
+        report.indicative and any(c.verdict in (REGRESSION, IMPROVEMENT) for c in report.comparisons)) else ""
+    return (f"{', '.join(parts) or 'nothing compared'}{indicative} "
+            f"(threshold {report.threshold:.1%}, confidence {report.confidence:.0%}, {rule})")
+
+
+def short_verdict(c: Comparison) -> str:
+    """The verdict as a table cell shows it: with the CV or spread when
+    erratic, the minimum when too few, "(indicative)" when no control bounded
+    a cross-sweep verdict."""
+    if c.verdict == ERRATIC:
+        return f"erratic (spread {c.spread:.2f})" if c.paired else \
+            f"erratic (CV {max(c.cv_baseline, c.cv_current):.2f})"
+    if c.verdict == TOO_FEW:
+        return f"too few {'pairs' if c.paired else 'samples'} ({min(c.n_baseline, c.n_current)} < {c.n_needed})"
+    if c.indicative and c.verdict in (REGRESSION, IMPROVEMENT):
+        return f"{c.verdict} (indicative)"
+    return c.verdict
+
+
+def spread_cell(c: Comparison) -> str:
+    """The noise column: the paired log-ratio spread, or both sides' CVs."""
+    if c.paired:
+        return f"{c.spread:.3f}"
+    return f"{c.cv_baseline:.3f} / {c.cv_current:.3f}"
+
+
+def headline(report: CompareReport) -> str:
+    """What was compared with what, in one line."""
+    if report.paired:
+        return (f"Paired: `{report.current_label}` against `{report.baseline_label}`, run by run in "
+                f"`{report.baseline.path}`")
+    return f"Baseline `{report.baseline.path}` vs current `{report.current.path}`"
 
 
 def _md_escape(text: str) -> str:
@@ -579,12 +718,17 @@ def _md_escape(text: str) -> str:
 def render_markdown(report: CompareReport) -> str:
     n_reg = len(report.regressions)
     head = "❌ performance regression" if n_reg else "✅ no performance regression"
+    if n_reg and report.indicative:
+        head += " (indicative)"
+    noise = "spread of log-ratios" if report.paired else "CV (b / c)"
+    sides = (f"`{report.baseline_label}` median", f"`{report.current_label}` median") if report.paired else (
+        "baseline median", "current median")
     lines = [
         f"### parbench compare: {head}",
         "",
-        f"Baseline `{report.baseline.path}` vs current `{report.current.path}`: {summary_line(report)}.",
+        f"{headline(report)}: {summary_line(report)}.",
         "",
-        "| metric | configuration | baseline median | current median | change | CI | CV (b / c) | verdict |",
+        f"| metric | configuration | {sides[0]} | {sides[1]} | change | CI | {noise} | verdict |",
         "|---|---|---:|---:|---:|---:|---:|---|",
     ]
     for c in report.comparisons:
@@ -592,10 +736,12 @@ def render_markdown(report: CompareReport) -> str:
         verdict = _MD_ICON[c.verdict]
         if c.verdict in (ERRATIC, TOO_FEW):
             verdict += f": {c.reason}"
+        elif c.indicative and c.verdict in (REGRESSION, IMPROVEMENT):
+            verdict += " (indicative)"
         lines.append(
             f"| {c.metric.name} ({c.metric.direction}) | {_md_escape(config)} | {format_value(c.median_baseline)} "
             f"| {format_value(c.median_current)} | {format_change(c.change)} | {format_ci(c)} "
-            f"| {c.cv_baseline:.3f} / {c.cv_current:.3f} | {_md_escape(verdict)} |")
+            f"| {spread_cell(c)} | {_md_escape(verdict)} |")
     extra = []
     if report.only_in_baseline:
         extra.append("Only in baseline (not compared): " + ", ".join(f"`{c}`" for c in report.only_in_baseline))
@@ -609,7 +755,13 @@ def render_markdown(report: CompareReport) -> str:
     if extra:
         lines.append("")
         lines.extend(f"- {e}" for e in extra)
-    lines += ["", f"Method: bootstrap ({DEFAULT_RESAMPLES} resamples, seeded) interval of the ratio of "
-              "medians; a regression needs the whole interval on the bad side and a change of at least "
-              "the threshold. See docs/regressions.md.", ""]
+    if report.paired:
+        method = (f"Method: each (partitions, repeat) slot pairs two adjacent runs; bootstrap ({DEFAULT_RESAMPLES} "
+                  "resamples of the pairs, seeded) interval of the median of the log-ratios; a "
+                  "regression needs the whole interval on the bad side and a change of at least the threshold.")
+    else:
+        method = (f"Method: bootstrap ({DEFAULT_RESAMPLES} resamples, seeded) interval of the ratio of "
+                  "medians; a regression needs the whole interval on the bad side and a change of at least "
+                  "the threshold.")
+    lines += ["", method + " See docs/regressions.md.", ""]
     return "\n".join(lines)

@@ -19,7 +19,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from parbench.harness.results import Results, Run
-from parbench.harness.targets.registry import impl_label
+from parbench.harness.targets.registry import shorten_label
 
 SHOWN_WITNESSES = 3
 # characters XML 1.0 cannot hold (a target's stderr may contain them)
@@ -31,7 +31,7 @@ def _clean(text: str) -> str:
 
 
 def case_name(run: Run) -> str:
-    return f"{impl_label(run.impl)} partitions={run.partitions} repeat={run.repeat}"
+    return f"{shorten_label(run.label)} partitions={run.partitions} repeat={run.repeat}"
 
 
 def _details(run: Run) -> str:

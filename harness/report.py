@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 
 from parbench.harness.checks import check_named  # noqa: E402
 from parbench.harness.results import Results, Run  # noqa: E402
-from parbench.harness.targets.registry import impl_label  # noqa: E402
+from parbench.harness.targets.registry import shorten_label  # noqa: E402
 
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
 NONE_LABEL = "none\n(no parallelize)"
@@ -43,10 +43,31 @@ def report_dir(out_root: str | Path, scenario_name: str, when: datetime | None =
     return candidate
 
 
-def _short_impl(impl: str) -> str:
-    """What the report calls an implementation: its NAME= label, else its
-    kind's label (``harness.targets.registry.impl_label``)."""
-    return impl_label(impl)
+def _short_impl(label: str) -> str:
+    """What the report calls a candidate: its label (an implementation's
+    NAME= or kind label, or a variant's name), cut to a readable width."""
+    return shorten_label(label)
+
+
+def _describe_variant(table: Any) -> str:
+    """A variant's overrides as dotted keys (``pipeline.log_fetch_limit = 1000``)."""
+    if not isinstance(table, dict):
+        return "the scenario as written"
+    flat: list[str] = []
+
+    def walk(prefix: str, node: Any) -> None:
+        for key, value in node.items():
+            if key == "description" and not prefix:
+                continue
+            if isinstance(value, dict):
+                walk(f"{prefix}{key}.", value)
+            else:
+                flat.append(f"{prefix}{key} = {value!r}")
+
+    walk("", table)
+    text = ", ".join(flat) or "the scenario as written"
+    description = table.get("description")
+    return f"{description} ({text})" if description else text
 
 
 def _by_impl_partitions(runs: list[Run], value) -> dict[str, dict[int, list[float]]]:
@@ -54,7 +75,7 @@ def _by_impl_partitions(runs: list[Run], value) -> dict[str, dict[int, list[floa
     for run in runs:
         v = value(run)
         if v is not None and run.error is None:
-            table[run.impl][run.partitions].append(float(v))
+            table[run.label][run.partitions].append(float(v))
     return table
 
 
@@ -155,10 +176,10 @@ def plot_latency(results: Results, path: Path) -> Path:
     pos = _positions(all_parts or [1])
     fig, ax = plt.subplots(figsize=(8, 5.5), dpi=110)
     any_data = False
-    for i, impl in enumerate(sorted({r.impl for r in runs})):
+    for i, impl in enumerate(sorted({r.label for r in runs})):
         color = COLORS[i % len(COLORS)]
         for stat, style, marker in (("p50", "-", "o"), ("p99", "--", "^")):
-            table = _by_impl_partitions([r for r in runs if r.impl == impl],
+            table = _by_impl_partitions([r for r in runs if r.label == impl],
                                         lambda r, s=stat: r.latency_ms.get(s))
             series = table.get(impl, {})
             parts = sorted(series)
@@ -219,9 +240,9 @@ def plot_balance(results: Results, path: Path) -> Path:
             series.append(("predicted by g_str_hash(key) % N", predicted, "0.75", "//"))
         seen: set[str] = set()
         for i, r in enumerate(chosen):
-            if r.partition_processed and r.impl not in seen:
-                seen.add(r.impl)
-                series.append((f"{_short_impl(r.impl)}: processed (repeat {r.repeat})",
+            if r.partition_processed and r.label not in seen:
+                seen.add(r.label)
+                series.append((f"{_short_impl(r.label)}: processed (repeat {r.repeat})",
                                r.partition_processed, COLORS[len(seen) - 1], None))
         width = 0.8 / max(1, len(series))
         idx = np.arange(n)
@@ -317,12 +338,22 @@ def write_markdown(results: Results, path: Path, figures: dict[str, str]) -> Pat
         + (" (sweep interrupted: partial results)" if results.interrupted else ""),
     ]
     versions: dict[str, str | None] = {}
+    specs: dict[str, str] = {}
     for r in runs:
-        versions[r.impl] = versions.get(r.impl) or r.target_version
+        versions[r.label] = versions.get(r.label) or r.target_version
+        specs.setdefault(r.label, r.impl.removeprefix(f"{r.label}="))
     if versions:
         lines.append("- implementations: " + ", ".join(
-            f"`{_md_escape(_short_impl(impl))}`" + (f" ({version})" if version else "")
-            for impl, version in versions.items()))
+            f"`{_md_escape(_short_impl(label))}`"
+            + (f" = `{_md_escape(specs[label])}`" if specs[label] != label else "")
+            + (f" ({version})" if version else "")
+            for label, version in versions.items()))
+    variants = (sc.toml.get("variants") or {}) if isinstance(sc.toml, dict) else {}
+    used = list(dict.fromkeys(r.variant for r in runs if r.variant))
+    if used:
+        lines.append("- variants (run interleaved, each as its own candidate): " + "; ".join(
+            f"`{_md_escape(name)}`: " + _md_escape(_describe_variant(variants.get(name)))
+            for name in used))
     profiles = list(dict.fromkeys(r.profile for r in runs if r.profile))
     if profiles:
         lines.append("- reference version profile: " + ", ".join(f"`{_md_escape(p)}`" for p in profiles)
@@ -343,7 +374,7 @@ def write_markdown(results: Results, path: Path, figures: dict[str, str]) -> Pat
         lat = r.latency_ms
         rss = r.peak_rss_bytes
         lines.append("| " + " | ".join([
-            f"`{_md_escape(_short_impl(r.impl))}`",
+            f"`{_md_escape(_short_impl(r.label))}`",
             "none" if r.partitions == 0 else str(r.partitions),
             str(r.repeat),
             VERDICT_CELL.get(r.verdict, r.verdict),
@@ -373,8 +404,8 @@ def write_markdown(results: Results, path: Path, figures: dict[str, str]) -> Pat
     notes: dict[str, list[str]] = defaultdict(list)
     for r in runs:
         for note in r.target_notes:
-            if note not in notes[r.impl]:
-                notes[r.impl].append(note)
+            if note not in notes[r.label]:
+                notes[r.label].append(note)
     if notes:
         lines += ["## Target notes", ""]
         for impl, items in notes.items():
@@ -385,7 +416,7 @@ def write_markdown(results: Results, path: Path, figures: dict[str, str]) -> Pat
     if errored:
         lines += ["## Errors", ""]
         for r in errored:
-            lines += [f"### {_short_impl(r.impl)}, partitions {r.partitions}, repeat {r.repeat}", ""]
+            lines += [f"### {_short_impl(r.label)}, partitions {r.partitions}, repeat {r.repeat}", ""]
             if r.error:
                 lines += ["```", r.error, "```", ""]
             if r.stderr_head and r.stderr_head != r.stderr_tail:
@@ -400,7 +431,7 @@ def write_markdown(results: Results, path: Path, figures: dict[str, str]) -> Pat
 
         lines += ["## Witnesses of failed checks (first few)", ""]
         for r, w in witnesses[:6]:
-            lines += [f"- `{_md_escape(_short_impl(r.impl))}` partitions {r.partitions} repeat {r.repeat}:",
+            lines += [f"- `{_md_escape(_short_impl(r.label))}` partitions {r.partitions} repeat {r.repeat}:",
                       "", "```json", json.dumps(w, indent=1)[:2000], "```", ""]
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -18,10 +18,17 @@ Top level
     scenario          {"name": str, "path": str, "toml": the parsed scenario TOML as a table}
     interrupted       bool: true when a signal (SIGINT, SIGTERM, SIGHUP) stopped the sweep and ``runs`` is partial
     throughput_window str: the definition of the throughput window and latency
-    runs              list, one object per (impl, partitions, repeat), in the order run:
+    runs              list, one object per (candidate, partitions, repeat), in the order run:
 
 Run object
-    impl                   str: implementation (``reference``, ``syslog-ng``, ``command:...``)
+    impl                   str: implementation spec as typed (``reference``, ``base=syslog-ng:/opt/a``,
+                           ``command:...``)
+    label                  str: what reports, ``parbench compare --baseline/--current`` and
+                           ``parbench history --impl`` call the run's candidate: the spec's NAME=
+                           label, else its kind's label, else the variant's name (below); the
+                           labels of one sweep are distinct.  Files without it: derived from impl
+    variant                str | null: the scenario's ``[variants.NAME]`` this run used (``base``:
+                           the scenario as written); null when the scenario has no variants
     partitions             int: partitions() of this run; 0 = no parallelize() element
     repeat                 int: 0-based repeat index
     sent                   int | null: messages the workload sent
@@ -106,6 +113,7 @@ from parbench.errors import InputFileError
 from parbench.harness.checks import VERDICTS, Anomaly, CheckResult
 from parbench.harness.faults import AppliedFault, Promise
 from parbench.harness.scenario import FAULT_KINDS, ORDERINGS, Expectation
+from parbench.harness.targets.registry import spec_label
 
 SCHEMA = "parbench.results/2"
 SCHEMA_V1 = "parbench.results/1"
@@ -157,6 +165,8 @@ class Run:
     partitions: int
     repeat: int
     expectation: Expectation = field(default_factory=Expectation)
+    label: str = ""  # "" = derived from impl
+    variant: str | None = None
     sent: int | None = None
     received: int | None = None
     duration_s: float | None = None
@@ -181,6 +191,10 @@ class Run:
     fault_promise: Promise | None = None
     target_accounting: dict[str, Any] | None = None
 
+    def __post_init__(self) -> None:
+        if not self.label:
+            self.label = spec_label(self.impl)
+
     @property
     def passed(self) -> bool:
         return self.verdict == "pass"
@@ -188,7 +202,8 @@ class Run:
     def to_json(self) -> dict[str, Any]:
         e = self.expectation
         return _jsonable({
-            "impl": self.impl, "partitions": self.partitions, "repeat": self.repeat,
+            "impl": self.impl, "label": self.label, "variant": self.variant,
+            "partitions": self.partitions, "repeat": self.repeat,
             "sent": self.sent, "received": self.received, "duration_s": self.duration_s,
             "throughput_msgs_per_s": self.throughput_msgs_per_s, "latency_ms": dict(self.latency_ms),
             "cpu_seconds": self.cpu_seconds, "peak_rss_bytes": self.peak_rss_bytes,
@@ -404,6 +419,7 @@ def _run(r: _Fields, v1: bool) -> Run:
     checks = r.get("checks")
     return Run(
         impl=impl, partitions=partitions, repeat=repeat, expectation=expectation,
+        label=r.string("label", "") or spec_label(impl), variant=r.string("variant", None, nullable=True),
         sent=r.integer("sent", nullable=True), received=r.integer("received", nullable=True),
         duration_s=r.number("duration_s", nullable=True),
         throughput_msgs_per_s=r.number("throughput_msgs_per_s", nullable=True),

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from parbench.harness.results import Results, Run
-from parbench.harness.targets.registry import impl_label
+from parbench.harness.targets.registry import shorten_label
 
 SCHEMA = "parbench.run-summary/1"
 STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
@@ -65,7 +65,7 @@ def summary(done: list[SweepDone], junit_path: str | None = None) -> dict[str, A
             "results": str(sweep.results_path), "report": str(sweep.report_path), "profile": sweep.profile,
             "interrupted": sweep.results.interrupted, "runs": len(runs), "verdicts": _verdicts(runs),
             "errors": sum(1 for r in runs if r.error is not None),
-            "runs_detail": [{"impl": r.impl, "label": impl_label(r.impl), "partitions": r.partitions,
+            "runs_detail": [{"impl": r.impl, "label": r.label, "variant": r.variant, "partitions": r.partitions,
                              "repeat": r.repeat, "verdict": r.verdict,
                              "throughput_msgs_per_s": r.throughput_msgs_per_s, "latency_ms": dict(r.latency_ms),
                              "reasons": list(r.verdict_reasons)} for r in runs],
@@ -118,7 +118,7 @@ def step_summary_markdown(done: list[SweepDone]) -> str:
         for r in runs:
             verdict = r.verdict if r.passed else f"**{r.verdict}**"
             reasons = _md("; ".join(r.verdict_reasons))
-            lines.append(f"| `{_md(impl_label(r.impl))}` | {'none' if r.partitions == 0 else r.partitions} "
+            lines.append(f"| `{_md(shorten_label(r.label))}` | {'none' if r.partitions == 0 else r.partitions} "
                          f"| {r.repeat} | {verdict} | {_number(r.throughput_msgs_per_s)} "
                          f"| {_number(r.latency_ms.get('p99'), '.2f')} "
                          f"| {reasons[:REASON_CHARS] + ('...' if len(reasons) > REASON_CHARS else '')} |")

@@ -1,9 +1,13 @@
 """Sweep orchestration: every (repeat, partition count, implementation) of a
 scenario, one run at a time.
 
-Order: for each repeat, for each partition count, for each implementation, so
-the implementations alternate (A B A B ...) and slow drift of the machine
-(thermal, other load) hits all of them alike.
+Order: for each repeat, for each partition count, every candidate (an
+implementation, or a scenario variant: ``harness.candidates``) once, so the
+runs of one repeat slot are adjacent in time and slow drift of the machine
+(thermal, other load) hits all of them alike; ``parbench compare --baseline
+--current`` pairs them.  Odd repeats run the candidates in reverse (A B, B A,
+A B ...): a run that is slower for coming first or second after a switch
+then shows as noise on both sides, not as a difference between them.
 
 One run: start the collector, start the target (pointing its output at the
 collector), send the workload, wait for quiescence (every expected message
@@ -35,6 +39,7 @@ import numpy as np
 from parbench import interrupts
 from parbench.harness import metrics
 from parbench.harness.balance import key_counts, predicted_partitions
+from parbench.harness.candidates import Candidate, as_candidates
 from parbench.harness.checks import check
 from parbench.harness.collector import SLOW_RCVBUF, Collector, parse_capture
 from parbench.harness.faults import (
@@ -48,7 +53,7 @@ from parbench.harness.faults import (
 from parbench.harness.results import Run
 from parbench.harness.targets.base import TargetError, TargetPlan
 from parbench.harness.targets.kind import LABEL_RE, ImplSpec
-from parbench.harness.targets.registry import get_target, impl_label, kind_of, parse_impl
+from parbench.harness.targets.registry import get_target, kind_of, parse_impl, shorten_label, spec_label
 from parbench.harness.workload import build_plan, send
 from parbench.interrupts import signal_of
 
@@ -150,9 +155,30 @@ def split_reference_by_profile(impls: list[str], needed: dict[str, list[str]]) -
     return out, reasons
 
 
-def run_order(impls: list[str], partitions: list[int], repeats: int) -> list[tuple[str, int, int]]:
-    """(impl, partitions, repeat) in the interleaved order runs are made."""
-    return [(impl, p, r) for r in range(repeats) for p in partitions for impl in impls]
+def _split_candidates(candidates: list[Candidate], needed: dict[str, list[str]]
+                      ) -> tuple[list[Candidate], dict[str, str]]:
+    """``split_reference_by_profile`` for candidates: a reference candidate
+    becomes one per profile, labelled as the split spec is (a variant's
+    name in front)."""
+    out: list[Candidate] = []
+    reasons: dict[str, str] = {}
+    for c in candidates:
+        specs, why = split_reference_by_profile([c.impl], needed)
+        reasons.update(why)
+        if specs == [c.impl]:
+            out.append(c)
+            continue
+        for spec in specs:
+            label = spec_label(spec) if c.variant is None else f"{c.variant}:{spec_label(spec)}"
+            out.append(replace(c, impl=spec, label=label))
+    return out, reasons
+
+
+def run_order(impls: list[Any], partitions: list[int], repeats: int) -> list[tuple[Any, int, int]]:
+    """(candidate, partitions, repeat) in the interleaved, counterbalanced
+    order runs are made (see the module docstring)."""
+    return [(impl, p, r) for r in range(repeats) for p in partitions
+            for impl in (impls if r % 2 == 0 else impls[::-1])]
 
 
 def expected_total(plan: Any, workload: Any) -> int | None:
@@ -438,12 +464,12 @@ class _Progress:
         if self.progress:
             self.progress.stop()
 
-    def new_run(self, index: int, scenario: str, impl: str, partitions: int, repeat: int) -> None:
+    def new_run(self, index: int, scenario: str, label: str, partitions: int, repeat: int) -> None:
         if not self.progress:
             return
         if index == 0:
             self.progress.console.print(f"[bold]{scenario}[/]: {self.total_runs} runs")
-        label = f"[{index + 1}/{self.total_runs}] {impl_label(impl)[:28]} p={partitions} r={repeat}"
+        label = f"[{index + 1}/{self.total_runs}] {shorten_label(label)[:28]} p={partitions} r={repeat}"
         if self.task is not None:
             self.progress.remove_task(self.task)
         self.task = self.progress.add_task(label, total=None)
@@ -463,49 +489,57 @@ class _Progress:
         self.progress.remove_task(self.task)
         self.task = None
         self.progress.console.print(
-            f"{mark}[/] {impl_label(run.impl)} partitions={run.partitions} repeat={run.repeat}"
+            f"{mark}[/] {shorten_label(run.label)} partitions={run.partitions} repeat={run.repeat}"
             + (f"  {run.throughput_msgs_per_s:,.0f} msg/s" if run.throughput_msgs_per_s else "")
             + (f"  ({'; '.join(run.verdict_reasons)[:200]})" if run.verdict_reasons else "")
         )
 
 
-def run_sweep(scenario: Any, impls: list[str], partitions: list[int] | None = None,
+def run_sweep(scenario: Any, impls: list[Any], partitions: list[int] | None = None,
               repeats: int | None = None, *, profile: str | None = None, show_progress: bool = True,
               workroot: Path | None = None, idle_s: float = DEFAULT_IDLE_S,
               target_factory: Callable[..., Any] = get_target) -> SweepOutcome:
-    """All runs of one scenario. Work files (configs, stderr) go to a temp
-    dir under ``workroot`` that is removed afterwards unless a run failed
-    (then its path is in the run's notes)."""
+    """All runs of one scenario.  ``impls``: implementation specs, or
+    ``harness.candidates.Candidate``s (a variant runs its own scenario).
+    Work files (configs, stderr) go to a temp dir under ``workroot`` that
+    is removed afterwards unless a run failed (then its path is in the
+    run's notes)."""
     parts = list(partitions if partitions is not None else scenario.sweep.partitions)
     reps = int(repeats if repeats is not None else scenario.sweep.repeats)
-    order = run_order(list(impls), parts, reps)
+    candidates = as_candidates(scenario, impls)
+    specs = list(dict.fromkeys(c.impl for c in candidates))
+    order = run_order(candidates, parts, reps)
     outcome = SweepOutcome(scenario=scenario)
-    if any(kind_of(impl).runs_reference_profile for impl in impls):
+    if any(kind_of(impl).runs_reference_profile for impl in specs):
         outcome.profile, outcome.profile_reason = choose_reference_profile(
-            scenario, list(impls), profile, target_factory=target_factory)
+            scenario, specs, profile, target_factory=target_factory)
         if not profile:
-            impls, outcome.profile_reasons = split_reference_by_profile(
-                list(impls), profiles_needed(list(impls), target_factory=target_factory))
-            order = run_order(list(impls), parts, reps)
-        profile = outcome.profile
+            needed = profiles_needed(specs, target_factory=target_factory)
+            candidates, outcome.profile_reasons = _split_candidates(candidates, needed)
+            order = run_order(candidates, parts, reps)
+        if profile is not None or any(kind_of(impl).gives_reference_profile for impl in specs):
+            profile = outcome.profile
+        # else each candidate runs its own scenario's pipeline.profile (a
+        # variant may change it)
     tmp = Path(tempfile.mkdtemp(prefix=f"parbench-{_safe(scenario.name)}-", dir=workroot))
     keep = False
     try:
         with _Progress(show_progress, len(order)) as progress:
-            for index, (impl, p, r) in enumerate(order):
-                workdir = tmp / f"{index:03d}-{_safe(impl)[:40]}-p{p}-r{r}"
-                progress.new_run(index, scenario.name, impl, p, r)
+            for index, (candidate, p, r) in enumerate(order):
+                workdir = tmp / f"{index:03d}-{_safe(candidate.label)[:40]}-p{p}-r{r}"
+                progress.new_run(index, scenario.name, candidate.label, p, r)
                 try:
                     interrupts.raise_if_pending()
-                    run = run_once(scenario, impl, p, r, workdir, profile=profile, idle_s=idle_s,
-                                   on_received=progress.received, on_total=progress.set_total,
+                    run = run_once(candidate.scenario, candidate.impl, p, r, workdir, profile=profile,
+                                   idle_s=idle_s, on_received=progress.received, on_total=progress.set_total,
                                    target_factory=target_factory)
                 except KeyboardInterrupt:
                     outcome.interrupted = True
                     break
+                run.label, run.variant = candidate.label, candidate.variant
                 if run.profile is not None and outcome.profile_reason:
                     reason = outcome.profile_reasons.get(run.profile) or (
-                        "named in the spec" if parse_impl(impl).argument else outcome.profile_reason)
+                        "named in the spec" if parse_impl(candidate.impl).argument else outcome.profile_reason)
                     run.target_notes.insert(0, f"version profile {run.profile}: {reason}")
                 outcome.runs.append(run)
                 progress.finished(run)

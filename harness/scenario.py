@@ -189,6 +189,24 @@ class Scenario:
     expect: Expectation
     raw: dict = field(compare=False, repr=False, default_factory=dict)
     faults: tuple[Fault, ...] = ()  # in time order
+    #: ``[variants.NAME]``: the scenario with settings overridden, run as
+    #: candidates of one interleaved sweep (``harness.candidates``)
+    variants: tuple["Variant", ...] = ()
+
+    def variant(self, name: str) -> "Variant | None":
+        return next((v for v in self.variants if v.name == name), None)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One ``[variants.NAME]`` table: dotted keys overriding the scenario's
+    workload, pipeline or expect keys.  ``scenario`` is the whole scenario
+    with them applied, validated like the file itself."""
+
+    name: str
+    description: str
+    overrides: dict = field(compare=False)
+    scenario: Scenario = field(compare=False, repr=False)
 
 
 # ---------------------------------------------------------------- host names
@@ -239,7 +257,7 @@ def _show(v: Any) -> str:
 
 
 _KEYS: dict[str, tuple[str, ...]] = {
-    "": ("name", "description", "workload", "pipeline", "sweep", "expect", "faults"),
+    "": ("name", "description", "workload", "pipeline", "sweep", "expect", "faults", "variants"),
     "workload": ("connections", "messages_per_connection", "duration_s", "rate_per_connection", "message_size",
                  "format", "framing", "key_field", "keys", "distribution", "shared_keys", "seed"),
     "distribution": ("kind", "s", "weights", "hot_share"),
@@ -412,8 +430,96 @@ def scenario_from_dict(raw: dict, file: str = "<scenario>") -> Scenario:
                             "expected 'none' for a round-robin pipeline (no pipeline.partition_key) with more than "
                             f"one partition: round-robin keeps no order, got {expect.ordering!r}")
     faults = _faults(top.sub("faults"))
-    return Scenario(name=name, path=file, description=description, workload=workload, pipeline=pipeline,
-                    sweep=sweep, expect=expect, raw=raw, faults=faults)
+    scenario = Scenario(name=name, path=file, description=description, workload=workload, pipeline=pipeline,
+                        sweep=sweep, expect=expect, raw=raw, faults=faults)
+    if "variants" in raw:
+        scenario = replace(scenario, variants=_variants(file, raw))
+    return scenario
+
+
+#: what a variant may override: the settings of one run.  The sweep
+#: (partitions, repeats, implementations) is shared, so that the runs of
+#: every variant pair up slot by slot.
+VARIANT_SECTIONS = ("workload", "pipeline", "expect")
+#: the variant a sweep runs the scenario as written under, unless the file
+#: defines a variant of that name itself
+BASE_VARIANT = "base"
+_VARIANT_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,31}")
+
+
+def _variants(file: str, raw: dict) -> tuple[Variant, ...]:
+    table = raw["variants"]
+    if not isinstance(table, dict) or not table:
+        raise ScenarioError(file, "variants", f"expected tables such as [variants.head] with keys to override, "
+                                              f"got {_show(table)}")
+    base = {k: v for k, v in raw.items() if k != "variants"}
+    out = []
+    for name, body in table.items():
+        where = f"variants.{name}"
+        if not _VARIANT_NAME_RE.fullmatch(name):
+            raise ScenarioError(file, where, "expected a name that is a letter, then letters, digits, '_', '.' "
+                                             "or '-' (at most 32): it labels the variant's runs")
+        if not isinstance(body, dict):
+            raise ScenarioError(file, where, f"expected a table of keys to override, e.g. "
+                                             f"pipeline.log_fetch_limit = 1000, got {_show(body)}")
+        known = ("description", *VARIANT_SECTIONS)
+        for key, value in body.items():
+            if key in ("sweep", "name", "variants"):
+                raise ScenarioError(file, f"{where}.{key}", f"a variant cannot override it (the sweep and the "
+                                                            f"name are shared by every variant, so their runs "
+                                                            f"pair up); expected {', '.join(VARIANT_SECTIONS)} keys")
+            if key not in known:
+                hint = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+                extra = f"; did you mean {hint[0]!r}?" if hint else f"; expected one of {', '.join(known)}"
+                raise ScenarioError(file, f"{where}.{key}", f"unknown key{extra}")
+            if key != "description" and not isinstance(value, dict):
+                raise ScenarioError(file, f"{where}.{key}", f"expected keys under it (e.g. {key}.KEY = VALUE), "
+                                                            f"got {_show(value)}")
+        description = body.get("description", "")
+        if not isinstance(description, str):
+            raise ScenarioError(file, f"{where}.description", f"expected a string, got {_show(description)}")
+        overrides = {k: v for k, v in body.items() if k != "description"}
+        merged = _merged(base, overrides)
+        try:
+            scenario = scenario_from_dict(merged, file)
+        except ScenarioError as exc:
+            raise _variant_error(exc, where, overrides) from None
+        out.append(Variant(name, description, overrides, scenario))
+    return tuple(out)
+
+
+def _merged(base: dict, overrides: dict) -> dict:
+    """``base`` with ``overrides`` applied key by key: tables merge, any
+    other value replaces."""
+    out = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _overridden(overrides: dict, key: str) -> bool:
+    node: Any = overrides
+    for part in re.split(r"[.\[]", key):
+        part = part.rstrip("]")
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+        if not isinstance(node, dict):
+            return True
+    return True
+
+
+def _variant_error(exc: ScenarioError, where: str, overrides: dict) -> ScenarioError:
+    """The error of a variant's merged scenario, named where the file says it:
+    at the overriding key, or at the variant when a key it left alone no
+    longer fits with what it changed."""
+    if exc.key and _overridden(overrides, exc.key):
+        return ScenarioError(exc.file, f"{where}.{exc.key}", exc.message)
+    what = f"{exc.key}: {exc.message}" if exc.key else exc.message
+    return ScenarioError(exc.file, where, f"with this variant's overrides, {what}")
 
 
 def _faults(r: _Reader) -> tuple[Fault, ...]:
@@ -630,4 +736,5 @@ def apply_quick(s: Scenario) -> Scenario:
     pipe = s.pipeline
     if pipe.max_connections is not None and pipe.max_connections < conns:
         pipe = replace(pipe, max_connections=conns)
-    return replace(s, workload=wl, sweep=sweep, pipeline=pipe)
+    variants = tuple(replace(v, scenario=apply_quick(v.scenario)) for v in s.variants)
+    return replace(s, workload=wl, sweep=sweep, pipeline=pipe, variants=variants)

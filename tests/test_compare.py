@@ -278,7 +278,9 @@ def test_markdown_for_a_pull_request_comment():
                               ["throughput_msgs_per_s"])
     text = cmp.render_markdown(report)
     lines = text.splitlines()
-    assert lines[0] == "### parbench compare: ❌ performance regression"
+    # two sweeps with no control between them: the verdict says it is indicative
+    assert lines[0] == "### parbench compare: ❌ performance regression (indicative)"
+    assert "no control configuration in both files" in text
     header = next(i for i, line in enumerate(lines) if line.startswith("| metric |"))
     assert lines[header + 1].startswith("|---|")
     rows = [line for line in lines[header + 2:] if line.startswith("| ")]

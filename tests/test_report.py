@@ -104,9 +104,14 @@ def test_plots_survive_runs_without_any_figures(tmp_path):
 
 
 def test_short_impl_labels():
-    assert _short_impl("reference") == "reference"
-    assert _short_impl("command:/usr/bin/python3 /a/b/relay.py --listen {in_port} --forward {out_port} --drop-one") == \
+    def label(spec):
+        return _short_impl(Run(spec, 0, 0).label)
+
+    assert label("reference") == "reference"
+    assert label("command:/usr/bin/python3 /a/b/relay.py --listen {in_port} --forward {out_port} --drop-one") == \
         "command: python3 relay.py --drop-one"
+    assert label("head=reference") == "head"
+    assert _short_impl("x" * 60) == "x" * 45 + "..."
 
 
 @pytest.mark.parametrize("mutate, message", [

@@ -188,7 +188,8 @@ def test_parbench_run_drives_the_toy_next_to_the_reference(toy, tmp_path):
     assert mine["partition_processed"] == [800]
     assert ref["verdict"] == "pass" and ref["profile"] == "syslog-ng-4.8"
     md = report.read_text()
-    assert "`mine` (toy-relay 1.3)" in md  # the NAME= label, and the version the target reported
+    # the NAME= label, what it stands for, and the version the target reported
+    assert "`mine` = `toy-relay:3` (toy-relay 1.3)" in md
     assert "mine=toy-relay" not in md
 
 

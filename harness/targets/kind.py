@@ -108,6 +108,10 @@ class TargetKind(abc.ABC):
     #: its targets implement ``Target.start_config``: they run a
     #: configuration text in syslog-ng's language as it is (``parbench diff``)
     runs_config_text: ClassVar[bool] = False
+    #: it does the same work whatever is being changed (a relay that only
+    #: forwards): a cross-sweep ``parbench compare`` takes its runs in both
+    #: files as the measure of the machine's drift between the sweeps
+    calibration: ClassVar[bool] = False
 
     def check_argument(self, argument: str | None) -> str | None:
         """ARG as typed after ``KIND:`` (None: no ``:``) -> the argument to

@@ -158,19 +158,41 @@ def get_target(spec: str | ImplSpec, *, profile: str | None = None) -> Target:
     return _kinds[parsed.kind].make(parsed, profile=profile)
 
 
+def is_calibration(impl: str | ImplSpec) -> bool:
+    """Whether ``impl`` (a spec as recorded) is of a calibration kind
+    (``TargetKind.calibration``): a cross-sweep compare uses its runs to
+    estimate the machine's drift.  False for a spec no kind reads."""
+    try:
+        return bool(_kinds[parse_impl(impl).kind].calibration)
+    except ImplSpecError:
+        return False
+
+
 def full_label(spec: ImplSpec) -> str:
     """The NAME= label, else the kind's label of the spec (never cut)."""
     return spec.name or _kinds[spec.kind].label(spec)
+
+
+def spec_label(impl: str) -> str:
+    """The whole label of ``impl`` (a spec as recorded in results.json);
+    a spec no registered kind reads (an older file, a kind not loaded) is
+    its own label, and a ``NAME=`` prefix still names it."""
+    try:
+        return full_label(parse_impl(impl))
+    except ImplSpecError:
+        name, sep, _ = str(impl).strip().partition("=")
+        return name if sep and LABEL_RE.fullmatch(name) else str(impl).strip()
 
 
 def impl_label(impl: str) -> str:
     """What a report or the progress line calls ``impl`` (a spec as recorded
     in results.json); a spec no registered kind reads (an older results
     file) is shown as it is.  At most ``LABEL_WIDTH`` characters."""
-    try:
-        label = full_label(parse_impl(impl))
-    except ImplSpecError:
-        label = str(impl).strip()
+    return shorten_label(spec_label(impl))
+
+
+def shorten_label(label: str) -> str:
+    """A label cut to ``LABEL_WIDTH`` characters for a report or a progress line."""
     return label if len(label) <= LABEL_WIDTH else label[:LABEL_WIDTH - 3] + "..."
 
 
